@@ -1,0 +1,1 @@
+"""Agents: routing, sessions, transcripts, workspace and the run queue."""

@@ -1,0 +1,155 @@
+"""Command line: `python -m gateway [run] [flags]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from gateway import __version__, logs
+from gateway.settings import AUTH_MODES, BIND_MODES, LOOPBACK_HOSTS, Flags, StartupError
+
+log = logging.getLogger("gateway")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # Bad flags exit 1 with one line, like the reference (argparse would exit 2 with usage).
+        self.exit(1, f"{self.prog}: {message}\n")
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(
+            "Invalid --port. Use a port number from 1 to 65535, for example 18789."
+        )
+    return port
+
+
+def _choice(flag: str, allowed: Sequence[str]):  # type: ignore[no-untyped-def]
+    quoted = ", ".join(f'"{a}"' for a in allowed[:-1]) + f', or "{allowed[-1]}"'
+
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise argparse.ArgumentTypeError(f"Invalid {flag}. Use {quoted}.")
+        return value
+
+    return check
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m gateway", description="Run the clawgate gateway.")
+    parser.add_argument("--version", action="version", version=f"clawgate {__version__}")
+    parser.add_argument("--port", type=_port, help="listen port (HTTP and WebSocket)")
+    parser.add_argument("--bind", type=_choice("--bind", BIND_MODES), help="loopback | lan | auto")
+    parser.add_argument(
+        "--allow-unconfigured",
+        action="store_true",
+        help="start without a config file or without gateway.mode=local",
+    )
+    parser.add_argument("--token", help="shared gateway token (prefer OPENCLAW_GATEWAY_TOKEN)")
+    parser.add_argument(
+        "--password", help="shared gateway password (prefer OPENCLAW_GATEWAY_PASSWORD)"
+    )
+    parser.add_argument(
+        "--auth", type=_choice("--auth", AUTH_MODES), help="none | token | password"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="stop whatever listens on the port first"
+    )
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--log-level", choices=sorted(logs.LEVELS), help="log level (default info)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    # `gateway run` and `run` are the same foreground command as no subcommand.
+    if args[:1] == ["gateway"]:
+        args = args[1:]
+    if args[:1] == ["run"]:
+        args = args[1:]
+    ns = build_parser().parse_args(args)
+    flags = Flags(
+        port=ns.port,
+        bind=ns.bind,
+        token=ns.token,
+        password=ns.password,
+        auth=ns.auth,
+        allow_unconfigured=ns.allow_unconfigured,
+        force=ns.force,
+        verbose=ns.verbose,
+    )
+    level = "debug" if ns.verbose else ns.log_level or os.environ.get("OPENCLAW_LOG_LEVEL", "info")
+    logs.setup(level)
+    try:
+        return run(flags)
+    except StartupError as exc:
+        for line in exc.lines:
+            print(line, file=sys.stderr)
+        return exc.exit_code
+
+
+def run(flags: Flags) -> int:
+    from gateway.assembly import build_gateway, primary_model
+    from gateway.lock import StateLock
+    from gateway.portfree import free_port
+    from gateway.server import (
+        bind_socket,
+        load_for_startup,
+        register_secrets,
+        resolve_settings,
+        serve,
+    )
+
+    env = os.environ
+    log.info("loading configuration…")
+    loaded = load_for_startup(flags, env)
+    for warning in loaded.warnings:
+        log.warning(warning)
+    log.info("resolving authentication…")
+    settings = resolve_settings(flags, loaded, env)
+    register_secrets(loaded, settings, env)
+    for note in settings.auth.notes:
+        log.warning(note)
+    log.info("starting...")
+    if settings.seeded_origins:
+        log.info(
+            "seeded gateway.controlUi.allowedOrigins %s for bind=%s (this run only, config not"
+            " written); add other origins to gateway.controlUi.allowedOrigins if needed.",
+            settings.seeded_origins,
+            settings.bind,
+        )
+    lock = StateLock(settings.state_dir, settings.config_path, settings.port)
+    lock.acquire()
+    try:
+        if settings.auth.generated:
+            token_file = lock.dir / "runtime-token"
+            fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(settings.auth.token or "")
+            log.warning(
+                "the generated runtime token is in %s (readable by this user only)", token_file
+            )
+        if flags.force:
+            free_port(settings.host, settings.port)
+        sock = bind_socket(settings.host, settings.port)
+        log.info("starting HTTP server...")
+        if settings.host not in LOOPBACK_HOSTS:
+            log.warning(
+                "⚠️  Gateway is binding to a non-loopback address. Ensure authentication is"
+                " configured before exposing it to public networks."
+            )
+        log.info("agent model: %s", primary_model(loaded))
+        gateway = build_gateway(settings, loaded)
+        return asyncio.run(serve(gateway, sock))
+    finally:
+        lock.release()

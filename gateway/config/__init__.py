@@ -1,0 +1,1 @@
+"""Configuration: file location, JSON5 parsing, validation, secrets."""

@@ -1,0 +1,33 @@
+"""Typed configuration errors with the reference's report format."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    path: str  # dotted path, "" for the root
+    message: str
+    line: int | None = None
+
+    def render(self, file_name: str) -> str:
+        where = self.path or "<root>"
+        if self.line is not None:
+            return f"{file_name}:{self.line} — {where}: {self.message}"
+        return f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The config file cannot be used; `lines()` is what an operator needs to fix it."""
+
+    def __init__(self, path: Path, issues: list[ConfigIssue]) -> None:
+        self.path = path
+        self.issues = issues
+        super().__init__(
+            f"invalid config at {path}: " + "; ".join(i.render(path.name) for i in issues)
+        )
+
+    def lines(self) -> list[str]:
+        return [issue.render(self.path.name) for issue in self.issues]

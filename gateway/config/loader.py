@@ -1,0 +1,308 @@
+"""Read, substitute, validate and normalise the config file into an `OpenClawConfig`."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import json5
+from pydantic import ValidationError
+
+from gateway.agents.ids import normalize_agent_id
+from gateway.config.envsubst import substitute
+from gateway.config.errors import ConfigError, ConfigIssue
+from gateway.config.locate import format_path, key_lines
+from gateway.config.models import UNMODELLED_SECTIONS, OpenClawConfig
+
+MAX_CONFIG_BYTES = 2 * 1024 * 1024
+
+
+@dataclass
+class LoadedConfig:
+    path: Path
+    exists: bool
+    config: OpenClawConfig
+    raw: str = ""
+    hash: str = ""
+    warnings: list[str] = field(default_factory=list)
+    # env.vars entries the process env lacked; the caller applies them (never overriding).
+    env_vars: dict[str, str] = field(default_factory=dict)
+
+
+def content_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def read_config_text(path: Path) -> str | None:
+    """The file's text, or None when absent. Anything but a regular file is an error."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigError(path, [ConfigIssue("", f"cannot read config: {exc.strerror}")]) from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(path, [ConfigIssue("", "config must be a regular file")])
+    if st.st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            path, [ConfigIssue("", f"config is larger than {MAX_CONFIG_BYTES} bytes")]
+        )
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, [ConfigIssue("", f"cannot read config: {exc}")]) from exc
+
+
+def parse_json5(path: Path, raw: str) -> dict[str, Any]:
+    try:
+        data = json5.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(path, [ConfigIssue("", f"JSON5 parse failed: {exc}")]) from exc
+    except RecursionError as exc:
+        raise ConfigError(path, [ConfigIssue("", "JSON5 parse failed: nesting too deep")]) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(path, [ConfigIssue("", "config must be a JSON5 object at the top level")])
+    return data
+
+
+def load_config(path: Path, env: Mapping[str, str] | None = None) -> LoadedConfig:
+    env = os.environ if env is None else env
+    raw = read_config_text(path)
+    if raw is None:
+        return LoadedConfig(path=path, exists=False, config=OpenClawConfig.model_validate({}))
+    return validate_text(path, raw, env)
+
+
+def validate_text(path: Path, raw: str, env: Mapping[str, str] | None = None) -> LoadedConfig:
+    """Validate config text as if it were the file at `path` (also used before writes)."""
+    env = os.environ if env is None else env
+    data = parse_json5(path, raw)
+    lines = key_lines(raw)
+    warnings: list[str] = []
+
+    issues: list[ConfigIssue] = []
+    for key in data:
+        if key in UNMODELLED_SECTIONS:
+            warnings.append(f"config section {key!r} is not supported yet and is ignored")
+        elif key not in OpenClawConfig.model_fields and key not in _ROOT_ALIASES:
+            issues.append(ConfigIssue("", f'Unrecognized key: "{key}"', lines.get(key)))
+    if issues:
+        raise ConfigError(path, issues)
+    modelled = {k: v for k, v in data.items() if k not in UNMODELLED_SECTIONS}
+
+    env_vars = _env_vars(modelled.get("env"), env)
+    missing: set[str] = set()
+    merged_env = {**env_vars, **env}
+    modelled = substitute(modelled, merged_env, missing)
+    for name in sorted(missing):
+        warnings.append(f"config references ${{{name}}} but it is not set; the text is kept as is")
+
+    try:
+        config = OpenClawConfig.model_validate(modelled)
+    except ValidationError as exc:
+        raise ConfigError(path, _issues_from(exc, modelled, lines)) from exc
+
+    semantic = _normalise_and_check(config, lines, warnings)
+    if semantic:
+        raise ConfigError(path, semantic)
+    return LoadedConfig(
+        path=path,
+        exists=True,
+        config=config,
+        raw=raw,
+        hash=content_hash(raw),
+        warnings=warnings,
+        env_vars={k: v for k, v in env_vars.items() if k not in env},
+    )
+
+
+_ROOT_ALIASES = {"$schema"}
+
+
+def _env_vars(section: Any, env: Mapping[str, str]) -> dict[str, str]:
+    if not isinstance(section, dict):
+        return {}
+    out: dict[str, str] = {}
+    inline = {k: v for k, v in section.items() if k not in ("vars", "shellEnv")}
+    for source in (section.get("vars"), inline):
+        if isinstance(source, dict):
+            for key, value in source.items():
+                if isinstance(value, str) and key not in env:
+                    out.setdefault(key, value)
+    return out
+
+
+def _issues_from(
+    exc: ValidationError, data: dict[str, Any], lines: dict[str, int]
+) -> list[ConfigIssue]:
+    merged: dict[tuple[str, str], list[str]] = {}
+    order: list[tuple[str, str]] = []
+    for err in exc.errors(include_url=False):
+        parts = _data_path(err["loc"], data)
+        kind = err["type"]
+        if kind == "extra_forbidden" and parts:
+            key = str(parts[-1])
+            where, msg = format_path(tuple(parts[:-1])), f'Unrecognized key: "{key}"'
+            line_key = format_path(tuple(parts))
+        else:
+            where = format_path(tuple(parts))
+            msg = str(err["msg"])
+            if (
+                kind not in ("missing",)
+                and "input" in err
+                and not isinstance(err["input"], dict | list)
+            ):
+                msg += f", got: {_short(err['input'])}"
+            line_key = where
+        slot = (where, line_key)
+        if slot not in merged:
+            merged[slot] = []
+            order.append(slot)
+        if msg not in merged[slot]:
+            merged[slot].append(msg)
+    return [
+        ConfigIssue(where, " or ".join(merged[(where, lk)]), _line_for(lk, lines))
+        for where, lk in order
+    ]
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if not isinstance(value, str) else f'"{value}"'
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _data_path(loc: tuple[int | str, ...], data: Any) -> list[str | int]:
+    """Drop pydantic's union/type tags from a location, keeping only real data keys."""
+    parts: list[str | int] = []
+    node = data
+    for index, item in enumerate(loc):
+        last = index == len(loc) - 1
+        if isinstance(node, dict) and isinstance(item, str) and item in node:
+            parts.append(item)
+            node = node[item]
+        elif isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node):
+            parts.append(item)
+            node = node[item]
+        elif last and isinstance(node, dict) and isinstance(item, str) and not _is_tag(item):
+            parts.append(item)  # a missing or unknown key
+            node = None
+    return parts
+
+
+def _is_tag(item: str) -> bool:
+    return item[:1].isupper() or "[" in item or item in {"str", "int", "bool", "float", "list"}
+
+
+def _line_for(path: str, lines: dict[str, int]) -> int | None:
+    while path:
+        if path in lines:
+            return lines[path]
+        cut = max(path.rfind("."), path.rfind("["))
+        path = path[:cut] if cut > 0 else ""
+    return None
+
+
+def _normalise_and_check(
+    config: OpenClawConfig, lines: dict[str, int], warnings: list[str]
+) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    agents = config.agents
+
+    # Legacy roster: `agents.list` becomes keyed `agents.entries`.
+    if agents.list_ is not None:
+        for index, entry in enumerate(agents.list_):
+            if not entry.id:
+                where = f"agents.list[{index}].id"
+                issues.append(ConfigIssue(where, "Required", _line_for(where, lines)))
+                continue
+            agent_id = normalize_agent_id(entry.id)
+            if agent_id in agents.entries:
+                where = f"agents.list[{index}].id"
+                issues.append(
+                    ConfigIssue(where, f'duplicate agent id "{agent_id}"', _line_for(where, lines))
+                )
+                continue
+            agents.entries[agent_id] = entry.model_copy(update={"id": None})
+        warnings.append("Moved agents.list to keyed agents.entries (in memory; file unchanged).")
+        agents.list_ = None
+    else:
+        renamed = {normalize_agent_id(k): v for k, v in agents.entries.items()}
+        agents.entries = renamed
+
+    defaults = [aid for aid, e in agents.entries.items() if e.default]
+    if defaults:
+        warnings.append(
+            "agents.entries.*.default is a retired marker; it still selects the default agent."
+        )
+    if len(defaults) > 1:
+        issues.append(
+            ConfigIssue(
+                "agents.entries",
+                f"agents.entries must contain at most one default=true entry (found {len(defaults)})",
+                _line_for("agents", lines),
+            )
+        )
+    if agents.ownership == "explicit" and defaults:
+        issues.append(
+            ConfigIssue(
+                "agents.ownership",
+                'agents.ownership="explicit" cannot be combined with a legacy default=true marker',
+                _line_for("agents.ownership", lines),
+            )
+        )
+    if len(agents.entries) > 1 and not defaults and agents.ownership is None:
+        issues.append(
+            ConfigIssue(
+                "agents.ownership",
+                'a roster of several agents needs agents.ownership="explicit" or one agent with default=true',
+                _line_for("agents", lines),
+            )
+        )
+    known = set(agents.entries) or {"main"}
+    for index, binding in enumerate(config.bindings):
+        agent_id = normalize_agent_id(binding.agent_id)
+        if agent_id not in known:
+            where = f"bindings[{index}].agentId"
+            issues.append(
+                ConfigIssue(
+                    where,
+                    f'Unknown agent id "{binding.agent_id}" (not in agents.entries)',
+                    _line_for(where, lines),
+                )
+            )
+
+    discord = config.channels.discord
+    if discord is not None:
+        for gid, guild in discord.guilds.items():
+            for cid, channel in guild.channels.items():
+                if channel.allow is not None:
+                    warnings.append(
+                        f"channels.discord.guilds.{gid}.channels.{cid}.allow is a legacy key;"
+                        " treated as `enabled` (rename it to silence this warning)"
+                    )
+                    if channel.enabled is None:
+                        channel.enabled = channel.allow
+    for name in ("discord", "telegram"):
+        channel_cfg = getattr(config.channels, name)
+        if channel_cfg is None:
+            continue
+        allow = [str(v) for v in channel_cfg.allow_from]
+        if channel_cfg.dm_policy == "open" and "*" not in allow:
+            warnings.append(
+                f'channels.{name}.dmPolicy="open" but channels.{name}.allowFrom does not include "*";'
+                " all DMs will be dropped."
+            )
+        if channel_cfg.dm_policy == "allowlist" and not allow:
+            warnings.append(
+                f'channels.{name}.dmPolicy="allowlist" but channels.{name}.allowFrom is empty;'
+                " all DMs will be dropped."
+            )
+    for key, value in config.channels.model_extra.items() if config.channels.model_extra else []:
+        del value
+        warnings.append(f"channel {key!r} is not built into this gateway and is ignored")
+    return issues

@@ -1,0 +1,1 @@
+"""The OpenClaw gateway wire protocol v4: frame shapes, errors, scopes."""

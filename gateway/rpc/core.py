@@ -1,0 +1,87 @@
+"""Core methods: `health` and `status`."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from gateway.protocol.scopes import READ
+from gateway.rpc.registry import CallContext, EmptyParams, method
+
+if TYPE_CHECKING:
+    from gateway.runtime import Gateway
+
+
+def _agent_sessions(gateway: Gateway) -> list[dict[str, Any]]:
+    """Per-agent session summaries from the agents service when it runs, else the roster."""
+    summarize = gateway.extensions.get("agents.summary")
+    if summarize is not None:
+        result: list[dict[str, Any]] = summarize()
+        return result
+    config = gateway.loaded.config
+    ids = list(config.agents.entries) or ["main"]
+    default = next((i for i, e in config.agents.entries.items() if e.default), ids[0])
+    return [
+        {"agentId": i, "isDefault": i == default, "sessions": {"count": 0, "recent": []}}
+        for i in ids
+    ]
+
+
+def _channels(gateway: Gateway) -> dict[str, Any]:
+    summary = gateway.extensions.get("channels.health")
+    if summary is not None:
+        result: dict[str, Any] = summary()
+        return result
+    return {"channels": {}, "channelOrder": [], "channelLabels": {}}
+
+
+async def health_payload(gateway: Gateway) -> dict[str, Any]:
+    started = time.perf_counter()
+    agents = _agent_sessions(gateway)
+    recent: list[Any] = []
+    count = 0
+    for agent in agents:
+        count += agent["sessions"]["count"]
+        recent.extend(agent["sessions"]["recent"])
+    recent.sort(key=lambda s: s.get("updatedAt") or 0, reverse=True)
+    default = next((a["agentId"] for a in agents if a["isDefault"]), agents[0]["agentId"])
+    return {
+        "ok": True,
+        "ts": int(time.time() * 1000),
+        "durationMs": int((time.perf_counter() - started) * 1000),
+        **_channels(gateway),
+        "defaultAgentId": default,
+        "agents": agents,
+        "sessions": {"count": count, "recent": recent[:10]},
+    }
+
+
+@method("health", scope=READ)
+async def health(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
+    return await health_payload(ctx.gateway)
+
+
+@method("status", scope=READ)
+async def status(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
+    gateway = ctx.gateway
+    snapshot = await health_payload(gateway)
+    settings = gateway.settings
+    summarize_channels = gateway.extensions.get("channels.summary")
+    return {
+        "runtimeVersion": gateway.version,
+        "uptimeMs": gateway.uptime_ms,
+        "phase": gateway.phase,
+        "gateway": {
+            "bind": settings.bind,
+            "host": settings.host,
+            "port": settings.port,
+            "authMode": settings.auth.mode,
+        },
+        "channelSummary": summarize_channels() if summarize_channels else [],
+        "sessions": {
+            "count": snapshot["sessions"]["count"],
+            "recent": snapshot["sessions"]["recent"],
+            "byAgent": [{"agentId": a["agentId"], **a["sessions"]} for a in snapshot["agents"]],
+        },
+        "connections": len(gateway.connections),
+    }

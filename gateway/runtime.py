@@ -1,0 +1,139 @@
+"""The running gateway: settings, config, lifecycle phase, live connections, services."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from gateway import __version__
+from gateway.auth import FailedAuthLimiter
+from gateway.config.loader import LoadedConfig
+from gateway.protocol.frames import TICK_INTERVAL_MS
+from gateway.rpc.registry import Registry, registry
+from gateway.settings import RuntimeSettings
+
+if TYPE_CHECKING:
+    from gateway.ws.connection import Connection
+
+log = logging.getLogger("gateway")
+
+EVENTS = [
+    "connect.challenge",
+    "tick",
+    "health",
+    "presence",
+    "chat",
+    "sessions.changed",
+    "shutdown",
+]
+
+
+@dataclass
+class Service:
+    """Something with a lifetime tied to the gateway's (channels, agent runner...)."""
+
+    name: str
+    start: Callable[[], Awaitable[None]]
+    stop: Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Gateway:
+    settings: RuntimeSettings
+    loaded: LoadedConfig
+    registry: Registry = field(default_factory=lambda: registry)
+    version: str = __version__
+    boot_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    instance_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    phase: str = "starting"  # starting -> started -> draining
+    started_monotonic: float = field(default_factory=time.monotonic)
+    connections: set[Connection] = field(default_factory=set)
+    services: list[Service] = field(default_factory=list)
+    # Extension points filled by subsystems (agents, channels) as they start.
+    extensions: dict[str, Any] = field(default_factory=dict)
+    limiter: FailedAuthLimiter = field(default_factory=FailedAuthLimiter)
+    _tick_task: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        rate = self.loaded.config.gateway.auth.rate_limit
+        self.limiter = FailedAuthLimiter(
+            max_attempts=rate.max_attempts,
+            window_s=rate.window_ms / 1000,
+            lockout_s=rate.lockout_ms / 1000,
+            exempt_loopback=rate.exempt_loopback,
+        )
+
+    @property
+    def uptime_ms(self) -> int:
+        return int((time.monotonic() - self.started_monotonic) * 1000)
+
+    @property
+    def trusted_proxies(self) -> frozenset[str]:
+        return frozenset(self.loaded.config.gateway.trusted_proxies)
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for service in self.services:
+            try:
+                await service.start()
+            except Exception:
+                # One broken subsystem must not keep the gateway (and its health checks) down.
+                log.exception("%s failed to start", service.name)
+        self._tick_task = asyncio.create_task(self._ticker(), name="gateway-tick")
+        self.phase = "started"
+
+    async def drain(self, reason: str = "gateway stopping") -> None:
+        """Stop taking work, tell clients, close their sockets, stop services."""
+        self.phase = "draining"
+        if self._tick_task is not None:
+            self._tick_task.cancel()
+        for conn in list(self.connections):
+            conn.send_event("shutdown", {"reason": reason})
+        await asyncio.gather(
+            *(conn.close(1012, "service restart") for conn in list(self.connections)),
+            return_exceptions=True,
+        )
+        for service in reversed(self.services):
+            try:
+                await service.stop()
+            except Exception:
+                log.exception("%s failed to stop cleanly", service.name)
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_INTERVAL_MS / 1000)
+            self.broadcast("tick", {"ts": int(time.time() * 1000)})
+
+    # --- events ----------------------------------------------------------------------------
+
+    def broadcast(self, name: str, payload: Any) -> None:
+        for conn in list(self.connections):
+            conn.send_event(name, payload)
+
+    def presence(self) -> list[dict[str, Any]]:
+        now = int(time.time() * 1000)
+        host = socket.gethostname()
+        entries = [
+            {
+                "host": host,
+                "version": self.version,
+                "platform": f"{os.uname().sysname.lower()} {os.uname().release}",
+                "mode": "gateway",
+                "reason": "self",
+                "instanceId": self.instance_id,
+                "text": f"Gateway: {host} · clawgate {self.version}",
+                "ts": now,
+            }
+        ]
+        for conn in self.connections:
+            if conn.client is not None:
+                entries.append(conn.presence_entry())
+        return entries

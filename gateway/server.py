@@ -1,0 +1,241 @@
+"""Startup guards in order, the listening socket, and graceful shutdown in one place."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import uvicorn
+
+from gateway.config.errors import ConfigError
+from gateway.config.loader import LoadedConfig, load_config, parse_json5, read_config_text
+from gateway.config.models import OpenClawConfig
+from gateway.logs import scrubber
+from gateway.paths import config_path, state_dir
+from gateway.protocol.frames import MAX_PAYLOAD_BYTES
+from gateway.settings import (
+    EX_CONFIG,
+    Flags,
+    RuntimeSettings,
+    StartupError,
+    is_container,
+    resolve_auth,
+    resolve_bind,
+    resolve_port,
+    seed_origins,
+)
+
+log = logging.getLogger("gateway")
+shutdown_log = logging.getLogger("shutdown")
+
+BIND_ATTEMPTS = 20
+BIND_RETRY_S = 0.5
+
+
+def _mode_guard(flags: Flags, path: Any) -> None:
+    """Refuse to run on a missing or suspicious config unless --allow-unconfigured (config.md §6.3)."""
+    if flags.allow_unconfigured:
+        return
+    raw = read_config_text(path)
+    if raw is None:
+        raise StartupError(
+            EX_CONFIG,
+            f'Missing config at {path}. Create it with gateway.mode set to "local", or pass'
+            " --allow-unconfigured to start on defaults.",
+        )
+    try:
+        mode = parse_json5(path, raw).get("gateway", {}).get("mode")
+    except (ConfigError, AttributeError):
+        mode = None
+    if mode is None:
+        raise StartupError(
+            EX_CONFIG,
+            "Gateway start blocked: the existing config has no gateway.mode, which suggests it was"
+            ' clobbered. Set gateway.mode to "local", or pass --allow-unconfigured.',
+        )
+    if mode != "local":
+        raise StartupError(
+            EX_CONFIG,
+            f"Gateway start blocked: set gateway.mode=local (current: {mode}) or pass"
+            " --allow-unconfigured.",
+        )
+
+
+def load_for_startup(flags: Flags, env: Mapping[str, str]) -> LoadedConfig:
+    path = config_path(env)
+    try:
+        _mode_guard(flags, path)
+        loaded = load_config(path, env)
+    except ConfigError as exc:
+        raise StartupError(
+            EX_CONFIG,
+            f"Gateway failed to start: Invalid config at {exc.path}:",
+            *exc.lines(),
+            "Fix the lines above, then start the gateway again.",
+        ) from exc
+    for key, value in loaded.env_vars.items():
+        os.environ.setdefault(key, value)
+    return loaded
+
+
+def resolve_settings(flags: Flags, loaded: LoadedConfig, env: Mapping[str, str]) -> RuntimeSettings:
+    config: OpenClawConfig = loaded.config
+    container = is_container(env)
+    port = resolve_port(flags, config, env)
+    bind, host = resolve_bind(flags, config, container)
+    auth = resolve_auth(flags, config, env, host, bind, container)
+    allowed, seeded = seed_origins(config, host, port)
+    return RuntimeSettings(
+        port=port,
+        bind=bind,
+        host=host,
+        auth=auth,
+        container=container,
+        allowed_origins=allowed,
+        seeded_origins=seeded,
+        state_dir=state_dir(env),
+        config_path=loaded.path,
+    )
+
+
+def bind_socket(host: str, port: int, attempts: int = BIND_ATTEMPTS) -> socket.socket:
+    """Bind with retries to ride out a restarting previous owner, then fail with exit 1."""
+    last: OSError | None = None
+    for attempt in range(attempts):
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        # Linux never lets two sockets LISTEN on one port with SO_REUSEADDR; it only skips
+        # TIME_WAIT leftovers, which is what makes a restart after SIGKILL immediate.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+            sock.listen(2048)
+            sock.set_inheritable(True)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last = exc
+            if exc.errno != errno.EADDRINUSE:
+                break
+            if attempt == 0:
+                log.warning(
+                    "port %d is busy; retrying for up to %.0fs", port, attempts * BIND_RETRY_S
+                )
+            time.sleep(BIND_RETRY_S)
+    assert last is not None
+    if last.errno == errno.EADDRINUSE:
+        raise StartupError(
+            1,
+            f"Gateway failed to start: another process is already listening on ws://{host}:{port}"
+            " (address already in use).",
+            f"Port {port} is already in use. Stop the other process, pass --force, or choose another --port.",
+        )
+    raise StartupError(1, f"failed to bind gateway socket on ws://{host}:{port}: {last.strerror}")
+
+
+class _Server(uvicorn.Server):
+    # We handle signals ourselves so shutdown drains first and the process exits 0.
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[no-untyped-def]
+        yield
+
+
+def make_server(gateway: Any, drain_timeout_s: float = 10.0) -> uvicorn.Server:
+    """The uvicorn server for our app; signals are left to the caller."""
+    from gateway.web import create_app
+
+    config = uvicorn.Config(
+        create_app(gateway),
+        ws="websockets-sansio",
+        ws_max_size=MAX_PAYLOAD_BYTES,
+        ws_per_message_deflate=False,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=max(1, int(drain_timeout_s)),
+    )
+    return _Server(config)
+
+
+async def serve(gateway: Any, sock: socket.socket, drain_timeout_s: float = 10.0) -> int:
+    server = make_server(gateway, drain_timeout_s)
+    loop = asyncio.get_running_loop()
+    stopping: dict[str, float] = {}
+    stopping_tasks: set[asyncio.Task[None]] = set()
+
+    def on_signal(signum: int) -> None:
+        name = signal.Signals(signum).name
+        if stopping:
+            server.force_exit = True
+            return
+        stopping["at"] = time.monotonic()
+        log.info("received %s; shutting down", name)
+        drain = loop.create_task(_drain_then_exit(gateway, server, drain_timeout_s))
+        stopping_tasks.add(drain)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+    settings = gateway.settings
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    # uvicorn exposes a started flag, not an event.
+    while not server.started and not task.done():  # noqa: ASYNC110
+        await asyncio.sleep(0.005)
+    if server.started:
+        log.info("listening on ws://%s:%d (PID %d)", settings.host, settings.port, os.getpid())
+        log.info("ready")
+    await task
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(signum)
+    if not server.started:
+        return 1
+    if stopping:
+        shutdown_log.info(
+            "completed cleanly in %dms", int((time.monotonic() - stopping["at"]) * 1000)
+        )
+    return 0
+
+
+async def _drain_then_exit(gateway: Any, server: uvicorn.Server, timeout_s: float) -> None:
+    try:
+        await asyncio.wait_for(gateway.drain("gateway stopping"), timeout_s)
+    except TimeoutError:
+        log.warning("drain took longer than %.0fs; stopping anyway", timeout_s)
+    except Exception:
+        log.exception("drain failed; stopping anyway")
+    server.should_exit = True
+
+
+def register_secrets(
+    loaded: LoadedConfig, settings: RuntimeSettings, env: Mapping[str, str]
+) -> None:
+    """Every secret we know of is masked in every log line from here on."""
+    scrubber.add(settings.auth.token)
+    scrubber.add(settings.auth.password)
+    for name in (
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_OAUTH_TOKEN",
+        "OPENAI_API_KEY",
+        "DISCORD_BOT_TOKEN",
+        "TELEGRAM_BOT_TOKEN",
+        "OPENCLAW_GATEWAY_TOKEN",
+        "OPENCLAW_GATEWAY_PASSWORD",
+    ):
+        scrubber.add(env.get(name))
+    config = loaded.config
+    for provider in config.models.providers.values():
+        if isinstance(provider.api_key, str):
+            scrubber.add(provider.api_key)
+    if config.channels.discord and isinstance(config.channels.discord.token, str):
+        scrubber.add(config.channels.discord.token)
+    if config.channels.telegram and isinstance(config.channels.telegram.bot_token, str):
+        scrubber.add(config.channels.telegram.bot_token)

@@ -1,0 +1,1 @@
+"""The Control UI: static files served by the gateway."""

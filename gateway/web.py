@@ -1,0 +1,135 @@
+"""The ASGI app: health endpoints, the Control UI's static files and the WebSocket gateway."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import (
+    FileResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from gateway.auth import client_address
+from gateway.runtime import Gateway
+from gateway.ws.connection import Connection
+
+log = logging.getLogger("gateway")
+
+STATIC_DIR = Path(__file__).parent / "ui" / "static"
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self' ws: wss:",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+UI_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+def create_app(gateway: Gateway, static_dir: Path = STATIC_DIR) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await gateway.start()
+        yield
+        if gateway.phase != "draining":
+            await gateway.drain()
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"ok": True, "status": "live"})
+
+    async def startupz(request: Request) -> Response:
+        body: dict[str, Any] = {
+            "ok": gateway.phase == "started",
+            "status": gateway.phase,
+            "version": gateway.version,
+            "uptimeMs": gateway.uptime_ms,
+        }
+        if gateway.phase == "starting":
+            body["pendingReason"] = "startup-sidecars"
+        return JSONResponse(body, status_code=200 if gateway.phase == "started" else 503)
+
+    async def readyz(request: Request) -> Response:
+        failing_fn = gateway.extensions.get("channels.failing")
+        failing: list[str] = list(failing_fn()) if failing_fn else []
+        if gateway.phase != "started":
+            failing.insert(0, f"gateway:{gateway.phase}")
+        body = {"ready": not failing, "failing": failing, "uptimeMs": gateway.uptime_ms}
+        return JSONResponse(body, status_code=200 if not failing else 503)
+
+    async def websocket(ws: WebSocket) -> None:
+        peer = ws.client.host if ws.client else None
+        address = client_address(peer, ws.headers.get("x-forwarded-for"), gateway.trusted_proxies)
+        await Connection(gateway, ws, address, ws.headers.get("origin")).serve()
+
+    routes: list[BaseRoute] = []
+    for paths, endpoint in (
+        (("/healthz", "/health"), healthz),
+        (("/readyz", "/ready"), readyz),
+        (("/startupz", "/startup"), startupz),
+    ):
+        routes += [Route(p, endpoint, methods=["GET", "HEAD"]) for p in paths]
+    routes += _ui_routes(gateway, static_dir)
+    routes.append(WebSocketRoute("/{path:path}", websocket))
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _ui_routes(gateway: Gateway, static_dir: Path) -> list[BaseRoute]:
+    ui = gateway.loaded.config.gateway.control_ui
+    base = ui.base_path
+    root = static_dir.resolve()
+
+    async def not_found(request: Request) -> Response:
+        return PlainTextResponse("Not Found", status_code=404)
+
+    if not ui.enabled:
+        return [Route("/{path:path}", not_found, methods=["GET", "HEAD"])]
+
+    index_html = (root / "index.html").read_text(encoding="utf-8")
+    # A <base> lets the page's relative asset URLs work at any depth under the base path.
+    index_html = index_html.replace("<head>", f'<head>\n  <base href="{base}/">', 1)
+
+    async def serve(request: Request) -> Response:
+        rel = request.path_params.get("path", "")
+        target = (root / rel).resolve()
+        if rel and target.is_file() and target.is_relative_to(root):
+            return FileResponse(target, headers=UI_HEADERS)
+        return Response(
+            index_html,
+            media_type="text/html; charset=utf-8",
+            headers={**UI_HEADERS, "Cache-Control": "no-cache"},
+        )
+
+    if not base:
+        return [Route("/{path:path}", serve, methods=["GET", "HEAD"])]
+
+    async def to_base(request: Request) -> Response:
+        return RedirectResponse(f"{base}/", status_code=302)
+
+    return [
+        Route(base, to_base, methods=["GET", "HEAD"]),
+        Route(base + "/{path:path}", serve, methods=["GET", "HEAD"]),
+        Route("/{path:path}", not_found, methods=["GET", "HEAD"]),
+    ]

@@ -1,0 +1,317 @@
+"""One WebSocket client: an explicit state machine over the protocol's frames.
+
+awaiting-connect --connect ok--> open --close/disconnect--> closed
+A bad frame only ever affects its own connection; handler crashes become error responses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from gateway.auth import CLOSE_POLICY
+from gateway.protocol import scopes as sc
+from gateway.protocol.errors import FORBIDDEN, INVALID_REQUEST, UNAVAILABLE, RpcError
+from gateway.protocol.frames import (
+    MAX_BUFFERED_BYTES,
+    PRE_CONNECT_MAX_BYTES,
+    ClientInfo,
+    event,
+    parse_request,
+    response_error,
+    response_ok,
+)
+from gateway.rpc.registry import CallContext
+from gateway.ws.handshake import admit, hello_ok
+
+if TYPE_CHECKING:
+    from gateway.runtime import Gateway
+
+log = logging.getLogger("gateway.ws")
+
+HANDSHAKE_TIMEOUT_S = 10.0
+MAX_IN_FLIGHT = 64
+CLOSE_NORMAL = 1000
+CLOSE_UNSUPPORTED = 1003
+CLOSE_INVALID_DATA = 1007
+CLOSE_TOO_BIG = 1009
+
+
+class _Close:
+    def __init__(self, code: int, reason: str) -> None:
+        self.code, self.reason = code, reason
+
+
+class Connection:
+    def __init__(self, gateway: Gateway, ws: WebSocket, address: str, origin: str | None) -> None:
+        self.gateway = gateway
+        self.ws = ws
+        self.address = address
+        self.origin = origin
+        self.id = str(uuid.uuid4())
+        self.state = "awaiting-connect"
+        self.client: ClientInfo | None = None
+        self.scopes: frozenset[str] = frozenset()
+        self.connected_at = 0
+        self._seq = 0
+        self._queue: asyncio.Queue[str | _Close] = asyncio.Queue()
+        self._buffered = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writer: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # --- outbound ----------------------------------------------------------------------------
+
+    def _enqueue(self, frame: dict[str, Any]) -> None:
+        if self._closing:
+            return
+        text = json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+        self._buffered += len(text)
+        if self._buffered > MAX_BUFFERED_BYTES:
+            # A client that doesn't read must not grow our memory without limit.
+            log.warning(
+                "closing connection %s: send buffer over %d bytes", self.id, MAX_BUFFERED_BYTES
+            )
+            self._start_close(CLOSE_POLICY, "slow consumer: send buffer full")
+            return
+        self._queue.put_nowait(text)
+
+    def send_event(self, name: str, payload: Any) -> None:
+        if self.state != "open":
+            return
+        self._seq += 1
+        self._enqueue(event(name, payload, self._seq))
+
+    def _start_close(self, code: int, reason: str) -> None:
+        if not self._closing:
+            self._closing = True
+            self._queue.put_nowait(_Close(code, reason[:120]))
+
+    async def close(self, code: int, reason: str) -> None:
+        self._start_close(code, reason)
+        if self._writer is not None:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(self._writer), 2.0)
+
+    async def _write_loop(self) -> None:
+        try:
+            while True:
+                item = await self._queue.get()
+                if isinstance(item, _Close):
+                    with contextlib.suppress(Exception):
+                        await self.ws.close(item.code, item.reason)
+                    return
+                self._buffered -= len(item)
+                await self.ws.send_text(item)
+        except Exception:
+            # The peer went away mid-send; the read loop sees the disconnect.
+            self._closing = True
+
+    # --- inbound -----------------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        await self.ws.accept()
+        self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.id}")
+        self.gateway.connections.add(self)
+        nonce = str(uuid.uuid4())
+        self._seq = 0
+        self._enqueue(event("connect.challenge", {"nonce": nonce, "ts": _now_ms()}))
+        deadline = time.monotonic() + HANDSHAKE_TIMEOUT_S
+        try:
+            while not self._closing:
+                timeout = deadline - time.monotonic() if self.state == "awaiting-connect" else None
+                if timeout is not None and timeout <= 0:
+                    self._start_close(CLOSE_POLICY, "handshake timeout")
+                    break
+                try:
+                    message = await asyncio.wait_for(self.ws.receive(), timeout)
+                except TimeoutError:
+                    self._start_close(CLOSE_POLICY, "handshake timeout")
+                    break
+                if message["type"] == "websocket.disconnect":
+                    break
+                text = message.get("text")
+                if text is None:
+                    self._start_close(CLOSE_UNSUPPORTED, "text frames only")
+                    break
+                await self._on_text(text)
+        except WebSocketDisconnect:
+            pass
+        except RuntimeError:
+            pass  # receive after the socket closed
+        finally:
+            await self._teardown()
+
+    async def _teardown(self) -> None:
+        # Lets the writer flush what is queued, then finish (it would otherwise wait forever).
+        self._start_close(CLOSE_NORMAL, "")
+        self.gateway.connections.discard(self)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._writer is not None:
+            with contextlib.suppress(asyncio.TimeoutError, Exception):
+                await asyncio.wait_for(self._writer, 1.0)
+            self._writer.cancel()
+        if self.state == "open":
+            self.state = "closed"
+            self.gateway.broadcast("presence", {"presence": self.gateway.presence()})
+        self.state = "closed"
+
+    async def _on_text(self, text: str) -> None:
+        if self.state == "awaiting-connect" and len(text.encode("utf-8")) > PRE_CONNECT_MAX_BYTES:
+            self._start_close(CLOSE_TOO_BIG, "frame too large before connect")
+            return
+        try:
+            frame = parse_request(text)
+        except RpcError as exc:
+            req_id = _salvage_id(text)
+            if req_id is not None:
+                self._enqueue(response_error(req_id, exc))
+            if self.state == "awaiting-connect":
+                self._start_close(CLOSE_POLICY, exc.message)
+            return
+        except (ValueError, RecursionError):
+            if self.state == "awaiting-connect":
+                self._start_close(CLOSE_INVALID_DATA, "invalid JSON")
+            else:
+                log.debug("connection %s sent a frame that is not JSON; ignored", self.id)
+            return
+
+        if self.state == "awaiting-connect":
+            await self._handshake(frame.id, frame.method, frame.params)
+            return
+        if frame.method == "connect":
+            self._enqueue(response_error(frame.id, RpcError(INVALID_REQUEST, "already connected")))
+            return
+        if len(self._tasks) >= MAX_IN_FLIGHT:
+            self._enqueue(
+                response_error(
+                    frame.id,
+                    RpcError(
+                        UNAVAILABLE,
+                        "too many requests in flight",
+                        retryable=True,
+                        retry_after_ms=100,
+                    ),
+                )
+            )
+            return
+        task = asyncio.create_task(self._dispatch(frame.id, frame.method, frame.params))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handshake(self, req_id: str, method: str, params: Any) -> None:
+        if method != "connect":
+            err = RpcError(
+                INVALID_REQUEST,
+                "invalid handshake: first request must be connect",
+                close_code=CLOSE_POLICY,
+            )
+            self._refuse(req_id, err)
+            return
+        if self.gateway.phase == "draining":
+            self._refuse(
+                req_id,
+                RpcError(
+                    UNAVAILABLE,
+                    "gateway is shutting down",
+                    retryable=True,
+                    retry_after_ms=1000,
+                    close_code=1012,
+                ),
+            )
+            return
+        try:
+            admitted = admit(self.gateway, params, self.address, self.origin)
+        except RpcError as exc:
+            if exc.details and str(exc.details.get("code", "")).startswith("AUTH_"):
+                log.warning("refused connect from %s: %s", self.address, exc.details["code"])
+            self._refuse(req_id, exc)
+            return
+        from gateway.rpc.core import health_payload
+
+        self.client = admitted.params.client
+        self.scopes = frozenset(admitted.scopes)
+        self.connected_at = _now_ms()
+        health = await health_payload(self.gateway)
+        self._enqueue(response_ok(req_id, hello_ok(self.gateway, admitted, self.id, health)))
+        self.state = "open"
+        self.send_event("health", health)
+        self.gateway.broadcast("presence", {"presence": self.gateway.presence()})
+
+    def _refuse(self, req_id: str, err: RpcError) -> None:
+        self._enqueue(response_error(req_id, err))
+        self._start_close(err.close_code or CLOSE_POLICY, err.message)
+
+    async def _dispatch(self, req_id: str, name: str, params: Any) -> None:
+        try:
+            result = await self.call(name, params)
+        except RpcError as exc:
+            self._enqueue(response_error(req_id, exc))
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("method %s failed", name)
+            self._enqueue(
+                response_error(
+                    req_id, RpcError(UNAVAILABLE, f"{name} failed unexpectedly", retryable=True)
+                )
+            )
+            return
+        self._enqueue(response_ok(req_id, result))
+
+    async def call(self, name: str, params: Any) -> Any:
+        spec = self.gateway.registry.get(name)
+        required = spec.scope if spec is not None else sc.ADMIN
+        if not sc.satisfies(self.scopes, required):
+            raise RpcError(
+                FORBIDDEN,
+                f"missing scope: {required}",
+                details={
+                    "code": "MISSING_SCOPE",
+                    "missingScope": required,
+                    "requiredScopes": [required],
+                },
+            )
+        if spec is None:
+            raise RpcError(INVALID_REQUEST, f"unknown method: {name}")
+        parsed = spec.parse(params)
+        return await spec.handler(CallContext(self.gateway, self), parsed)
+
+    def presence_entry(self) -> dict[str, Any]:
+        client = self.client
+        assert client is not None
+        return {
+            "host": client.display_name or client.id,
+            "ip": self.address,
+            "version": client.version,
+            "platform": client.platform,
+            "deviceFamily": client.device_family,
+            "mode": client.mode or client.id,
+            "reason": "connect",
+            "instanceId": client.instance_id or self.id,
+            "text": f"{client.id} {client.version} ({client.mode or 'client'})",
+            "ts": self.connected_at,
+        }
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _salvage_id(text: str) -> str | None:
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(data, dict) and isinstance(data.get("id"), str) and data["id"]:
+        return str(data["id"])[:256]
+    return None
