@@ -59,6 +59,7 @@ class Gateway:
     # Extension points filled by subsystems (agents, channels) as they start.
     extensions: dict[str, Any] = field(default_factory=dict)
     limiter: FailedAuthLimiter = field(default_factory=FailedAuthLimiter)
+    tick_interval_ms: int = TICK_INTERVAL_MS
     _tick_task: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
@@ -109,7 +110,7 @@ class Gateway:
 
     async def _ticker(self) -> None:
         while True:
-            await asyncio.sleep(TICK_INTERVAL_MS / 1000)
+            await asyncio.sleep(self.tick_interval_ms / 1000)
             self.broadcast("tick", {"ts": int(time.time() * 1000)})
 
     # --- events ----------------------------------------------------------------------------

@@ -14,7 +14,6 @@ from gateway.protocol.errors import INVALID_REQUEST, RpcError
 from gateway.protocol.frames import (
     MAX_BUFFERED_BYTES,
     MAX_PAYLOAD_BYTES,
-    TICK_INTERVAL_MS,
     ConnectParams,
     describe,
 )
@@ -98,7 +97,7 @@ def hello_ok(
         "policy": {
             "maxPayload": MAX_PAYLOAD_BYTES,
             "maxBufferedBytes": MAX_BUFFERED_BYTES,
-            "tickIntervalMs": TICK_INTERVAL_MS,
+            "tickIntervalMs": gateway.tick_interval_ms,
         },
     }
 

@@ -217,3 +217,19 @@ async def test_presence_and_shutdown_events(tmp_path: Path) -> None:
                 frames.append(await watcher.recv())
         assert any(f.get("event") == "shutdown" for f in frames)
         assert watcher.ws.close_code == 1012
+
+
+async def test_tick_events_follow_the_advertised_interval(tmp_path: Path) -> None:
+    async with live_gateway(tmp_path) as live:
+        live.gateway.tick_interval_ms = 50
+        live.gateway._tick_task.cancel()  # type: ignore[union-attr]
+        live.gateway._tick_task = asyncio.create_task(live.gateway._ticker())
+        async with connected(live) as client:
+            assert client.hello["policy"]["tickIntervalMs"] == 50  # type: ignore[attr-defined]
+            ticks = []
+            while len(ticks) < 2:
+                frame = await client.recv(2)
+                if frame.get("event") == "tick":
+                    ticks.append(frame)
+            assert ticks[0]["payload"]["ts"] <= ticks[1]["payload"]["ts"]
+            assert ticks[0]["seq"] < ticks[1]["seq"]
