@@ -1,0 +1,191 @@
+"""Core text commands answered without a model (agents.md §1 step 4, §6.1).
+
+Input is already-normalised text (platform syntax such as Telegram's `/cmd@bot` is
+stripped by the channel adapter). Reset triggers come from `session.resetTriggers`
+(case-insensitive, default `/new`, `/reset`); text after a trigger is kept and run as a
+normal turn after the reset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+DEFAULT_RESET_TRIGGERS: tuple[str, ...] = ("/new", "/reset")
+NEW_SESSION_REPLY = "✅ New session started."
+RESET_REPLY = "✅ Session reset."
+STOPPED_REPLY = "⏹️ Stopped."
+NOTHING_TO_STOP_REPLY = "Nothing is running right now."
+
+CommandName = Literal["new", "reset", "stop", "status", "model", "help"]
+_SIMPLE: dict[str, CommandName] = {
+    "/stop": "stop",
+    "/status": "status",
+    "/model": "model",
+    "/help": "help",
+}
+
+
+@dataclass(frozen=True)
+class Command:
+    """A recognised command; `args` is the text after it (stripped, original case)."""
+
+    name: CommandName
+    args: str = ""
+    trigger: str = ""
+
+    @property
+    def runs_turn_after(self) -> bool:
+        """`/new text…` / `/reset text…`: reset, then run the rest as a normal turn."""
+        return self.name in ("new", "reset") and bool(self.args)
+
+
+def _split_trigger(text: str, trigger: str) -> str | None:
+    """Remainder after `trigger` at the start of `text`, or None if it does not match."""
+    lowered, wanted = text.lower(), trigger.strip().lower()
+    if not wanted or not lowered.startswith(wanted):
+        return None
+    rest = text[len(wanted) :]
+    if rest and not rest[0].isspace():
+        return None  # `/newsletter` is not `/new`
+    return rest.strip()
+
+
+def parse_reset_trigger(
+    text: str, triggers: Sequence[str] = DEFAULT_RESET_TRIGGERS
+) -> Command | None:
+    """`/reset` resets in place; every other trigger starts a new session (like `/new`)."""
+    stripped = text.strip()
+    # Longest first so a trigger that prefixes another never shadows it.
+    for trigger in sorted(triggers, key=lambda t: len(t.strip()), reverse=True):
+        rest = _split_trigger(stripped, trigger)
+        if rest is None:
+            continue
+        name: CommandName = "reset" if trigger.strip().lower() == "/reset" else "new"
+        return Command(name=name, args=rest, trigger=trigger.strip().lower())
+    return None
+
+
+def parse_command(
+    text: str, reset_triggers: Sequence[str] = DEFAULT_RESET_TRIGGERS
+) -> Command | None:
+    """Recognise a core command; None means: a normal message for the model."""
+    reset = parse_reset_trigger(text, reset_triggers)
+    if reset is not None:
+        return reset
+    stripped = text.strip()
+    head, _, rest = stripped.partition(" ")
+    name = _SIMPLE.get(head.lower())
+    if name is None:
+        head, _, rest = stripped.partition("\n")
+        name = _SIMPLE.get(head.strip().lower())
+    if name is None:
+        return None
+    return Command(name=name, args=rest.strip(), trigger=head.strip().lower())
+
+
+def reset_reply(command: Command) -> str | None:
+    """Confirmation for a bare reset; None when the remainder runs as a model turn."""
+    if command.runs_turn_after:
+        return None
+    return RESET_REPLY if command.name == "reset" else NEW_SESSION_REPLY
+
+
+# --- /status ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatusFacts:
+    """What `/status` reports; gathered by the caller from the session row and runner."""
+
+    agent_id: str
+    session_key: str
+    model_ref: str
+    session_id: str | None = None
+    agent_name: str | None = None
+    fallbacks: Sequence[str] = ()
+    session_started_at: int | None = None  # epoch ms
+    updated_at: int | None = None
+    message_count: int = 0
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    queue_mode: str = "followup"
+    queued: int = 0
+    running: bool = False
+    version: str | None = None
+
+
+def _when(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def format_status(facts: StatusFacts) -> str:
+    title = "🦞 clawgate status" + (f" {facts.version}" if facts.version else "")
+    agent = facts.agent_id + (f" ({facts.agent_name})" if facts.agent_name else "")
+    model = facts.model_ref or "-"
+    if facts.fallbacks:
+        model += f" (fallbacks: {', '.join(facts.fallbacks)})"
+    lines = [
+        title,
+        f"Agent: {agent}",
+        f"Session: {facts.session_key}",
+        f"Session id: {facts.session_id or '-'} (started {_when(facts.session_started_at)})",
+        f"Model: {model}",
+    ]
+    if facts.total_tokens is not None or facts.input_tokens is not None:
+        lines.append(
+            "Tokens (last turn): "
+            f"in {facts.input_tokens or 0} · out {facts.output_tokens or 0} · "
+            f"total {facts.total_tokens or 0}"
+        )
+    run = "running" if facts.running else "idle"
+    lines.append(f"Messages: {facts.message_count} · Run: {run} · Queued: {facts.queued}")
+    lines.append(f"Queue mode: {facts.queue_mode} · Last activity: {_when(facts.updated_at)}")
+    return "\n".join(lines)
+
+
+# --- /model -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    current: str
+    fallbacks: Sequence[str] = ()
+    aliases: Mapping[str, str] = field(default_factory=dict)  # alias → provider/model
+
+
+def format_model(facts: ModelFacts, args: str = "") -> str:
+    """`/model` lists the current choice; switching per session is not offered yet."""
+    lines = [f"Current model: {facts.current or '-'}"]
+    if facts.fallbacks:
+        lines.append("Fallbacks: " + ", ".join(facts.fallbacks))
+    if facts.aliases:
+        pairs = sorted(facts.aliases.items())
+        lines.append("Aliases: " + ", ".join(f"{alias} → {ref}" for alias, ref in pairs))
+    wanted = args.strip()
+    if wanted:
+        lines.insert(
+            0,
+            f"Switching this session to {wanted!r} is not supported yet; "
+            "change the model in the agent configuration instead.",
+        )
+    return "\n".join(lines)
+
+
+def format_help(reset_triggers: Sequence[str] = DEFAULT_RESET_TRIGGERS) -> str:
+    triggers = ", ".join(t.strip() for t in reset_triggers if t.strip()) or "/new"
+    return "\n".join(
+        [
+            "Commands:",
+            f"{triggers} — start over (add text to ask something right away)",
+            "/stop — stop the current answer",
+            "/status — session, model and queue facts",
+            "/model — show the model in use",
+            "/help — this list",
+        ]
+    )
