@@ -60,6 +60,8 @@ class Gateway:
     extensions: dict[str, Any] = field(default_factory=dict)
     limiter: FailedAuthLimiter = field(default_factory=FailedAuthLimiter)
     tick_interval_ms: int = TICK_INTERVAL_MS
+    # Bumped when presence / health change; clients compare snapshots with it.
+    state_version: dict[str, int] = field(default_factory=lambda: {"presence": 0, "health": 0})
     _tick_task: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
@@ -118,6 +120,10 @@ class Gateway:
     def broadcast(self, name: str, payload: Any) -> None:
         for conn in list(self.connections):
             conn.send_event(name, payload)
+
+    def presence_changed(self) -> None:
+        self.state_version["presence"] += 1
+        self.broadcast("presence", {"presence": self.presence()})
 
     def presence(self) -> list[dict[str, Any]]:
         now = int(time.time() * 1000)

@@ -12,19 +12,41 @@ if TYPE_CHECKING:
     from gateway.runtime import Gateway
 
 
+_HEARTBEAT_OFF = {
+    "enabled": False,
+    "every": "off",
+    "everyMs": None,
+    "prompt": "",
+    "target": "none",
+    "ackMaxChars": 0,
+}
+
+
 def _agent_sessions(gateway: Gateway) -> list[dict[str, Any]]:
-    """Per-agent session summaries from the agents service when it runs, else the roster."""
-    summarize = gateway.extensions.get("agents.summary")
-    if summarize is not None:
-        result: list[dict[str, Any]] = summarize()
-        return result
+    """Per-agent session summaries in the health shape; counts come from the agents service."""
+    from gateway.assistant import roster as rv
+
     config = gateway.loaded.config
-    ids = list(config.agents.entries) or ["main"]
-    default = next((i for i, e in config.agents.entries.items() if e.default), ids[0])
-    return [
-        {"agentId": i, "isDefault": i == default, "sessions": {"count": 0, "recent": []}}
-        for i in ids
-    ]
+    default = rv.default_agent_id(config)
+    counter = gateway.extensions.get("agents.sessions")
+    now = int(time.time() * 1000)
+    out = []
+    for agent_id in rv.roster(config).agent_ids:
+        count, rows = counter(agent_id) if counter is not None else (0, [])
+        recent = [
+            {"key": key, "updatedAt": updated, "age": max(0, now - updated) if updated else None}
+            for key, updated in rows
+        ]
+        path = gateway.settings.state_dir / "agents" / agent_id / "sessions" / "sessions.json"
+        out.append(
+            {
+                "agentId": agent_id,
+                "isDefault": agent_id == default,
+                "heartbeat": dict(_HEARTBEAT_OFF),
+                "sessions": {"path": str(path), "count": count, "recent": recent},
+            }
+        )
+    return out
 
 
 def _channels(gateway: Gateway) -> dict[str, Any]:
@@ -52,7 +74,11 @@ async def health_payload(gateway: Gateway) -> dict[str, Any]:
         **_channels(gateway),
         "defaultAgentId": default,
         "agents": agents,
-        "sessions": {"count": count, "recent": recent[:10]},
+        "sessions": {
+            "path": str(gateway.settings.state_dir / "agents"),
+            "count": count,
+            "recent": recent[:10],
+        },
     }
 
 

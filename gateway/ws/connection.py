@@ -161,7 +161,7 @@ class Connection:
             self._writer.cancel()
         if self.state == "open":
             self.state = "closed"
-            self.gateway.broadcast("presence", {"presence": self.gateway.presence()})
+            self.gateway.presence_changed()
         self.state = "closed"
 
     async def _on_text(self, text: str) -> None:
@@ -244,7 +244,7 @@ class Connection:
         self._enqueue(response_ok(req_id, hello_ok(self.gateway, admitted, self.id, health)))
         self.state = "open"
         self.send_event("health", health)
-        self.gateway.broadcast("presence", {"presence": self.gateway.presence()})
+        self.gateway.presence_changed()
 
     def _refuse(self, req_id: str, err: RpcError) -> None:
         self._enqueue(response_error(req_id, err))
@@ -289,7 +289,7 @@ class Connection:
     def presence_entry(self) -> dict[str, Any]:
         client = self.client
         assert client is not None
-        return {
+        entry = {
             "host": client.display_name or client.id,
             "ip": self.address,
             "version": client.version,
@@ -301,6 +301,8 @@ class Connection:
             "text": f"{client.id} {client.version} ({client.mode or 'client'})",
             "ts": self.connected_at,
         }
+        # The schema allows only non-empty strings: leave out what the client did not say.
+        return {k: v for k, v in entry.items() if v not in (None, "")}
 
 
 def _now_ms() -> int:

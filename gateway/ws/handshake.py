@@ -92,8 +92,13 @@ def hello_ok(
             "bootId": gateway.boot_id,
         },
         "features": {"methods": gateway.registry.names(), "events": list(_events())},
-        "snapshot": {"presence": gateway.presence(), "health": health},
-        "auth": {"method": admitted.method, "role": "operator", "scopes": list(admitted.scopes)},
+        "snapshot": {
+            "presence": gateway.presence(),
+            "health": health,
+            "stateVersion": dict(gateway.state_version),
+            "uptimeMs": gateway.uptime_ms,
+        },
+        "auth": {"role": "operator", "scopes": list(admitted.scopes)},
         "policy": {
             "maxPayload": MAX_PAYLOAD_BYTES,
             "maxBufferedBytes": MAX_BUFFERED_BYTES,

@@ -1,0 +1,1 @@
+"""Compatibility suite: the reference OpenClaw CLI and wire schema against our gateway."""
