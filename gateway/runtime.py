@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gateway")
 
+# Presence lists the gateway and interactive UI clients (as the reference does, CLI and
+# backend connections are not listed); updates are coalesced so N connects cost one broadcast.
+PRESENCE_COALESCE_S = 0.25
+PRESENCE_MAX_CLIENTS = 50
+
 EVENTS = [
     "connect.challenge",
     "tick",
@@ -63,6 +68,7 @@ class Gateway:
     # Bumped when presence / health change; clients compare snapshots with it.
     state_version: dict[str, int] = field(default_factory=lambda: {"presence": 0, "health": 0})
     _tick_task: asyncio.Task[None] | None = None
+    _presence_pending: asyncio.TimerHandle | None = None
 
     def __post_init__(self) -> None:
         rate = self.loaded.config.gateway.auth.rate_limit
@@ -122,7 +128,14 @@ class Gateway:
             conn.send_event(name, payload)
 
     def presence_changed(self) -> None:
+        """Coalesce presence updates: one broadcast per window, however many clients came."""
         self.state_version["presence"] += 1
+        if self._presence_pending is None:
+            loop = asyncio.get_running_loop()
+            self._presence_pending = loop.call_later(PRESENCE_COALESCE_S, self._send_presence)
+
+    def _send_presence(self) -> None:
+        self._presence_pending = None
         self.broadcast("presence", {"presence": self.presence()})
 
     def presence(self) -> list[dict[str, Any]]:
@@ -140,7 +153,7 @@ class Gateway:
                 "ts": now,
             }
         ]
-        for conn in self.connections:
-            if conn.client is not None:
-                entries.append(conn.presence_entry())
+        listed = [c for c in self.connections if c.client is not None and c.listed_in_presence]
+        listed.sort(key=lambda c: c.connected_at, reverse=True)
+        entries.extend(c.presence_entry() for c in listed[:PRESENCE_MAX_CLIENTS])
         return entries

@@ -159,10 +159,10 @@ class Connection:
             with contextlib.suppress(asyncio.TimeoutError, Exception):
                 await asyncio.wait_for(self._writer, 1.0)
             self._writer.cancel()
-        if self.state == "open":
-            self.state = "closed"
-            self.gateway.presence_changed()
+        was_listed = self.state == "open" and self.listed_in_presence
         self.state = "closed"
+        if was_listed:
+            self.gateway.presence_changed()
 
     async def _on_text(self, text: str) -> None:
         if self.state == "awaiting-connect" and len(text.encode("utf-8")) > PRE_CONNECT_MAX_BYTES:
@@ -244,7 +244,8 @@ class Connection:
         self._enqueue(response_ok(req_id, hello_ok(self.gateway, admitted, self.id, health)))
         self.state = "open"
         self.send_event("health", health)
-        self.gateway.presence_changed()
+        if self.listed_in_presence:
+            self.gateway.presence_changed()
 
     def _refuse(self, req_id: str, err: RpcError) -> None:
         self._enqueue(response_error(req_id, err))
@@ -285,6 +286,13 @@ class Connection:
             raise RpcError(INVALID_REQUEST, f"unknown method: {name}")
         parsed = spec.parse(params)
         return await spec.handler(CallContext(self.gateway, self), parsed)
+
+    @property
+    def listed_in_presence(self) -> bool:
+        client = self.client
+        if client is None:
+            return False
+        return client.mode in ("webchat", "ui") or "control-ui" in client.id
 
     def presence_entry(self) -> dict[str, Any]:
         client = self.client

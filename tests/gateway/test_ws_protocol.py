@@ -202,13 +202,17 @@ async def test_handler_crash_is_contained(tmp_path: Path) -> None:
 
 
 async def test_presence_and_shutdown_events(tmp_path: Path) -> None:
+    ui_client = {"id": "openclaw-control-ui", "version": "1", "platform": "web", "mode": "webchat"}
     async with live_gateway(tmp_path) as live, connected(live) as watcher:
+        async with connected(live, client=ui_client) as ui:
+            modes = [e["mode"] for e in ui.hello["snapshot"]["presence"]]  # type: ignore[attr-defined]
+            assert modes == ["gateway", "webchat"]  # the plain test client is not listed
         async with connected(live):
-            pass
+            pass  # a CLI-like client causes no presence traffic
+        while not [e for e in watcher.events if e.get("event") == "presence"]:
+            watcher.events.append(await watcher.recv())
         presence = [e for e in watcher.events if e.get("event") == "presence"]
-        await watcher.call("health")
-        presence = [e for e in watcher.events if e.get("event") == "presence"]
-        assert presence, watcher.events
+        assert len(presence) == 1  # connect + disconnect of the UI coalesced into one update
         seqs = [e["seq"] for e in watcher.events if "seq" in e]
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
         await live.gateway.drain("test shutdown")
