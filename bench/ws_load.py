@@ -16,7 +16,6 @@ import sys
 import time
 
 import websockets
-
 from _proc import rss_mb, start, stop, wait_healthy
 
 TOKEN = "bench-token-0123456789"
@@ -58,13 +57,13 @@ async def call_health(ws: websockets.ClientConnection, n: int) -> float:
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 async def main() -> None:
     counts = [int(c) for c in (sys.argv[1] if len(sys.argv) > 1 else "0,500,2000").split(",")]
     per_level = int(sys.argv[2]) if len(sys.argv) > 2 else 400
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     proc, port = start()
     url = f"ws://127.0.0.1:{port}/"

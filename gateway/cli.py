@@ -111,6 +111,7 @@ def run(flags: Flags) -> int:
     )
 
     env = os.environ
+    _raise_fd_limit()
     log.info("loading configuration…")
     loaded = load_for_startup(flags, env)
     for warning in loaded.warnings:
@@ -153,3 +154,15 @@ def run(flags: Flags) -> int:
         return asyncio.run(serve(gateway, sock))
     finally:
         lock.release()
+
+
+def _raise_fd_limit() -> None:
+    # Each WebSocket client holds a descriptor; many hosts default to a soft limit of 1024.
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            log.debug("could not raise the open-file limit from %d", soft)
