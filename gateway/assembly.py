@@ -6,19 +6,14 @@ from gateway.config.loader import LoadedConfig
 from gateway.runtime import Gateway
 from gateway.settings import RuntimeSettings
 
-DEFAULT_MODEL = "openai/gpt-6-astra"
-
-
-def primary_model(loaded: LoadedConfig) -> str:
-    model = loaded.config.agents.defaults.model
-    if isinstance(model, str):
-        return model
-    if model is not None and model.primary:
-        return model.primary
-    return DEFAULT_MODEL
-
 
 def build_gateway(settings: RuntimeSettings, loaded: LoadedConfig) -> Gateway:
     import gateway.rpc  # noqa: F401  (registers the RPC methods)
+    from channels.manager import attach as attach_channels
+    from gateway.assistant.service import attach as attach_agents
 
-    return Gateway(settings=settings, loaded=loaded)
+    gw = Gateway(settings=settings, loaded=loaded)
+    agents = attach_agents(gw)  # before channels: channels hand messages to the agents
+    attach_channels(gw)
+    gw.services.append(agents)  # stopped first: runs drain while channels can still reply
+    return gw

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
 from gateway import __version__, logs
@@ -99,7 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(flags: Flags) -> int:
-    from gateway.assembly import build_gateway, primary_model
+    from gateway.assembly import build_gateway
+    from gateway.assistant.roster import defaults_chain
     from gateway.lock import StateLock
     from gateway.portfree import free_port
     from gateway.server import (
@@ -149,11 +150,26 @@ def run(flags: Flags) -> int:
                 "⚠️  Gateway is binding to a non-loopback address. Ensure authentication is"
                 " configured before exposing it to public networks."
             )
-        log.info("agent model: %s", primary_model(loaded))
+        log.info("agent model: %s", defaults_chain(loaded.config).primary)
         gateway = build_gateway(settings, loaded)
+        gateway.drain_timeout_s = drain_timeout(env)
         return asyncio.run(serve(gateway, sock))
     finally:
         lock.release()
+
+
+DRAIN_TIMEOUT_ENV = "CLAWGATE_DRAIN_TIMEOUT_SECONDS"
+
+
+def drain_timeout(env: Mapping[str, str]) -> float:
+    """Seconds a SIGTERM waits for in-flight agent runs (default 10; Fly's kill_timeout is set above it)."""
+    raw = env.get(DRAIN_TIMEOUT_ENV, "")
+    try:
+        value = float(raw) if raw else 10.0
+    except ValueError:
+        log.warning("ignoring %s=%r: not a number of seconds", DRAIN_TIMEOUT_ENV, raw)
+        return 10.0
+    return min(max(value, 0.5), 300.0)
 
 
 def _raise_fd_limit() -> None:

@@ -65,6 +65,8 @@ class Gateway:
     extensions: dict[str, Any] = field(default_factory=dict)
     limiter: FailedAuthLimiter = field(default_factory=FailedAuthLimiter)
     tick_interval_ms: int = TICK_INTERVAL_MS
+    # Bound on a graceful stop (SIGTERM): in-flight agent runs get most of it.
+    drain_timeout_s: float = 10.0
     # Bumped when presence / health change; clients compare snapshots with it.
     state_version: dict[str, int] = field(default_factory=lambda: {"presence": 0, "health": 0})
     _tick_task: asyncio.Task[None] | None = None
@@ -104,17 +106,18 @@ class Gateway:
         self.phase = "draining"
         if self._tick_task is not None:
             self._tick_task.cancel()
+        # Services first: in-flight runs finish and their events still reach open sockets.
+        for service in reversed(self.services):
+            try:
+                await service.stop()
+            except Exception:
+                log.exception("%s failed to stop cleanly", service.name)
         for conn in list(self.connections):
             conn.send_event("shutdown", {"reason": reason})
         await asyncio.gather(
             *(conn.close(1012, "service restart") for conn in list(self.connections)),
             return_exceptions=True,
         )
-        for service in reversed(self.services):
-            try:
-                await service.stop()
-            except Exception:
-                log.exception("%s failed to stop cleanly", service.name)
 
     async def _ticker(self) -> None:
         while True:

@@ -166,7 +166,9 @@ def make_server(gateway: Any, drain_timeout_s: float = 10.0) -> uvicorn.Server:
     return _Server(config)
 
 
-async def serve(gateway: Any, sock: socket.socket, drain_timeout_s: float = 10.0) -> int:
+async def serve(gateway: Any, sock: socket.socket, drain_timeout_s: float | None = None) -> int:
+    if drain_timeout_s is None:
+        drain_timeout_s = float(gateway.drain_timeout_s)
     server = make_server(gateway, drain_timeout_s)
     loop = asyncio.get_running_loop()
     stopping: dict[str, float] = {}

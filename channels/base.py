@@ -1,0 +1,116 @@
+"""The platform-neutral shapes shared by every channel adapter and the inbound pipeline.
+
+An adapter (Discord, Telegram) turns a platform event into an `InboundMessage` and implements
+`Transport` for the way back; everything between (policy, pairing, commands, routing, agent
+run, chunking, delivery) is the pipeline's job and is written once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+ChannelId = Literal["discord", "telegram"]
+# Peer kinds as routing and session keys use them: Discord DMs are "direct" and guild
+# channels/threads "channel"; Telegram DMs are "direct" and groups/supergroups "group".
+ChatType = Literal["direct", "group", "channel"]
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    channel: ChannelId
+    account_id: str
+    chat_type: ChatType
+    chat_id: str  # where to reply: DM channel id / chat id / guild channel id
+    message_id: str
+    sender_id: str
+    sender_name: str
+    text: str
+    sender_username: str | None = None
+    sender_is_bot: bool = False
+    from_self: bool = False  # authored by this bot's own account
+    mentioned: bool = False  # explicit bot mention (<@id>, @botname, entity)
+    reply_to_bot: bool = False  # a reply to one of the bot's messages (implicit mention)
+    reply_to_text: str | None = None
+    reply_to_sender: str | None = None
+    reply_to_id: str | None = None
+    guild_id: str | None = None  # Discord
+    guild_name: str | None = None
+    chat_name: str | None = None  # channel / group title (untrusted context)
+    thread_id: str | None = None  # Discord thread channel id / Telegram forum topic id
+    parent_chat_id: str | None = None  # Discord thread's parent channel
+    member_role_ids: tuple[str, ...] = ()
+    timestamp_ms: int = 0
+
+
+@dataclass(frozen=True)
+class OutboundTarget:
+    chat_id: str
+    thread_id: str | None = None
+    reply_to_message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    message_id: str
+
+
+class Transport(Protocol):
+    """The way back to a platform, implemented by each adapter."""
+
+    async def send_text(self, target: OutboundTarget, text: str) -> SentMessage:
+        """Send one already-chunked, already-formatted piece of text."""
+        ...
+
+    async def send_typing(self, target: OutboundTarget) -> None:
+        """Show a typing indicator (best effort)."""
+        ...
+
+
+@dataclass
+class AccountStatus:
+    """What `channels.status` and health report for one channel account."""
+
+    account_id: str
+    configured: bool = False
+    enabled: bool = True
+    running: bool = False
+    connected: bool = False
+    last_error: str | None = None
+    bot_id: str | None = None
+    bot_name: str | None = None
+    last_connected_at: int | None = None
+    last_inbound_at: int | None = None
+    last_outbound_at: int | None = None
+    reconnects: int = 0
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Chunking:
+    limit: int
+    max_lines: int | None = None
+
+
+def join_nonempty(parts: Sequence[str | None], sep: str = " ") -> str:
+    return sep.join(p for p in parts if p)
+
+
+class ChannelRunner(Protocol):
+    """One running channel account (created by `channels.manager`, one per enabled account).
+
+    `start` must not block: it spawns the connection task and returns. `transport` is what
+    the `send` RPC delivers through; `status()` is the live status the manager reports.
+    """
+
+    account_id: str
+
+    @property
+    def transport(self) -> Transport | None: ...
+
+    def status(self) -> AccountStatus: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...

@@ -1,0 +1,155 @@
+"""The agents' model boundary: a run request in, one failover turn through the providers out."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gateway.agents.runner import DeltaSink, RunFailure, RunOutcome, RunRequest, Usage
+from gateway.assistant.roster import ModelChain
+from gateway.config.secrets import SecretError, resolve_secret
+from providers.classify import Failure, user_message
+from providers.failover import ModelHealth, RetryPolicy, run_turn
+from providers.pool import ProviderPool
+from providers.types import ChatMessage, MissingCredentials, TurnRequest
+
+if TYPE_CHECKING:
+    from gateway.runtime import Gateway
+
+log = logging.getLogger("agent/embedded")
+
+# Runner error kinds (protocol `errorKind`) for our failure reasons.
+_ERROR_KIND = {
+    "rate_limit": "rate_limit",
+    "cooldown": "rate_limit",
+    "timeout": "timeout",
+    "context_overflow": "context_length",
+    "content_filter": "refusal",
+}
+
+
+def to_messages(history: tuple[dict[str, Any], ...], text: str) -> tuple[ChatMessage, ...]:
+    """Transcript messages plus the new user text, merged so roles alternate."""
+    out: list[ChatMessage] = []
+    for message in (*history, {"role": "user", "content": text}):
+        role = message.get("role")
+        if role not in ("user", "assistant"):
+            continue
+        body = _text_of(message.get("content"))
+        if not body.strip():
+            continue
+        if out and out[-1].role == role:
+            out[-1] = ChatMessage(role, f"{out[-1].text}\n\n{body}")
+        else:
+            out.append(ChatMessage(role, body))
+    while out and out[0].role != "user":
+        out.pop(0)  # both APIs want the conversation to open with the user
+    return tuple(out)
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            str(block.get("text", ""))
+            for block in content
+            if isinstance(block, dict) and block.get("type") == "text"
+        )
+    return ""
+
+
+class ModelTurns:
+    """Callable the agent service uses for every turn (see AgentService's ModelTurn)."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        env: Mapping[str, str] = os.environ,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self.gateway = gateway
+        self.env = env
+        self.policy = policy or RetryPolicy.from_env(env)
+        self.pool = ProviderPool(self._provider_config, env)
+        path: Path = gateway.settings.state_dir / "agents" / "model-health.json"
+        self.health = ModelHealth(path, self.policy)
+
+    def _provider_config(self, provider: str) -> dict[str, object]:
+        entry = self.gateway.loaded.config.models.providers.get(provider)
+        if entry is None:
+            return {}
+        try:
+            key = resolve_secret(entry.api_key, f"models.providers.{provider}.apiKey", self.env)
+        except SecretError as exc:
+            raise MissingCredentials(str(exc)) from exc
+        return {
+            "api": entry.api,
+            "baseUrl": entry.base_url,
+            "apiKey": key,
+            "timeoutSeconds": entry.timeout_seconds,
+        }
+
+    async def __call__(
+        self, req: RunRequest, sink: DeltaSink, chain: ModelChain, prompt: str
+    ) -> RunOutcome:
+        text = req.text
+        if req.overflow_summary:
+            text = f"{req.overflow_summary}\n\n{text}"
+        request = TurnRequest(model="", messages=to_messages(req.history, text), system=prompt)
+        result = await run_turn(
+            chain.candidates,
+            request,
+            self.pool.get,
+            sink,
+            health=self.health,
+            policy=self.policy,
+            run_id=req.run_id,
+        )
+        if result.completion is not None and result.candidate is not None:
+            provider, _, model = result.candidate.partition("/")
+            done = result.completion
+            return RunOutcome(
+                text=done.text,
+                usage=Usage(
+                    input=done.usage.input_tokens,
+                    output=done.usage.output_tokens,
+                    cache_read=done.usage.cache_read,
+                    cache_write=done.usage.cache_write,
+                ),
+                provider=provider,
+                model=model,
+                api=self.pool.get(provider).settings.api,
+                stop_reason=_stop_reason(done.stop_reason),
+                response_id=done.response_id,
+            )
+        failure = result.failure or Failure("unknown")
+        last = next((a for a in reversed(result.attempts) if a.failure is failure), None)
+        provider, _, model = (last.candidate if last else chain.primary).partition("/")
+        detail = {
+            "provider": provider,
+            "model": model,
+            "failoverReason": failure.reason,
+            "httpStatus": failure.status,
+            "providerErrorType": failure.error_type,
+            "providerErrorMessagePreview": failure.preview[:300] or None,
+        }
+        return RunOutcome(
+            provider=provider,
+            model=model,
+            failure=RunFailure(
+                user_message(failure),
+                _ERROR_KIND.get(failure.reason, "unknown"),
+                {k: v for k, v in detail.items() if v is not None},
+            ),
+        )
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+def _stop_reason(raw: str) -> str:
+    return {"end_turn": "stop", "completed": "stop", "max_tokens": "length"}.get(raw, raw)

@@ -1,0 +1,221 @@
+"""Every provider failure mapped to one reason, in one place (agents.md §9.3).
+
+Decisions use SDK exception types, HTTP status and the error body's structured `type`/`code`
+fields. Message text is consulted only to tell a context overflow from other 400s, and then only
+together with those structured fields.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from providers.types import EmptyResponse, MissingCredentials, StreamFailure
+
+Reason = Literal[
+    "rate_limit",
+    "overloaded",
+    "server",
+    "timeout",
+    "auth",
+    "billing",
+    "not_found",
+    "context_overflow",
+    "bad_request",
+    "content_filter",
+    "empty",
+    "cooldown",
+    "unknown",
+]
+RETRYABLE: frozenset[Reason] = frozenset({"rate_limit", "overloaded", "server", "timeout"})
+# Reasons after which another model cannot help: the request itself is the problem.
+TERMINAL: frozenset[Reason] = frozenset({"context_overflow", "bad_request", "content_filter"})
+# Reasons that put a model on the cooldown ladder; billing disables it for longer.
+COOLDOWN: frozenset[Reason] = frozenset({"rate_limit", "overloaded", "server", "timeout", "auth"})
+
+_BODY_TYPES: dict[str, Reason] = {
+    "rate_limit_error": "rate_limit",
+    "overloaded_error": "overloaded",
+    "api_error": "server",
+    "server_error": "server",
+    "authentication_error": "auth",
+    "permission_error": "auth",
+    "invalid_api_key": "auth",
+    "billing_error": "billing",
+    "insufficient_quota": "billing",
+    "not_found_error": "not_found",
+    "model_not_found": "not_found",
+    "request_too_large": "context_overflow",
+    "context_length_exceeded": "context_overflow",
+    "string_above_max_length": "context_overflow",
+    "content_filter": "content_filter",
+    "timeout_error": "timeout",
+}
+_STATUS: dict[int, Reason] = {
+    400: "bad_request",
+    401: "auth",
+    402: "billing",
+    403: "auth",
+    404: "not_found",
+    408: "timeout",
+    413: "context_overflow",
+    422: "bad_request",
+    429: "rate_limit",
+    499: "timeout",
+    500: "server",
+    502: "server",
+    503: "server",
+    504: "timeout",
+    522: "timeout",
+    524: "timeout",
+    529: "overloaded",
+}
+_OVERFLOW_TEXT = re.compile(
+    r"context length|context window|prompt is too long|too many tokens|input token count|maximum context",
+    re.IGNORECASE,
+)
+
+
+class ContentFiltered(Exception):
+    """The provider ended the answer because of its content filter."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    reason: Reason
+    status: int | None = None
+    error_type: str | None = None
+    retry_after_s: float | None = None
+    preview: str = ""
+
+    @property
+    def retryable(self) -> bool:
+        return self.reason in RETRYABLE
+
+
+def _body_error(body: object) -> tuple[str | None, str]:
+    """(type-or-code, message) from an Anthropic or OpenAI error body."""
+    if not isinstance(body, dict):
+        return None, ""
+    err: Any = body.get("error", body)
+    if not isinstance(err, dict):
+        return None, ""
+    kind = err.get("code") or err.get("type")
+    if err.get("type") in _BODY_TYPES and err.get("code") not in _BODY_TYPES:
+        kind = err.get("type")
+    message = err.get("message")
+    return (str(kind) if kind else None), (str(message) if message else "")
+
+
+def retry_after(headers: Any) -> float | None:
+    """Seconds the provider asked us to wait (`retry-after-ms` beats `retry-after`)."""
+    if headers is None:
+        return None
+    try:
+        ms = headers.get("retry-after-ms")
+        if ms is not None:
+            return max(0.0, float(ms) / 1000)
+        seconds = headers.get("retry-after")
+        if seconds is not None:
+            return max(0.0, float(seconds))
+    except (TypeError, ValueError):
+        return None
+    return None
+
+
+def classify(exc: BaseException) -> Failure:
+    # Imported here so loading this module does not load the SDKs (idle memory).
+    import anthropic
+    import openai
+
+    if isinstance(exc, MissingCredentials):
+        return Failure("auth", preview=str(exc))
+    if isinstance(exc, ContentFiltered):
+        return Failure("content_filter", preview="content filter")
+    if isinstance(exc, EmptyResponse):
+        return Failure("empty", preview="empty response")
+    if isinstance(exc, StreamFailure):
+        return Failure(
+            _BODY_TYPES.get(exc.error_type or "", "server"),
+            error_type=exc.error_type,
+            preview=_preview(exc.message or (exc.error_type or "")),
+        )
+    if isinstance(exc, anthropic.APITimeoutError | openai.APITimeoutError | TimeoutError):
+        return Failure("timeout", preview="request timed out")
+    if isinstance(exc, anthropic.APIConnectionError | openai.APIConnectionError):
+        return Failure("timeout", preview="connection failed")
+    if isinstance(exc, anthropic.APIStatusError | openai.APIStatusError):
+        status = exc.status_code
+        kind, message = _body_error(exc.body)
+        reason: Reason = "unknown"
+        if kind in _BODY_TYPES:
+            reason = _BODY_TYPES[kind]
+        elif status in _STATUS:
+            reason = _STATUS[status]
+        elif status >= 500:
+            reason = "server"
+        if (
+            reason == "bad_request"
+            and kind in (None, "invalid_request_error")
+            and _OVERFLOW_TEXT.search(message)
+        ):
+            reason = "context_overflow"
+        if reason == "rate_limit" and kind == "insufficient_quota":
+            reason = "billing"
+        return Failure(
+            reason,
+            status=status if status != 200 else None,
+            error_type=kind,
+            retry_after_s=retry_after(exc.response.headers if exc.response is not None else None),
+            preview=_preview(message or (kind or "")),
+        )
+    if isinstance(exc, anthropic.APIError | openai.APIError):
+        # An error object inside an SSE stream (no HTTP status): only its structured type counts.
+        kind, message = _body_error(exc.body)
+        return Failure(
+            _BODY_TYPES.get(kind or "", "unknown"), error_type=kind, preview=_preview(message)
+        )
+    return Failure("unknown", preview=type(exc).__name__)
+
+
+def _preview(text: str) -> str:
+    # Error bodies can echo request content; keep it short. Keys are never in SDK messages.
+    text = " ".join(text.split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+USER_MESSAGES: dict[Reason, str] = {
+    "rate_limit": "⚠️ API rate limit reached. Please try again later.",
+    "overloaded": "The AI service is temporarily overloaded. Please try again in a moment.",
+    "server": "LLM request failed: provider returned an internal error.",
+    "timeout": "LLM request timed out.",
+    "auth": (
+        "Authentication failed (the provider refused the credentials). If the failure persists,"
+        " check or renew this provider's API key."
+    ),
+    "billing": "⚠️ The provider refused the request for billing reasons (credits or quota). Check the provider account.",
+    "not_found": "The selected model was not found by the provider. Check the model id or choose a different model.",
+    "context_overflow": (
+        "Context overflow: prompt too large for the model. Try /reset (or /new) to start a fresh"
+        " session, or use a larger-context model."
+    ),
+    "bad_request": "⚠️ The provider rejected the request. Please try again, or use /new to start a fresh session.",
+    "content_filter": "⚠️ The provider's content filter stopped this answer.",
+    "empty": "The model returned an empty response. Please try again.",
+    "cooldown": "⚠️ API rate limit reached. Please try again later.",
+    "unknown": (
+        "⚠️ Something went wrong while processing your request. Please try again, or use /new to"
+        " start a fresh session."
+    ),
+}
+
+
+def user_message(failure: Failure) -> str:
+    """The fixed, friendly text a user sees; never the raw provider error."""
+    if failure.reason == "auth" and failure.status:
+        return (
+            f"Authentication failed (provider returned HTTP {failure.status}). If the failure"
+            " persists, check or renew this provider's API key."
+        )
+    return USER_MESSAGES[failure.reason]
