@@ -1,0 +1,465 @@
+"""The platform-neutral inbound pipeline (agents.md §1, channels.md §2–4).
+
+An adapter turns each platform event into an `InboundMessage` and calls
+`pipeline.spawn(msg, transport)` (or awaits `pipeline.handle(msg, transport)` in its own
+task) in arrival order. Stages: dedupe → route → policy → pairing reply / pending group
+history / command → agent run (typing indicator meanwhile) → chunk + format → deliver.
+
+Everything up to handing the message to the agents service runs before the first `await`,
+so messages of one chat reach the per-session queue in arrival order even though each is
+handled in its own task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from channels import commands as chan_commands
+from channels.base import (
+    AccountStatus,
+    ChannelId,
+    Chunking,
+    InboundMessage,
+    OutboundTarget,
+    SentMessage,
+    Transport,
+)
+from channels.chunking import chunk_text
+from channels.context import Dedupe, HistoryEntry, PendingHistory, group_prompt, history_limit
+from channels.pairing import PairingStore, pairing_reply
+from channels.policy import Decision, decide
+from gateway.agents.freshness import ResetPolicy, ResetRules, select_reset_policy
+from gateway.agents.routing import NoOwner, Route, RouteInput, resolve_route
+from gateway.agents.runner import QueueFull, RunResult, SubmitRequest
+from gateway.agents.session_keys import build_session_key, may_update_last_route
+from gateway.assistant import roster as rv
+from gateway.config.models import DiscordConfig, OpenClawConfig, TelegramConfig
+
+if TYPE_CHECKING:
+    from gateway.assistant.service import AgentService
+    from gateway.runtime import Gateway
+
+TYPING_FAILURE_LIMIT = 5
+BUSY_REPLY = "⚠️ Too many messages are waiting for this conversation; please try again shortly."
+Formatter = Callable[[str], list[str]]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def markdown_passthrough(chunking: Chunking) -> Formatter:
+    """Discord-style formatting: the model's Markdown as is, chunked."""
+
+    def fmt(text: str) -> list[str]:
+        return chunk_text(text, chunking.limit, chunking.max_lines)
+
+    return fmt
+
+
+def _reset_rules(config: OpenClawConfig) -> ResetRules:
+    def conv(p: object) -> ResetPolicy:
+        return ResetPolicy(
+            mode=getattr(p, "mode", "none"),
+            at_hour=getattr(p, "at_hour", 4),
+            idle_minutes=getattr(p, "idle_minutes", None),
+        )
+
+    s = config.session
+    by_type = {
+        kind: conv(pol)
+        for kind, pol in (
+            ("direct", s.reset_by_type.direct),
+            ("group", s.reset_by_type.group),
+            ("thread", s.reset_by_type.thread),
+        )
+        if pol is not None
+    }
+    return ResetRules(
+        default=conv(s.reset),
+        by_type=by_type,
+        by_channel={k.lower(): conv(v) for k, v in s.reset_by_channel.items()},
+    )
+
+
+class Pipeline:
+    """One channel account's inbound handling; adapters call `spawn`/`handle`."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        channel: ChannelId,
+        account_id: str = "default",
+        *,
+        formatter: Formatter | None = None,
+        pairing: PairingStore | None = None,
+        status: AccountStatus | None = None,
+    ) -> None:
+        self.gateway = gateway
+        self.channel: ChannelId = channel
+        self.account_id = account_id
+        self.log = logging.getLogger(f"channels.{channel}")
+        self._formatter = formatter
+        self.pairing = pairing or PairingStore(gateway.settings.state_dir)
+        self.status = status or AccountStatus(account_id=account_id)
+        self.dedupe = Dedupe()
+        self.history = PendingHistory()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._warned_no_agents = False
+
+    # --- config (read live so a saved config applies to the next message) -------------------
+
+    @property
+    def config(self) -> OpenClawConfig:
+        return self.gateway.loaded.config
+
+    @property
+    def section(self) -> DiscordConfig | TelegramConfig:
+        section = getattr(self.config.channels, self.channel, None)
+        if section is None:
+            return DiscordConfig() if self.channel == "discord" else TelegramConfig()
+        assert isinstance(section, DiscordConfig | TelegramConfig)
+        return section
+
+    @property
+    def chunking(self) -> Chunking:
+        section = self.section
+        if isinstance(section, DiscordConfig):
+            return Chunking(section.text_chunk_limit, section.max_lines_per_message)
+        return Chunking(min(section.text_chunk_limit, 4000))
+
+    def format(self, text: str) -> list[str]:
+        """Model Markdown → ready-to-send pieces (per-channel hook; default: chunked as is)."""
+        if self._formatter is not None:
+            return self._formatter(text)
+        return markdown_passthrough(self.chunking)(text)
+
+    # --- entry points ----------------------------------------------------------------------------
+
+    def spawn(self, msg: InboundMessage, transport: Transport) -> asyncio.Task[None]:
+        task = asyncio.create_task(self.handle(msg, transport), name=f"{self.channel}-inbound")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def drain(self) -> None:
+        """Cancel in-flight handlers (channel stopping)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def handle(self, msg: InboundMessage, transport: Transport) -> None:
+        try:
+            await self._handle(msg, transport)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # One bad message must never take the channel down.
+            self.log.exception("failed to handle %s message %s", self.channel, msg.message_id)
+
+    # --- stages ----------------------------------------------------------------------------------
+
+    def _route(self, msg: InboundMessage) -> Route | NoOwner:
+        peer_id = msg.sender_id if msg.chat_type == "direct" else msg.chat_id
+        parent_kind = "channel" if msg.parent_chat_id else None
+        return resolve_route(
+            rv.bindings(self.config),
+            rv.roster(self.config),
+            RouteInput(
+                channel=self.channel,
+                account_id=self.account_id,
+                is_default_account=self.account_id == "default",
+                peer_kind=msg.chat_type,
+                peer_id=peer_id,
+                parent_peer_kind=parent_kind,
+                parent_peer_id=msg.parent_chat_id,
+                guild_id=msg.guild_id,
+                member_role_ids=msg.member_role_ids,
+            ),
+        )
+
+    def _mention_patterns(self, agent_id: str | None) -> list[str]:
+        cfg = self.config
+        entry = cfg.agents.entries.get(agent_id) if agent_id else None
+        if entry is not None and entry.group_chat is not None:
+            if "mention_patterns" in entry.group_chat.model_fields_set:
+                return list(entry.group_chat.mention_patterns)
+        return list(cfg.messages.group_chat.mention_patterns)
+
+    def session_key(self, msg: InboundMessage, route: Route) -> str:
+        cfg = self.config
+        peer_id = msg.sender_id if msg.chat_type == "direct" else msg.chat_id
+        topic = msg.thread_id if self.channel == "telegram" and msg.chat_type != "direct" else None
+        return build_session_key(
+            agent_id=route.agent_id,
+            channel=self.channel,
+            peer_kind=msg.chat_type,
+            peer_id=peer_id,
+            account_id=self.account_id,
+            dm_scope=route.dm_scope(cfg.session.dm_scope),
+            group_scope=route.group_scope(cfg.session.group_scope),
+            identity_links=cfg.session.identity_links,
+            topic_id=topic,
+        )
+
+    def _room(self, msg: InboundMessage) -> str:
+        return f"{self.account_id}:{msg.chat_id}:{msg.thread_id or ''}"
+
+    async def _handle(self, msg: InboundMessage, transport: Transport) -> None:
+        self.status.last_inbound_at = _now_ms()
+        key = f"{self.account_id}:{msg.chat_id}:{msg.thread_id or ''}:{msg.message_id}"
+        if self.dedupe.seen(key):
+            self.log.debug("duplicate message %s ignored", msg.message_id)
+            return
+        route = self._route(msg)
+        agent_id = route.agent_id if isinstance(route, Route) else None
+        store_allow = (
+            self.pairing.allowed(self.channel, self.account_id)
+            if msg.chat_type == "direct"
+            else frozenset()
+        )
+        decision = decide(
+            msg,
+            self.section,
+            store_allow=store_allow,
+            mention_patterns=self._mention_patterns(agent_id),
+            default_group_policy=self.config.channels.defaults.group_policy,
+        )
+        target = OutboundTarget(chat_id=msg.chat_id, thread_id=msg.thread_id)
+        if decision.kind == "drop":
+            self.log.debug(
+                "drop %s message from %s: %s", self.channel, msg.sender_id, decision.reason
+            )
+            return
+        if decision.kind == "pair":
+            await self._pair(msg, transport, target)
+            return
+        if decision.kind == "history":
+            limit = history_limit(self.config, self.channel)
+            self.history.record(
+                self._room(msg),
+                HistoryEntry(self._label(msg), msg.text, msg.message_id, msg.timestamp_ms),
+                limit,
+            )
+            return
+        if isinstance(route, NoOwner):
+            self.log.warning(route.log_line)
+            return
+        await self._admitted(msg, transport, target, route, decision)
+
+    def _label(self, msg: InboundMessage) -> str:
+        return msg.sender_name or (
+            f"@{msg.sender_username}" if msg.sender_username else msg.sender_id
+        )
+
+    async def _pair(
+        self, msg: InboundMessage, transport: Transport, target: OutboundTarget
+    ) -> None:
+        outcome = self.pairing.request(
+            self.channel, self.account_id, msg.sender_id, self._label(msg)
+        )
+        if not outcome.created or outcome.request is None:
+            return
+        self.log.info(
+            "%s pairing request senderUserId=%s (approve with: python -m gateway pairing approve"
+            " %s %s)",
+            self.channel,
+            msg.sender_id,
+            self.channel,
+            outcome.request.code,
+        )
+        await self.deliver(
+            transport, target, pairing_reply(self.channel, msg.sender_id, outcome.request.code)
+        )
+
+    async def _admitted(
+        self,
+        msg: InboundMessage,
+        transport: Transport,
+        target: OutboundTarget,
+        route: Route,
+        decision: Decision,
+    ) -> None:
+        svc: AgentService | None = self.gateway.extensions.get("agents")
+        if svc is None:
+            if not self._warned_no_agents:
+                self._warned_no_agents = True
+                self.log.warning(
+                    "agents service is not running; %s messages are not answered", self.channel
+                )
+            return
+        cfg = self.config
+        session_key = self.session_key(msg, route)
+        text = msg.text
+        command = chan_commands.parse(text, cfg)
+        if command is not None:
+            result = chan_commands.apply(
+                command,
+                svc=svc,
+                config=cfg,
+                session_key=session_key,
+                agent_id=route.agent_id,
+                channel=self.channel,
+                sender_id=msg.sender_id,
+            )
+            if result.run_text is None:
+                if result.reply:
+                    await self.deliver(transport, target, result.reply, reply_to=msg.message_id)
+                return
+            text = result.run_text
+        if msg.chat_type != "direct":
+            text = group_prompt(self.history.take(self._room(msg)), self._label(msg), text)
+        if msg.reply_to_text:
+            quoted = msg.reply_to_sender or "message"
+            text = f"[Replying to {quoted}: {msg.reply_to_text}]\n{text}"
+        self._record_inbound(svc, msg, session_key)
+        try:
+            handle = svc.submit(
+                SubmitRequest(
+                    session_key=session_key,
+                    text=text,
+                    agent_id=route.agent_id,
+                    channel=self.channel,
+                    chat_type=msg.chat_type,
+                    account_id=self.account_id,
+                    display_name=self._label(msg),
+                    metadata={
+                        k: v
+                        for k, v in {
+                            "senderId": msg.sender_id,
+                            "messageId": msg.message_id,
+                            "chatId": msg.chat_id,
+                            "groupSystemPrompt": decision.system_prompt,
+                        }.items()
+                        if v
+                    },
+                )
+            )
+        except QueueFull:
+            await self.deliver(transport, target, BUSY_REPLY, reply_to=msg.message_id)
+            return
+        outcome = await self._with_typing(transport, target, handle.wait())
+        await self._deliver_result(outcome, msg, transport, target, decision)
+
+    def _record_inbound(self, svc: AgentService, msg: InboundMessage, session_key: str) -> None:
+        """lastInteractionAt, daily/idle expiry and the reply route of the session row."""
+        cfg = self.config
+        route = {"channel": self.channel, "accountId": self.account_id, "to": msg.chat_id}
+        if msg.thread_id:
+            route["threadId"] = msg.thread_id
+        allow = [str(a) for a in self.section.allow_from]
+        keep_route = may_update_last_route(
+            session_key=session_key, allow_from=allow, sender_id=msg.sender_id
+        )
+        policy = select_reset_policy(
+            _reset_rules(cfg),
+            channel=self.channel,
+            chat_type=msg.chat_type,
+            is_thread=bool(msg.parent_chat_id),
+        )
+        try:
+            svc.store.record_inbound(
+                session_key,
+                last_route=route if keep_route else None,
+                reset_policy=policy,
+                channel=self.channel,
+                chat_type=msg.chat_type,
+                account_id=self.account_id,
+                display_name=self._label(msg),
+            )
+        except Exception:
+            self.log.exception("could not record the inbound message on %s", session_key)
+
+    async def _with_typing(
+        self, transport: Transport, target: OutboundTarget, waiting: Awaitable[RunResult]
+    ) -> RunResult:
+        interval = float(self.config.agents.defaults.typing_interval_seconds)
+        done = asyncio.Event()
+
+        async def keepalive() -> None:
+            failures = 0
+            while not done.is_set():
+                try:
+                    await transport.send_typing(target)
+                    failures = 0
+                except Exception as exc:  # typing is best effort (channels.md §4.4)
+                    failures += 1
+                    self.log.debug("typing indicator failed: %s", exc)
+                    if failures >= TYPING_FAILURE_LIMIT:
+                        return
+                try:
+                    await asyncio.wait_for(done.wait(), interval)
+                except TimeoutError:
+                    pass
+
+        typing = asyncio.create_task(keepalive(), name=f"{self.channel}-typing")
+        try:
+            result = await waiting
+        finally:
+            done.set()
+            typing.cancel()
+            await asyncio.gather(typing, return_exceptions=True)
+        return result
+
+    async def _deliver_result(
+        self,
+        result: RunResult,
+        msg: InboundMessage,
+        transport: Transport,
+        target: OutboundTarget,
+        decision: Decision,
+    ) -> None:
+        if result.merged_into is not None:
+            return  # collect mode: the run it was merged into answers
+        if result.state == "final":
+            if result.silent or not result.text.strip():
+                return
+            await self.deliver(transport, target, result.text, reply_to=msg.message_id)
+        elif result.state == "error":
+            # Failure text is the runner's friendly message, never a raw provider error;
+            # unaddressed group turns stay silent (channels.md §4.8).
+            if decision.addressed and result.text.strip():
+                await self.deliver(transport, target, result.text, reply_to=msg.message_id)
+
+    # --- outbound --------------------------------------------------------------------------------
+
+    async def send(
+        self,
+        transport: Transport,
+        target: OutboundTarget,
+        text: str,
+        *,
+        reply_to: str | None = None,
+    ) -> list[SentMessage]:
+        """Format, chunk and send `text`, honouring `replyToMode`; errors propagate."""
+        mode = self.section.reply_to_mode
+        sent: list[SentMessage] = []
+        for i, piece in enumerate(self.format(text)):
+            reply = reply_to if (mode == "all" or (mode == "first" and i == 0)) else None
+            piece_target = OutboundTarget(
+                target.chat_id, target.thread_id, reply or target.reply_to_message_id
+            )
+            sent.append(await transport.send_text(piece_target, piece))
+            self.status.last_outbound_at = _now_ms()
+        return sent
+
+    async def deliver(
+        self,
+        transport: Transport,
+        target: OutboundTarget,
+        text: str,
+        *,
+        reply_to: str | None = None,
+    ) -> list[SentMessage]:
+        """`send` for replies: a failure is logged and recorded, never raised."""
+        try:
+            return await self.send(transport, target, text, reply_to=reply_to)
+        except Exception as exc:
+            self.log.warning("%s send to %s failed: %s", self.channel, target.chat_id, exc)
+            self.status.last_error = f"send failed: {exc}"
+            return []
