@@ -1,0 +1,393 @@
+"""One Discord bot account: the discord.py client, its supervisor, status and transport.
+
+The adapter is thin on purpose: inbound messages are mapped and handed to the pipeline
+(`on_message`), which owns policy, commands, routing, the agent run and chunking; the pipeline
+answers through `DiscordTransport`.
+
+Resilience (spec §1.1, §6): socket drops are handled inside discord.py (RESUME, or re-IDENTIFY
+with its jittered back-off, capped at 30 s by `library.configure_library`). Whatever escapes the
+client (host unreachable at login, an unexpected close) restarts a fresh client after
+`min(30 s, 2^n s)`. A bad token, refused privileged intent or bad `DISCORD_API_URL` is fatal for
+this account only: one clear error, `running=False`, the gateway keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import discord
+
+from channels.base import AccountStatus, Chunking, InboundMessage, OutboundTarget, SentMessage
+from channels.base import Transport as Transport
+from channels.discord.inbound import to_inbound
+from channels.discord.library import API_URL_ENV, ApiUrlError, apply_api_url
+from gateway.config.secrets import resolve_secret
+from gateway.logs import now_ms, scrubber
+
+if TYPE_CHECKING:
+    from gateway.config.models import DiscordConfig
+    from gateway.runtime import Gateway
+
+log = logging.getLogger("channels.discord")
+
+TOKEN_ENV = "DISCORD_BOT_TOKEN"
+OnMessage = Callable[[InboundMessage, Transport], Awaitable[None]]
+
+# Gateway close codes after which reconnecting cannot help (auth failed, bad shard/version/intents).
+_FATAL_CLOSE_CODES = {
+    4004: "Discord rejected the bot token at the gateway (close 4004)",
+    4010: "invalid shard (close 4010)",
+    4011: "sharding required (close 4011)",
+    4012: "invalid gateway API version (close 4012)",
+    4013: "invalid intents (close 4013)",
+}
+BAD_TOKEN_ERROR = (
+    "discord login failed: the bot token was rejected (401 Unauthorized); "
+    f"check channels.discord.token or {TOKEN_ENV}"
+)
+INTENT_ERROR = (
+    "discord gateway refused the Message Content intent (close 4014); enable "
+    '"Message Content Intent" under Bot → Privileged Gateway Intents in the Discord Developer Portal'
+)
+
+
+class ChannelNotConnected(RuntimeError):
+    """The account has no live client to send with."""
+
+
+def resolve_token(config: DiscordConfig, env: Mapping[str, str] | None = None) -> str | None:
+    """`channels.discord.token` (string or env SecretRef) wins; else `DISCORD_BOT_TOKEN`.
+
+    Raises `gateway.config.secrets.SecretError` when the SecretRef names an unset variable.
+    """
+    env = os.environ if env is None else env
+    token = resolve_secret(config.token, "channels.discord.token", env) or env.get(TOKEN_ENV)
+    if not token:
+        return None
+    token = token.strip()
+    # People paste the Authorization header value; discord.py adds "Bot " itself.
+    if token.lower().startswith("bot "):
+        token = token[4:].strip()
+    return token or None
+
+
+def intents() -> discord.Intents:
+    """The reference's intent set (spec §1.1), Message Content included (privileged bit 15)."""
+    return discord.Intents(
+        guilds=True,
+        guild_messages=True,
+        dm_messages=True,
+        guild_reactions=True,
+        dm_reactions=True,
+        emojis_and_stickers=True,
+        message_content=True,
+    )
+
+
+class _Client(discord.Client):
+    """discord.py client whose events go to the owning DiscordChannel."""
+
+    def __init__(self, owner: DiscordChannel, **options: Any) -> None:
+        super().__init__(**options)
+        self._owner = owner
+
+    async def on_ready(self) -> None:
+        self._owner._on_ready(self)
+
+    async def on_resumed(self) -> None:
+        self._owner._on_resumed()
+
+    async def on_disconnect(self) -> None:
+        self._owner._on_disconnect()
+
+    async def on_message(self, message: discord.Message) -> None:
+        await self._owner._on_discord_message(self, message)
+
+
+class DiscordTransport:
+    """`channels.base.Transport` over discord.py's REST client (429s retried by discord.py)."""
+
+    def __init__(self, owner: DiscordChannel) -> None:
+        self._owner = owner
+
+    def _messageable(self, target: OutboundTarget) -> discord.PartialMessageable:
+        client = self._owner._client
+        if client is None or client.is_closed() or client.user is None:
+            raise ChannelNotConnected(f"discord account {self._owner.account_id} is not connected")
+        # A thread is its own channel on Discord: send into it directly.
+        return client.get_partial_messageable(int(target.thread_id or target.chat_id))
+
+    async def send_text(self, target: OutboundTarget, text: str) -> SentMessage:
+        channel = self._messageable(target)
+        reference = None
+        if target.reply_to_message_id:
+            reference = discord.MessageReference(
+                message_id=int(target.reply_to_message_id),
+                channel_id=channel.id,
+                fail_if_not_exists=False,  # the inbound message may be gone by now
+            )
+        sent = await channel.send(
+            text,
+            reference=reference,  # type: ignore[arg-type]
+            # Model output must not ping @everyone/roles; a reply never pings its author.
+            allowed_mentions=discord.AllowedMentions(
+                everyone=False, roles=False, users=True, replied_user=False
+            ),
+            suppress_embeds=True,  # suppressEmbeds defaults to true in the reference
+        )
+        self._owner._status.last_outbound_at = now_ms()
+        return SentMessage(message_id=str(sent.id))
+
+    async def send_typing(self, target: OutboundTarget) -> None:
+        try:
+            await self._messageable(target).typing()
+        except Exception as exc:  # typing is best effort (spec §4.4)
+            log.debug("typing failed in %s: %s", target.chat_id, exc)
+
+
+class DiscordChannel:
+    """One configured Discord account, created and driven by `channels.manager`."""
+
+    channel_id: ClassVar[str] = "discord"
+    # discord.py waits this long after the last GUILD_CREATE before on_ready (tests shorten it).
+    guild_ready_timeout: ClassVar[float] = 2.0
+    ready_warning_s: ClassVar[float] = 15.0
+    restart_cap_s: ClassVar[float] = 30.0
+    max_ratelimit_timeout_s: ClassVar[float] = 30.0
+
+    def __init__(
+        self,
+        *,
+        gateway: Gateway | None,
+        account_id: str,
+        token: str | None,
+        config: DiscordConfig,
+        on_message: OnMessage,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.gateway = gateway
+        self.account_id = account_id
+        self.config = config
+        self._token = token
+        self._on_message = on_message
+        self._env = env
+        self.transport = DiscordTransport(self)
+        self.chunking = Chunking(
+            limit=config.text_chunk_limit, max_lines=config.max_lines_per_message
+        )
+        self._status = AccountStatus(
+            account_id=account_id, configured=bool(token), enabled=config.enabled
+        )
+        self._client: _Client | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self._changed = asyncio.Condition()
+        self._ready_timer: asyncio.TimerHandle | None = None
+        self._logged_in = False
+        scrubber.add(token)  # never in a log line, whoever logs it
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Spawn the client supervisor and return at once (login happens in the background)."""
+        if self._task is not None and not self._task.done():
+            return
+        if not self._token:
+            self._fail(f"discord: no bot token; set channels.discord.token or {TOKEN_ENV}")
+            return
+        log.info("[%s] starting provider", self.account_id)
+        self._stop.clear()
+        self._status.running = True
+        self._status.last_error = None
+        self._task = asyncio.create_task(self._supervise(), name=f"discord:{self.account_id}")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        client, task = self._client, self._task
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.close(), 5)
+        if task is not None and not task.done():
+            try:
+                await asyncio.wait_for(task, 5)
+            except (TimeoutError, asyncio.CancelledError):
+                task.cancel()
+        self._cancel_ready_timer()
+        self._status.running = False
+        self._status.connected = False
+        await self._notify()
+
+    def status(self) -> AccountStatus:
+        return self._status
+
+    async def wait_for_status(
+        self, predicate: Callable[[AccountStatus], bool], timeout_s: float = 10.0
+    ) -> AccountStatus:
+        """Wait (bounded) until the status satisfies `predicate`; for the manager and tests."""
+
+        async def _wait() -> None:
+            async with self._changed:
+                await self._changed.wait_for(lambda: predicate(self._status))
+
+        await asyncio.wait_for(_wait(), timeout_s)
+        return self._status
+
+    # --- supervisor -------------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            env = os.environ if self._env is None else self._env
+            client: _Client | None = None
+            try:
+                await apply_api_url(env.get(API_URL_ENV))
+                client = self._client = self._new_client()
+                self._arm_ready_timer()
+                assert self._token is not None
+                await client.start(self._token, reconnect=True)
+                if self._stop.is_set():
+                    return
+                raise ConnectionError("discord client stopped unexpectedly")
+            except discord.LoginFailure:
+                return await self._fatal(client, BAD_TOKEN_ERROR)
+            except discord.PrivilegedIntentsRequired:
+                return await self._fatal(client, INTENT_ERROR)
+            except discord.ConnectionClosed as exc:
+                if exc.code in _FATAL_CLOSE_CODES:
+                    return await self._fatal(client, f"discord: {_FATAL_CLOSE_CODES[exc.code]}")
+                failures = await self._retry_later(client, exc, failures)
+            except ApiUrlError as exc:
+                return await self._fatal(client, f"discord: {exc}")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures = await self._retry_later(client, exc, failures)
+
+    def _new_client(self) -> _Client:
+        self._logged_in = False
+        return _Client(
+            self,
+            intents=intents(),
+            guild_ready_timeout=self.guild_ready_timeout,
+            # A rate limit longer than this raises instead of stalling a reply for minutes.
+            max_ratelimit_timeout=self.max_ratelimit_timeout_s,
+            chunk_guilds_at_startup=False,
+        )
+
+    async def _retry_later(self, client: _Client | None, exc: BaseException, failures: int) -> int:
+        if self._stop.is_set():
+            return failures
+        if self._logged_in:
+            failures = 0  # it worked for a while: start the back-off over
+        failures += 1
+        delay = min(self.restart_cap_s, float(2 ** min(failures, 5)))
+        self._status.last_error = f"{type(exc).__name__}: {exc}"
+        if self._status.connected:
+            self._status.reconnects += 1
+        self._status.connected = False
+        log.warning(
+            "discord connection failed (%s); restarting the client in %.0fs (attempt %d)",
+            self._status.last_error,
+            delay,
+            failures,
+        )
+        await self._close_client(client)
+        await self._notify()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), delay)
+        return failures
+
+    async def _fatal(self, client: _Client | None, message: str) -> None:
+        await self._close_client(client)
+        self._fail(message)
+        await self._notify()
+
+    def _fail(self, message: str) -> None:
+        log.error("%s", message)
+        self._status.last_error = message
+        self._status.running = False
+        self._status.connected = False
+
+    async def _close_client(self, client: _Client | None) -> None:
+        self._cancel_ready_timer()
+        if client is not None and not client.is_closed():
+            with contextlib.suppress(Exception):
+                await client.close()
+
+    def _arm_ready_timer(self) -> None:
+        self._cancel_ready_timer()
+        loop = asyncio.get_running_loop()
+        self._ready_timer = loop.call_later(self.ready_warning_s, self._ready_overdue)
+
+    def _cancel_ready_timer(self) -> None:
+        if self._ready_timer is not None:
+            self._ready_timer.cancel()
+            self._ready_timer = None
+
+    def _ready_overdue(self) -> None:
+        self._ready_timer = None
+        log.warning(
+            "discord: gateway READY wait timed out after %dms; discord.py keeps reconnecting with backoff",
+            int(self.ready_warning_s * 1000),
+        )
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    # --- client events ----------------------------------------------------------------------
+
+    def _on_ready(self, client: _Client) -> None:
+        me = client.user
+        if me is None:
+            return
+        self._cancel_ready_timer()
+        st = self._status
+        st.connected = True
+        st.last_error = None
+        st.bot_id, st.bot_name = str(me.id), me.name
+        st.last_connected_at = now_ms()
+        if not self._logged_in:
+            self._logged_in = True
+            log.info("logged in to discord as %s (%s)", me.id, me.name)
+        else:
+            log.info("gateway session re-established (new session)")
+        asyncio.get_running_loop().create_task(self._notify())
+
+    def _on_resumed(self) -> None:
+        self._status.connected = True
+        self._status.last_connected_at = now_ms()
+        log.info("gateway session resumed")
+        asyncio.get_running_loop().create_task(self._notify())
+
+    def _on_disconnect(self) -> None:
+        # discord.py may dispatch several disconnects for one outage: count the first.
+        if not self._status.connected or self._stop.is_set():
+            return
+        self._status.connected = False
+        self._status.reconnects += 1
+        log.warning("gateway disconnected; discord.py is reconnecting")
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _on_discord_message(self, client: _Client, message: discord.Message) -> None:
+        me = client.user
+        if me is None:
+            return
+        try:
+            inbound = to_inbound(message, account_id=self.account_id, bot_user=me)
+        except Exception:
+            log.exception("could not read discord message %s", message.id)
+            return
+        if inbound is None:
+            return
+        self._status.last_inbound_at = now_ms()
+        try:
+            await self._on_message(inbound, self.transport)
+        except Exception:
+            # A failing turn must not surface as discord.py's "Ignoring exception" traceback.
+            log.exception("handling discord message %s failed", inbound.message_id)

@@ -1,0 +1,100 @@
+"""discord.py `Message` → platform-neutral `InboundMessage` (no policy decisions here)."""
+
+from __future__ import annotations
+
+import re
+
+import discord
+
+from channels.base import InboundMessage
+
+# Only user-authored text: joins, pins, boosts and application-command echoes
+# (chat_input_command / context_menu_command, spec §2.5) never reach the pipeline.
+_USER_TYPES = frozenset({discord.MessageType.default, discord.MessageType.reply})
+
+
+def _media_placeholders(message: discord.Message) -> list[str]:
+    """Attachments and stickers become placeholders so a media-only turn still has text."""
+    out: list[str] = []
+    for att in message.attachments:
+        kind = (att.content_type or "").split("/", 1)[0]
+        out.append(f"<media:{kind}>" if kind in ("image", "video", "audio") else "<media:document>")
+    out.extend("<media:sticker>" for _ in message.stickers)
+    return out
+
+
+def _mentions_bot(message: discord.Message, bot_id: int, bot_role_ids: set[int]) -> bool:
+    """An explicit `<@bot>`/`<@!bot>` in the text or a mention of one of the bot's roles.
+
+    The raw text is checked first because without the Message Content intent `mentions` may be
+    all there is; a reply-ping (Discord adds the replied-to author to `mentions`) is not an
+    explicit mention, it is reported as `reply_to_bot`.
+    """
+    if re.search(rf"<@!?{bot_id}>", message.content):
+        return True
+    if bot_role_ids and any(role.id in bot_role_ids for role in message.role_mentions):
+        return True
+    ref = message.reference
+    is_reply = ref is not None and ref.message_id is not None
+    return not is_reply and any(u.id == bot_id for u in message.mentions)
+
+
+def _replied(message: discord.Message) -> discord.Message | None:
+    ref = message.reference
+    if ref is None:
+        return None
+    resolved = ref.resolved if isinstance(ref.resolved, discord.Message) else None
+    return resolved or ref.cached_message
+
+
+def to_inbound(
+    message: discord.Message, *, account_id: str, bot_user: discord.ClientUser
+) -> InboundMessage | None:
+    """Map one message; None for what the pipeline never sees (system types, group DMs)."""
+    if message.type not in _USER_TYPES:
+        return None
+    channel = message.channel
+    if isinstance(channel, discord.GroupChannel):
+        return None  # group DMs are a later feature (dm.groupEnabled)
+    author = message.author
+    guild = message.guild
+    bot_role_ids: set[int] = set()
+    role_ids: tuple[str, ...] = ()
+    if guild is not None:
+        me = guild.me
+        if me is not None:
+            bot_role_ids = {r.id for r in me.roles if not r.is_default()}
+        if isinstance(author, discord.Member):
+            role_ids = tuple(str(r.id) for r in author.roles if not r.is_default())
+    thread_id = parent_id = None
+    if isinstance(channel, discord.Thread):
+        thread_id = str(channel.id)
+        parent_id = str(channel.parent_id)
+    replied = _replied(message)
+    ref_id = message.reference.message_id if message.reference else None
+    text = "\n".join(p for p in [message.content, *_media_placeholders(message)] if p)
+    return InboundMessage(
+        channel="discord",
+        account_id=account_id,
+        chat_type="direct" if guild is None else "channel",
+        chat_id=str(channel.id),
+        message_id=str(message.id),
+        sender_id=str(author.id),
+        sender_name=author.display_name,
+        sender_username=author.name,
+        text=text,
+        sender_is_bot=author.bot,
+        from_self=author.id == bot_user.id,
+        mentioned=_mentions_bot(message, bot_user.id, bot_role_ids),
+        reply_to_bot=replied is not None and replied.author.id == bot_user.id,
+        reply_to_text=replied.content if replied is not None else None,
+        reply_to_sender=replied.author.display_name if replied is not None else None,
+        reply_to_id=str(ref_id) if ref_id is not None else None,
+        guild_id=str(guild.id) if guild is not None else None,
+        guild_name=guild.name if guild is not None else None,
+        chat_name=getattr(channel, "name", None),
+        thread_id=thread_id,
+        parent_chat_id=parent_id,
+        member_role_ids=role_ids,
+        timestamp_ms=int(message.created_at.timestamp() * 1000),
+    )

@@ -1,0 +1,473 @@
+"""Fake Discord: REST API v10 and the gateway websocket on 127.0.0.1, enough for discord.py 2.7.
+
+Point discord.py at it with env `DISCORD_API_URL=fake.api_base` (the adapter patches discord.py's
+REST base and discovers the websocket URL from `GET /gateway`), or in library-only tests set
+`discord.http.Route.BASE` and `discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY` directly.
+
+Every REST call and gateway op is stored with `record()` so tests await them with
+`wait_until()` / `wait_rest()` / `wait_op()` instead of sleeping. Protocol facts (verified against
+discord.py 2.7, see the testing spec §3): responses must have exactly
+`Content-Type: application/json`; a 429 is retried only with a `Via` header and a JSON
+`retry_after`; frames are sent as text (no zlib); READY's `resume_gateway_url` must be ours.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from tests.fakes.base import LoopbackServer
+
+TOKEN = "TEST.DISCORD.TOKEN-0123456789"
+BOT_ID = 900
+APP_ID = 901
+GUILD_ID = 100
+TEXT_CH = 555  # "general" in the guild
+OTHER_CH = 556  # "random" in the guild (not allowlisted by the Fly guide config)
+THREAD_CH = 558  # a public thread under "general"
+DM_CH = 777
+USER_ID = 42
+BOT_ROLE = 300  # the bot's managed role in the guild
+USER_ROLE = 301
+
+Json = dict[str, Any]
+_snowflakes = itertools.count(10_000)
+
+
+def snowflake() -> str:
+    return str(next(_snowflakes))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def user(uid: int = USER_ID, name: str = "ann", *, bot: bool = False) -> Json:
+    return {
+        "id": str(uid),
+        "username": name,
+        "discriminator": "0",
+        "global_name": name.title(),
+        "avatar": None,
+        "bot": bot,
+    }
+
+
+BOT_USER: Json = {
+    **user(BOT_ID, "clawbot", bot=True),
+    "global_name": None,
+    "verified": True,
+    "mfa_enabled": False,
+    "flags": 0,
+}
+
+
+def message(
+    content: str,
+    channel_id: int | str,
+    author: Json | None = None,
+    *,
+    guild_id: int | str | None = None,
+    mentions: Iterable[Json] = (),
+    mention_roles: Iterable[int | str] = (),
+    roles: Iterable[int | str] = (),
+    **extra: Any,
+) -> Json:
+    """A MESSAGE_CREATE payload (also the shape REST returns for sent messages)."""
+    stamp = _now()
+    msg: Json = {
+        "id": snowflake(),
+        "channel_id": str(channel_id),
+        "author": author if author is not None else user(),
+        "content": content,
+        "timestamp": stamp,
+        "edited_timestamp": None,
+        "tts": False,
+        "mention_everyone": False,
+        "mentions": list(mentions),
+        "mention_roles": [str(r) for r in mention_roles],
+        "attachments": [],
+        "embeds": [],
+        "pinned": False,
+        "type": 0,
+        "flags": 0,
+        **extra,
+    }
+    if guild_id is not None:
+        msg["guild_id"] = str(guild_id)
+        msg["member"] = {
+            "roles": [str(r) for r in roles],
+            "joined_at": stamp,
+            "deaf": False,
+            "mute": False,
+            "flags": 0,
+        }
+    return msg
+
+
+def reply_to(original: Json, content: str, author: Json | None = None, **kw: Any) -> Json:
+    """A reply (type 19) to `original`, carrying `referenced_message` as Discord does."""
+    guild_id = original.get("guild_id")
+    return message(
+        content,
+        original["channel_id"],
+        author,
+        guild_id=guild_id,
+        type=19,
+        message_reference={
+            "message_id": original["id"],
+            "channel_id": original["channel_id"],
+            **({"guild_id": guild_id} if guild_id else {}),
+        },
+        referenced_message=original,
+        **kw,
+    )
+
+
+def _text_channel(cid: int, name: str, position: int) -> Json:
+    return {
+        "id": str(cid),
+        "type": 0,
+        "name": name,
+        "position": position,
+        "guild_id": str(GUILD_ID),
+        "permission_overwrites": [],
+        "nsfw": False,
+        "parent_id": None,
+        "topic": None,
+        "last_message_id": None,
+    }
+
+
+def _role(rid: int, name: str, position: int, managed: bool = False) -> Json:
+    return {
+        "id": str(rid),
+        "name": name,
+        "permissions": "1071698660929",
+        "position": position,
+        "color": 0,
+        "hoist": False,
+        "managed": managed,
+        "mentionable": True,
+    }
+
+
+def guild_create(guild_id: int = GUILD_ID, name: str = "Test Guild") -> Json:
+    thread = {
+        "id": str(THREAD_CH),
+        "type": 11,  # public thread
+        "name": "side-topic",
+        "guild_id": str(guild_id),
+        "parent_id": str(TEXT_CH),
+        "owner_id": str(USER_ID),
+        "last_message_id": None,
+        "message_count": 0,
+        "member_count": 1,
+        "rate_limit_per_user": 0,
+        "flags": 0,
+        "thread_metadata": {
+            "archived": False,
+            "auto_archive_duration": 1440,
+            "archive_timestamp": _now(),
+            "locked": False,
+        },
+    }
+    bot_member = {
+        "user": BOT_USER,
+        "roles": [str(BOT_ROLE)],
+        "joined_at": _now(),
+        "deaf": False,
+        "mute": False,
+        "flags": 0,
+    }
+    return {
+        "id": str(guild_id),
+        "name": name,
+        "icon": None,
+        "owner_id": str(USER_ID),
+        "unavailable": False,
+        "member_count": 2,
+        "roles": [
+            _role(guild_id, "@everyone", 0),
+            _role(BOT_ROLE, "clawbot", 1, managed=True),
+            _role(USER_ROLE, "friends", 2),
+        ],
+        "channels": [_text_channel(TEXT_CH, "general", 0), _text_channel(OTHER_CH, "random", 1)],
+        "threads": [thread],
+        "members": [bot_member],
+        "emojis": [],
+        "stickers": [],
+        "features": [],
+        "verification_level": 0,
+        "default_message_notifications": 0,
+        "explicit_content_filter": 0,
+        "mfa_level": 0,
+        "premium_tier": 0,
+        "preferred_locale": "en-US",
+        "joined_at": _now(),
+        "large": False,
+        "voice_states": [],
+        "presences": [],
+        "stage_instances": [],
+        "guild_scheduled_events": [],
+        "system_channel_flags": 0,
+        "nsfw_level": 0,
+    }
+
+
+def jr(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """JSON with a bare `application/json` type: discord.py decodes nothing else."""
+    return web.Response(
+        body=json.dumps(data).encode(),
+        status=status,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+
+
+RATE_LIMIT_HEADERS = {"X-RateLimit-Scope": "user", "Via": "1.1 google"}
+
+
+class FakeDiscord(LoopbackServer):
+    """REST under `/api/v10/...`, websocket at `/gateway`; records everything."""
+
+    def __init__(self, token: str = TOKEN) -> None:
+        app = web.Application()
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_route("*", "/api/v10/{path:.*}", self._rest)
+        super().__init__(app)
+        self.token = token
+        self.session_id = "fake-session-1"
+        self.guilds: list[Json] = [guild_create()]
+        self._sockets: list[web.WebSocketResponse] = []
+        self._seq = 0
+        self._rest_failures: dict[tuple[str, str], list[tuple[int, Json, dict[str, str]]]] = {}
+        self._refuse_ws = 0
+
+    @property
+    def api_base(self) -> str:
+        return f"{self.url}/api/v10"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway"
+
+    # --- test-side API ----------------------------------------------------------------------
+
+    @property
+    def connected_sockets(self) -> int:
+        return len(self._sockets)
+
+    def rest_calls(self, method: str | None = None, path: str | None = None) -> list[Json]:
+        return [
+            r
+            for r in self.requests
+            if r["kind"] == "rest"
+            and (method is None or r["method"] == method)
+            and (path is None or r["path"] == path)
+        ]
+
+    def ops(self, op: int) -> list[Json]:
+        return [r for r in self.requests if r["kind"] == "ws" and r["op"] == op]
+
+    async def wait_rest(
+        self,
+        method: str,
+        path: str,
+        pred: Callable[[Json], bool] = lambda _c: True,
+        count: int = 1,
+        timeout: float = 5.0,
+    ) -> Json:
+        """The `count`-th matching REST call (waits, bounded)."""
+
+        def hits(reqs: list[Json]) -> list[Json]:
+            return [
+                r
+                for r in reqs
+                if r["kind"] == "rest" and r["method"] == method and r["path"] == path and pred(r)
+            ]
+
+        reqs = await self.wait_until(lambda rs: len(hits(rs)) >= count, timeout)
+        return hits(reqs)[count - 1]
+
+    async def wait_op(self, op: int, count: int = 1, timeout: float = 5.0) -> Json:
+        """The `count`-th gateway op the client sent (2 IDENTIFY, 6 RESUME, 1 heartbeat)."""
+        reqs = await self.wait_until(lambda rs: len(self._ops_in(rs, op)) >= count, timeout)
+        return self._ops_in(reqs, op)[count - 1]
+
+    @staticmethod
+    def _ops_in(reqs: list[Json], op: int) -> list[Json]:
+        return [r for r in reqs if r["kind"] == "ws" and r["op"] == op]
+
+    async def dispatch(self, event: str, data: Json) -> None:
+        """Send a DISPATCH (op 0) to every connected client."""
+        self._seq += 1
+        frame = json.dumps({"op": 0, "t": event, "s": self._seq, "d": data})
+        for ws in list(self._sockets):
+            await ws.send_str(frame)
+
+    async def message_create(self, msg: Json) -> Json:
+        await self.dispatch("MESSAGE_CREATE", msg)
+        return msg
+
+    async def send_op(self, op: int, d: Any = None) -> None:
+        for ws in list(self._sockets):
+            await ws.send_str(json.dumps({"op": op, "d": d}))
+
+    async def drop_sockets(self, code: int = 4000) -> None:
+        """Close every gateway socket (4000 = unknown error: discord.py reconnects + RESUMEs)."""
+        for ws in list(self._sockets):
+            await ws.close(code=code)
+
+    def refuse_websocket(self, times: int) -> None:
+        """Answer the next `times` websocket handshakes with HTTP 503 (an outage)."""
+        self._refuse_ws = times
+
+    def fail_next(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        body: Json,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self._rest_failures.setdefault((method, path), []).append((status, body, headers or {}))
+
+    def rate_limit_next(self, method: str, path: str, retry_after: float = 0.2) -> None:
+        """One 429 with the headers discord.py needs to treat it as a retryable rate limit."""
+        self.fail_next(
+            method,
+            path,
+            429,
+            {"message": "You are being rate limited.", "retry_after": retry_after, "global": False},
+            {**RATE_LIMIT_HEADERS, "Retry-After": str(max(1, round(retry_after)))},
+        )
+
+    # --- gateway ----------------------------------------------------------------------------
+
+    async def _gateway(self, request: web.Request) -> web.StreamResponse:
+        if self._refuse_ws > 0:
+            self._refuse_ws -= 1
+            await self.record({"kind": "ws-refused"})
+            return web.Response(status=503, text="gateway unavailable (fake)")
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await self.record({"kind": "ws-open", "query": dict(request.query)})
+        await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}}))  # HELLO
+        try:
+            async for frame in ws:
+                if frame.type != WSMsgType.TEXT:
+                    continue
+                payload = json.loads(frame.data)
+                op = payload.get("op")
+                if op == 1:
+                    await ws.send_str(json.dumps({"op": 11}))  # HEARTBEAT_ACK
+                elif op == 2:
+                    await self._ready(ws)
+                elif op == 6:
+                    await self._send(ws, "RESUMED", {})
+                # Recorded after answering so a waiter sees the op once the reply is out.
+                await self.record({"kind": "ws", "op": op, "d": payload.get("d")})
+        finally:
+            self._sockets.remove(ws)
+            await self.record({"kind": "ws-closed"})
+        return ws
+
+    async def _send(self, ws: web.WebSocketResponse, event: str, data: Json) -> None:
+        self._seq += 1
+        await ws.send_str(json.dumps({"op": 0, "t": event, "s": self._seq, "d": data}))
+
+    async def _ready(self, ws: web.WebSocketResponse) -> None:
+        await self._send(
+            ws,
+            "READY",
+            {
+                "v": 10,
+                "user": BOT_USER,
+                "guilds": [{"id": g["id"], "unavailable": True} for g in self.guilds],
+                "session_id": self.session_id,
+                "resume_gateway_url": self.ws_url,  # must be loopback too: RESUME uses it
+                "application": {"id": str(APP_ID), "flags": 0},
+                "private_channels": [],
+                "relationships": [],
+                "shard": [0, 1],
+            },
+        )
+        for guild in self.guilds:
+            await self._send(ws, "GUILD_CREATE", guild)
+
+    # --- REST -------------------------------------------------------------------------------
+
+    async def _rest(self, request: web.Request) -> web.StreamResponse:
+        path = "/" + request.match_info["path"]
+        body: Any = None
+        if request.content_type == "application/json" and request.can_read_body:
+            body = await request.json()
+        elif request.content_type.startswith("multipart/"):
+            form = await request.post()
+            payload = form.get("payload_json")
+            body = json.loads(str(payload)) if payload is not None else {}
+            body["_files"] = [v.filename for v in form.values() if hasattr(v, "filename")]
+        await self.record(
+            {
+                "kind": "rest",
+                "method": request.method,
+                "path": path,
+                "json": body,
+                "query": dict(request.query),
+                "headers": dict(request.headers),
+            }
+        )
+        if path != "/gateway" and request.headers.get("Authorization") != f"Bot {self.token}":
+            return jr({"message": "401: Unauthorized", "code": 0}, status=401)
+        fails = self._rest_failures.get((request.method, path))
+        if fails:
+            status, fail_body, headers = fails.pop(0)
+            return jr(fail_body, status=status, headers=headers)
+        return self._answer(request.method, path, body)
+
+    def _answer(self, method: str, path: str, body: Any) -> web.Response:
+        parts = path.strip("/").split("/")
+        if (method, path) == ("GET", "/users/@me"):
+            return jr(BOT_USER)
+        if (method, path) == ("GET", "/oauth2/applications/@me"):
+            return jr(
+                {
+                    "id": str(APP_ID),
+                    "name": "claw",
+                    "icon": None,
+                    "description": "",
+                    "bot_public": True,
+                    "bot_require_code_grant": False,
+                    "owner": user(),
+                    "verify_key": "00",
+                    "flags": 0,
+                }
+            )
+        if method == "GET" and path in ("/gateway", "/gateway/bot"):
+            limit = {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
+            return jr({"url": self.ws_url, "shards": 1, "session_start_limit": limit})
+        if method == "POST" and parts[0] == "channels" and parts[2:] == ["messages"]:
+            sent = body or {}
+            extra: Json = {}
+            if sent.get("message_reference"):
+                extra = {"type": 19, "message_reference": sent["message_reference"]}
+            return jr(message(sent.get("content", ""), parts[1], BOT_USER, **extra))
+        if method == "POST" and parts[0] == "channels" and parts[2:] == ["typing"]:
+            return web.Response(status=204)
+        if (method, path) == ("POST", "/users/@me/channels"):
+            recipient = user(int((body or {}).get("recipient_id", USER_ID)))
+            return jr({"id": str(DM_CH), "type": 1, "recipients": [recipient]})
+        if method == "PUT" and parts[0] == "applications" and parts[2:] == ["commands"]:
+            return jr(
+                [
+                    {**c, "id": snowflake(), "application_id": str(APP_ID), "version": "1"}
+                    for c in (body or [])
+                ]
+            )
+        return jr({"message": "Unknown (fake)", "code": 0}, status=404)
