@@ -212,3 +212,52 @@ def stop_process(proc: subprocess.Popen[str], sig: int = 15, timeout: float = 10
             proc.kill()
             proc.wait(5)
     return proc.stdout.read() if proc.stdout else ""
+
+
+# --- chat helpers -------------------------------------------------------------------------
+
+
+async def chat_events(client: Client, run_id: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """`chat` event payloads of one run, up to and including its terminal state."""
+    out: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    pending = [e for e in client.events if e.get("event") == "chat"]
+    client.events = [e for e in client.events if e.get("event") != "chat"]
+    while True:
+        msg = (
+            pending.pop(0) if pending else await client.recv(max(0.01, deadline - time.monotonic()))
+        )
+        if msg.get("type") != "event" or msg.get("event") != "chat":
+            if msg.get("type") == "event":
+                client.events.append(msg)
+            continue
+        payload = msg["payload"]
+        if payload.get("runId") != run_id:
+            client.events.append(msg)
+            continue
+        out.append(payload)
+        if payload["state"] in ("final", "error", "aborted"):
+            return out
+
+
+async def chat(
+    client: Client,
+    message: str,
+    session: str = "main",
+    key: str | None = None,
+    timeout: float = 10.0,
+    **extra: Any,
+) -> list[dict[str, Any]]:
+    """chat.send, then the run's events to the end."""
+    idem = key or f"run-{time.monotonic_ns()}"
+    ack = await client.call(
+        "chat.send", {"sessionKey": session, "message": message, "idempotencyKey": idem, **extra}
+    )
+    assert ack["status"] == "started", ack
+    return await chat_events(client, ack["runId"], timeout)
+
+
+def final_text(events: list[dict[str, Any]]) -> str:
+    last = events[-1]
+    assert last["state"] == "final", last
+    return "".join(b["text"] for b in last["message"]["content"] if b.get("type") == "text")
