@@ -418,3 +418,36 @@ def test_discordpy_reconnect_backoff_is_capped() -> None:
     backoff = discord.client.ExponentialBackoff()
     delays = [backoff.delay() for _ in range(15)]  # uncapped, the 11th could reach 1024 s
     assert max(delays) <= RECONNECT_CAP_S
+
+
+class _Waiter(logging.Handler):
+    """Sets an event when a record containing `needle` is logged."""
+
+    def __init__(self, needle: str) -> None:
+        super().__init__()
+        self.needle = needle
+        self.seen = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.needle in record.getMessage():
+            self.seen.set()
+
+
+async def test_ready_wait_timeout_warns_once(
+    fake: FakeDiscord, inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(DiscordChannel, "ready_warning_s", 0.1)
+    fake.hold_ready = True
+    waiter = _Waiter("gateway READY wait timed out after 100ms")
+    logger = logging.getLogger("channels.discord")
+    logger.addHandler(waiter)
+    ch = make_channel(inbox)
+    try:
+        await ch.start()
+        await fake.wait_op(2)
+        await asyncio.wait_for(waiter.seen.wait(), 5)
+        st = ch.status()
+        assert st.running and not st.connected
+    finally:
+        logger.removeHandler(waiter)
+        await ch.stop()

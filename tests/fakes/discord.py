@@ -247,6 +247,7 @@ class FakeDiscord(LoopbackServer):
         self._seq = 0
         self._rest_failures: dict[tuple[str, str], list[tuple[int, Json, dict[str, str]]]] = {}
         self._refuse_ws = 0
+        self.hold_ready = False  # accept IDENTIFY but never send READY (a stuck gateway)
 
     @property
     def api_base(self) -> str:
@@ -367,7 +368,7 @@ class FakeDiscord(LoopbackServer):
                 op = payload.get("op")
                 if op == 1:
                     await ws.send_str(json.dumps({"op": 11}))  # HEARTBEAT_ACK
-                elif op == 2:
+                elif op == 2 and not self.hold_ready:
                     await self._ready(ws)
                 elif op == 6:
                     await self._send(ws, "RESUMED", {})
