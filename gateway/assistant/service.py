@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -134,6 +135,29 @@ class AgentService:
                 log.exception("run listener failed for %s", event.run_id)
             if event.state in ("final", "error", "aborted"):
                 self._run_listeners.pop(event.run_id, None)
+
+    def announce(self, session_key: str, run_id: str, text: str) -> None:
+        """A reply that needed no model (a command's answer) as one `final` chat event.
+
+        Sent on the next loop turn so the request's own response goes out first.
+        """
+        payload = {
+            "runId": run_id,
+            "sessionKey": session_key,
+            "seq": 1,
+            "state": "final",
+            "message": {
+                "role": "assistant",
+                "content": [{"type": "text", "text": text}],
+                "timestamp": int(time.time() * 1000),
+            },
+        }
+
+        def send() -> None:
+            for conn in list(self._watchers.get(session_key, ())):
+                conn.send_event("chat", payload)
+
+        asyncio.get_running_loop().call_soon(send)
 
     def sessions_changed(self, session_key: str, reason: str) -> None:
         self.gateway.broadcast("sessions.changed", {"sessionKey": session_key, "reason": reason})

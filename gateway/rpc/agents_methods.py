@@ -6,8 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from channels import commands as chat_commands
 from gateway.agents.routing import agents_list_result
 from gateway.agents.runner import QueueFull, SubmitRequest
+from gateway.agents.session_keys import agent_id_from_session_key
 from gateway.assistant import roster as rv
 from gateway.protocol.errors import INVALID_REQUEST, NOT_FOUND, UNAVAILABLE, RpcError
 from gateway.protocol.scopes import ADMIN, READ, WRITE
@@ -78,11 +80,30 @@ async def chat_send(ctx: CallContext, params: ChatSendParams) -> dict[str, Any]:
     earlier = svc.remembered(params.idempotency_key)
     if earlier is not None:
         return earlier
+    message = params.message
+    command = chat_commands.parse(message, svc.config)
+    if command is not None and command.trigger != "/whoami":
+        # /new, /reset, /status, /model, /help, /stop: answered here, no model call.
+        done = chat_commands.apply(
+            command,
+            svc=svc,
+            config=svc.config,
+            session_key=key,
+            agent_id=agent_id_from_session_key(key, rv.default_agent_id(svc.config)),
+            channel="webchat",
+            sender_id="operator",
+        )
+        if done.run_text is None:
+            result = {"runId": params.idempotency_key, "status": "started"}
+            svc.remember(params.idempotency_key, result)
+            svc.announce(key, params.idempotency_key, done.reply or "")
+            return result
+        message = done.run_text
     try:
         handle = svc.submit(
             SubmitRequest(
                 session_key=key,
-                text=params.message,
+                text=message,
                 run_id=params.idempotency_key,
                 channel="webchat",
                 queue_mode=params.queue_mode,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 import uuid
 from typing import Any
 
@@ -169,3 +170,92 @@ async def test_advertised_methods_are_reference_methods(
     known = schema()["methods"]
     unknown = [m for m in res["payload"]["features"]["methods"] if m not in known]
     assert not unknown, f"features.methods lists methods the reference does not have: {unknown}"
+
+
+# --- agents, sessions, models and chat through the reference CLI ---------------------------------
+
+
+def call_json(gw: GatewayProcess, method: str, params: dict[str, Any] | None = None) -> Any:
+    args = ["call", method, "--json"]
+    if params is not None:
+        args += ["--params", json.dumps(params)]
+    result = openclaw_gateway(gw, *args)
+    assert result.returncode == 0, describe(result) + "\n--- gateway log\n" + gw.log()
+    return json.loads(result.stdout)
+
+
+def test_cli_chat_send_reaches_the_model_and_sessions_list_shows_it(
+    reference: Reference, chat_gateway: tuple[GatewayProcess, Any]
+) -> None:
+    gw, llm = chat_gateway
+    ack = call_json(
+        gw, "chat.send", {"sessionKey": "main", "message": "hi there", "idempotencyKey": "cli-1"}
+    )
+    assert ack == {"runId": "cli-1", "status": "started"}
+    deadline = time.monotonic() + 10
+    while True:
+        history = call_json(gw, "chat.history", {"sessionKey": "main"})
+        if len(history["messages"]) == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert [m["role"] for m in history["messages"]] == ["user", "assistant"], history
+    assert history["messages"][1]["content"][0]["text"] == "hello from the fake model"
+    assert llm.requests[0]["body"]["messages"][-1] == {"role": "user", "content": "hi there"}
+
+    sessions = call_json(gw, "sessions.list")
+    assert [s["key"] for s in sessions["sessions"]] == ["agent:main:main"]
+    assert sessions["sessions"][0]["messageCount"] == 2
+
+
+def test_cli_agents_list_matches_schema(
+    reference: Reference, chat_gateway: tuple[GatewayProcess, Any]
+) -> None:
+    gw, _ = chat_gateway
+    payload = call_json(gw, "agents.list")
+    validate("AgentsListResult", payload)
+    assert payload["defaultId"] == "main"
+
+
+def test_cli_models_list_matches_schema(
+    reference: Reference, chat_gateway: tuple[GatewayProcess, Any]
+) -> None:
+    gw, _ = chat_gateway
+    payload = call_json(gw, "models.list")
+    validate("ModelsListResult", payload)
+    assert [m["provider"] + "/" + m["id"] for m in payload["models"]] == ["openai/gpt-test"]
+
+
+def test_chat_events_match_schema(
+    reference: Reference, chat_gateway: tuple[GatewayProcess, Any]
+) -> None:
+    gw, _ = chat_gateway
+
+    async def run() -> list[dict[str, Any]]:
+        async with websockets.connect(gw.url) as ws:
+            await ws.recv()  # connect.challenge
+            connect = {**CLI_CONNECT, "scopes": ["operator.write"], "auth": {"token": gw.token}}
+            await ws.send(
+                json.dumps({"type": "req", "id": "c", "method": "connect", "params": connect})
+            )
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "req",
+                        "id": "s",
+                        "method": "chat.send",
+                        "params": {"sessionKey": "main", "message": "hi", "idempotencyKey": "ev-1"},
+                    }
+                )
+            )
+            events: list[dict[str, Any]] = []
+            while True:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                if frame.get("type") == "event" and frame["event"] == "chat":
+                    events.append(frame["payload"])
+                    if frame["payload"]["state"] in ("final", "error", "aborted"):
+                        return events
+
+    events = asyncio.run(run())
+    assert events[-1]["state"] == "final"
+    for payload in events:
+        validate("ChatEvent", payload)
