@@ -135,6 +135,10 @@ def configure_library() -> None:
     # Client.connect() builds `ExponentialBackoff()` from its module namespace.
     if hasattr(discord.client, "ExponentialBackoff"):
         discord.client.ExponentialBackoff = _CappedBackoff
+    # Voice is not used (a later feature): skip discord.py's "PyNaCl/davey is not installed"
+    # warnings printed at every start.
+    discord.VoiceClient.warn_nacl = False
+    discord.VoiceClient.warn_dave = False
     # Logger filters do not apply to records propagated from children, so set them on every
     # discord.py module logger (they exist once the package is imported).
     library_filter = _LibraryLogFilter()
