@@ -14,6 +14,7 @@ websocket at another host; see `channels.discord.library`.
 from channels.discord.channel import (
     BAD_TOKEN_ERROR,
     INTENT_ERROR,
+    MISSING_TOKEN_ERROR,
     TOKEN_ENV,
     ChannelNotConnected,
     DiscordChannel,
@@ -29,6 +30,7 @@ __all__ = [
     "API_URL_ENV",
     "BAD_TOKEN_ERROR",
     "INTENT_ERROR",
+    "MISSING_TOKEN_ERROR",
     "TOKEN_ENV",
     "ApiUrlError",
     "ChannelNotConnected",

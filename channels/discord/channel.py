@@ -50,6 +50,7 @@ BAD_TOKEN_ERROR = (
     "discord login failed: the bot token was rejected (401 Unauthorized); "
     f"check channels.discord.token or {TOKEN_ENV}"
 )
+MISSING_TOKEN_ERROR = f"discord: no bot token; set channels.discord.token or {TOKEN_ENV}"
 INTENT_ERROR = (
     "discord gateway refused the Message Content intent (close 4014); enable "
     '"Message Content Intent" under Bot → Privileged Gateway Intents in the Discord Developer Portal'
@@ -169,6 +170,7 @@ class DiscordChannel:
         config: DiscordConfig,
         on_message: OnMessage,
         env: Mapping[str, str] | None = None,
+        token_error: str | None = None,
     ) -> None:
         self.gateway = gateway
         self.account_id = account_id
@@ -176,6 +178,7 @@ class DiscordChannel:
         self._token = token
         self._on_message = on_message
         self._env = env
+        self._token_error = token_error  # why `token` is None (e.g. an unset SecretRef variable)
         self.transport = DiscordTransport(self)
         self.chunking = Chunking(
             limit=config.text_chunk_limit, max_lines=config.max_lines_per_message
@@ -183,6 +186,7 @@ class DiscordChannel:
         self._status = AccountStatus(
             account_id=account_id, configured=bool(token), enabled=config.enabled
         )
+        self._status.extra["mode"] = "gateway"
         self._client: _Client | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -198,9 +202,11 @@ class DiscordChannel:
         if self._task is not None and not self._task.done():
             return
         if not self._token:
-            self._fail(f"discord: no bot token; set channels.discord.token or {TOKEN_ENV}")
+            self._fail(self._token_error or MISSING_TOKEN_ERROR)
+            await self._notify()
             return
         log.info("[%s] starting provider", self.account_id)
+        self._status.extra["lastStartAt"] = now_ms()
         self._stop.clear()
         self._status.running = True
         self._status.last_error = None
@@ -218,6 +224,8 @@ class DiscordChannel:
             except (TimeoutError, asyncio.CancelledError):
                 task.cancel()
         self._cancel_ready_timer()
+        if self._status.running:
+            self._status.extra["lastStopAt"] = now_ms()
         self._status.running = False
         self._status.connected = False
         await self._notify()

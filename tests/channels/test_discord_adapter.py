@@ -14,6 +14,7 @@ from channels.base import AccountStatus, InboundMessage, OutboundTarget, Transpo
 from channels.discord import (
     BAD_TOKEN_ERROR,
     INTENT_ERROR,
+    MISSING_TOKEN_ERROR,
     DiscordChannel,
     apply_api_url,
     resolve_token,
@@ -98,6 +99,7 @@ async def test_login_line_status_intents_and_no_token_in_logs(
     try:
         assert (st.bot_id, st.bot_name, st.last_error) == ("900", "clawbot", None)
         assert st.configured and st.last_connected_at
+        assert st.extra["mode"] == "gateway" and st.extra["lastStartAt"]
         lines = [ConsoleFormatter().format(r).split(" ", 1)[1] for r in caplog.records]
         assert lines.count("[discord] logged in to discord as 900 (clawbot)") == 1
         assert "[discord] [default] starting provider" in lines
@@ -136,8 +138,19 @@ async def test_missing_token_fails_without_connecting(fake: FakeDiscord, inbox: 
     await ch.start()
     st = ch.status()
     assert not st.running and not st.configured
-    assert st.last_error and "DISCORD_BOT_TOKEN" in st.last_error
+    assert st.last_error == MISSING_TOKEN_ERROR and "DISCORD_BOT_TOKEN" in st.last_error
     assert not fake.requests
+    why = "channels.discord.token: environment variable MY_TOKEN is not set"
+    ch2 = DiscordChannel(
+        gateway=None,
+        account_id="default",
+        token=None,
+        config=DiscordConfig(),
+        on_message=inbox,
+        token_error=why,
+    )
+    await ch2.start()
+    assert ch2.status().last_error == why and not ch2.status().running
 
 
 async def test_privileged_intent_refused_4014(channel: DiscordChannel, fake: FakeDiscord) -> None:
