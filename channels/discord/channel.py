@@ -193,6 +193,7 @@ class DiscordChannel:
         self._changed = asyncio.Condition()
         self._ready_timer: asyncio.TimerHandle | None = None
         self._logged_in = False
+        self._pending: set[asyncio.Task[None]] = set()
         scrubber.add(token)  # never in a log line, whoever logs it
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -344,6 +345,12 @@ class DiscordChannel:
             int(self.ready_warning_s * 1000),
         )
 
+    def _notify_soon(self) -> None:
+        # From synchronous event callbacks; keep a reference so the task is not collected.
+        task = asyncio.get_running_loop().create_task(self._notify())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
     async def _notify(self) -> None:
         async with self._changed:
             self._changed.notify_all()
@@ -365,13 +372,13 @@ class DiscordChannel:
             log.info("logged in to discord as %s (%s)", me.id, me.name)
         else:
             log.info("gateway session re-established (new session)")
-        asyncio.get_running_loop().create_task(self._notify())
+        self._notify_soon()
 
     def _on_resumed(self) -> None:
         self._status.connected = True
         self._status.last_connected_at = now_ms()
         log.info("gateway session resumed")
-        asyncio.get_running_loop().create_task(self._notify())
+        self._notify_soon()
 
     def _on_disconnect(self) -> None:
         # discord.py may dispatch several disconnects for one outage: count the first.
@@ -380,7 +387,7 @@ class DiscordChannel:
         self._status.connected = False
         self._status.reconnects += 1
         log.warning("gateway disconnected; discord.py is reconnecting")
-        asyncio.get_running_loop().create_task(self._notify())
+        self._notify_soon()
 
     async def _on_discord_message(self, client: _Client, message: discord.Message) -> None:
         me = client.user
