@@ -115,7 +115,8 @@ def _ui_routes(gateway: Gateway, static_dir: Path) -> list[BaseRoute]:
         rel = request.path_params.get("path", "")
         target = (root / rel).resolve()
         if rel and target.is_file() and target.is_relative_to(root):
-            return FileResponse(target, headers=UI_HEADERS)
+            # Revalidate every time: a gateway upgrade must never leave stale modules behind.
+            return FileResponse(target, headers={**UI_HEADERS, "Cache-Control": "no-cache"})
         return Response(
             index_html,
             media_type="text/html; charset=utf-8",

@@ -1,0 +1,216 @@
+// Chat: pick agent and session, send, stream the reply, abort, history on load.
+
+import { h } from "../dom.js";
+import { messageText, renderMarkdown } from "../markdown.js";
+
+export function messageBubble(role, text, extra = "") {
+  const body = h("div", { class: "body" });
+  body.append(renderMarkdown(text));
+  return h(
+    "article",
+    { class: `msg ${role} ${extra}`.trim(), dataset: { role } },
+    h("header", { class: "who", text: role === "user" ? "You" : role === "assistant" ? "Assistant" : role }),
+    body,
+  );
+}
+
+export function renderHistory(list, messages) {
+  list.replaceChildren(
+    ...messages
+      .filter((m) => m && (m.role === "user" || m.role === "assistant"))
+      .map((m) => messageBubble(m.role, messageText(m))),
+  );
+  if (!list.children.length) list.append(h("p", { class: "muted empty", text: "No messages yet. Say hello." }));
+}
+
+export default {
+  title: "Chat",
+  mount(root, { client, toast }) {
+    const agentSelect = h("select", { id: "chat-agent", "aria-label": "Agent" });
+    const sessionInput = h("input", {
+      id: "chat-session",
+      value: "main",
+      list: "chat-sessions",
+      "aria-label": "Session",
+      spellcheck: "false",
+    });
+    const sessionList = h("datalist", { id: "chat-sessions" });
+    const list = h("div", { class: "messages", id: "chat-messages", "aria-live": "polite" });
+    const input = h("textarea", {
+      id: "chat-input",
+      rows: "3",
+      placeholder: "Message the agent (Enter to send, Shift+Enter for a new line)",
+      "aria-label": "Message",
+    });
+    const send = h("button", { id: "chat-send", type: "submit", text: "Send" });
+    const abort = h("button", { id: "chat-abort", type: "button", class: "ghost", text: "Abort", disabled: true });
+    const status = h("p", { class: "muted run-status", id: "chat-status", role: "status" });
+    const form = h("form", { class: "composer" }, input, h("div", { class: "row end" }, status, abort, send));
+
+    let canonicalKey = null;
+    const runs = new Map(); // runId -> {bubble, text}
+    let activeRun = null;
+
+    const params = () => ({ sessionKey: sessionInput.value.trim() || "main", agentId: agentSelect.value || undefined });
+
+    function setActive(runId) {
+      activeRun = runId;
+      abort.disabled = !runId;
+      status.textContent = runId ? "Assistant is replying…" : "";
+    }
+
+    async function loadHistory() {
+      try {
+        const res = await client.request("chat.history", { ...params(), limit: 200 });
+        canonicalKey = res.sessionKey || null;
+        renderHistory(list, res.messages || []);
+        list.scrollTop = list.scrollHeight;
+      } catch (err) {
+        list.replaceChildren(h("p", { class: "error", text: err.message }));
+      }
+    }
+
+    async function loadPickers() {
+      try {
+        const agents = await client.request("agents.list", {});
+        const current = agentSelect.value;
+        agentSelect.replaceChildren(
+          ...(agents.agents || []).map((a) =>
+            h("option", { value: a.id, text: a.name ? `${a.name} (${a.id})` : a.id, selected: current ? a.id === current : a.id === agents.defaultId }),
+          ),
+        );
+      } catch (err) {
+        toast(err.message, "error");
+      }
+      try {
+        const res = await client.request("sessions.list", { agentId: agentSelect.value || undefined, limit: 50 });
+        sessionList.replaceChildren(
+          h("option", { value: "main" }),
+          ...(res.sessions || []).map((s) => h("option", { value: s.key, text: s.displayName || s.key })),
+        );
+      } catch {
+        // The picker still works with a typed key.
+      }
+    }
+
+    function streamBubble(runId) {
+      let run = runs.get(runId);
+      if (!run) {
+        list.querySelector(".empty")?.remove();
+        const bubble = messageBubble("assistant", "", "streaming");
+        list.append(bubble);
+        run = { bubble, text: "" };
+        runs.set(runId, run);
+      }
+      return run;
+    }
+
+    function paint(run, text) {
+      run.text = text;
+      run.bubble.querySelector(".body").replaceChildren(renderMarkdown(text));
+      list.scrollTop = list.scrollHeight;
+    }
+
+    const offChat = client.on("event:chat", (ev) => {
+      if (!ev || (!runs.has(ev.runId) && ev.sessionKey !== canonicalKey)) return;
+      const run = streamBubble(ev.runId);
+      if (ev.state === "delta") {
+        paint(run, ev.replace ? ev.deltaText || "" : run.text + (ev.deltaText || ""));
+        if (!activeRun) setActive(ev.runId);
+      } else if (ev.state === "final") {
+        const text = messageText(ev.message) || run.text;
+        paint(run, text);
+        run.bubble.classList.remove("streaming");
+        if (!text) run.bubble.remove();
+        if (activeRun === ev.runId) setActive(null);
+      } else if (ev.state === "error") {
+        run.bubble.classList.remove("streaming");
+        run.bubble.classList.add("failed");
+        run.bubble.querySelector(".body").append(h("p", { class: "error", text: ev.errorMessage || "The run failed." }));
+        if (activeRun === ev.runId) setActive(null);
+      } else if (ev.state === "aborted") {
+        run.bubble.classList.remove("streaming");
+        run.bubble.querySelector(".body").append(h("p", { class: "muted", text: "(aborted)" }));
+        if (activeRun === ev.runId) setActive(null);
+      }
+    });
+
+    async function submit() {
+      const text = input.value;
+      if (!text.trim()) return;
+      const idempotencyKey = crypto.randomUUID();
+      list.querySelector(".empty")?.remove();
+      list.append(messageBubble("user", text));
+      list.scrollTop = list.scrollHeight;
+      input.value = "";
+      streamBubble(idempotencyKey);
+      setActive(idempotencyKey);
+      try {
+        const res = await client.request("chat.send", { ...params(), message: text, idempotencyKey });
+        if (res.runId && res.runId !== idempotencyKey) {
+          runs.set(res.runId, runs.get(idempotencyKey));
+          runs.delete(idempotencyKey);
+          setActive(res.runId);
+        }
+      } catch (err) {
+        const run = runs.get(idempotencyKey);
+        run?.bubble.remove();
+        runs.delete(idempotencyKey);
+        setActive(null);
+        toast(err.message, "error");
+        input.value = text;
+      }
+    }
+
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      submit();
+    });
+    input.addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
+        ev.preventDefault();
+        submit();
+      }
+    });
+    abort.addEventListener("click", async () => {
+      try {
+        await client.request("chat.abort", { ...params(), runId: activeRun || undefined });
+      } catch (err) {
+        toast(err.message, "error");
+      }
+    });
+    agentSelect.addEventListener("change", () => {
+      runs.clear();
+      setActive(null);
+      loadPickers();
+      loadHistory();
+    });
+    sessionInput.addEventListener("change", () => {
+      runs.clear();
+      setActive(null);
+      loadHistory();
+    });
+    const offState = client.on("state", ({ state }) => state === "connected" && loadHistory());
+
+    root.append(
+      h("h1", { text: "Chat" }),
+      h(
+        "div",
+        { class: "row pickers" },
+        h("label", { for: "chat-agent", text: "Agent" }),
+        agentSelect,
+        h("label", { for: "chat-session", text: "Session" }),
+        sessionInput,
+        sessionList,
+      ),
+      list,
+      form,
+    );
+    loadPickers().then(loadHistory);
+    input.focus();
+    return () => {
+      offChat();
+      offState();
+    };
+  },
+};
