@@ -1,13 +1,246 @@
-"""Start the configured chat channels with the gateway and expose their state."""
+"""Start the configured chat channels with the gateway and expose their state.
+
+One runner per configured and enabled channel account (core: the `default` account), each
+registered as a gateway `Service` whose `start` only spawns the connection task, so a slow
+or broken channel never delays startup or the other channel. Health, `status`, `/readyz`
+and the channel RPC methods read the runners through `gateway.extensions`.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from channels.base import AccountStatus, ChannelRunner, Transport
+from channels.pairing import PairingStore
+from channels.pipeline import Pipeline
+from gateway.runtime import Service
 
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
 
+log = logging.getLogger("channels")
 
-def attach(gateway: Gateway) -> None:
-    """Register each configured channel as a gateway service (none are implemented yet)."""
-    return None
+CHANNEL_ORDER = ("discord", "telegram")
+CHANNEL_LABELS = {"discord": "Discord", "telegram": "Telegram"}
+DEFAULT_ACCOUNT = "default"
+SKIP_ENV = "OPENCLAW_SKIP_CHANNELS"
+
+
+@dataclass
+class AccountRuntime:
+    channel: str
+    account_id: str
+    runner: ChannelRunner
+    pipeline: Pipeline
+
+    @property
+    def status(self) -> AccountStatus:
+        return self.runner.status()
+
+    @property
+    def transport(self) -> Transport | None:
+        return self.runner.transport
+
+    @property
+    def failed(self) -> bool:
+        """Gave up (bad/missing token, refused intent): enabled but not running, with an error."""
+        s = self.status
+        return s.enabled and not s.running and s.last_error is not None
+
+
+class ChannelManager:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.pairing = PairingStore(gateway.settings.state_dir)
+        self.accounts: dict[str, dict[str, AccountRuntime]] = {}
+        self.started = False
+
+    # --- building -------------------------------------------------------------------------------
+
+    def _add(self, rt: AccountRuntime) -> None:
+        self.accounts.setdefault(rt.channel, {})[rt.account_id] = rt
+
+        async def start() -> None:
+            self.started = True
+            await rt.runner.start()
+
+        async def stop() -> None:
+            await rt.pipeline.drain()
+            await rt.runner.stop()
+
+        self.gateway.services.append(Service(f"{rt.channel}:{rt.account_id}", start, stop))
+
+    def build(self) -> None:
+        channels = self.gateway.loaded.config.channels
+        if channels.telegram is not None and channels.telegram.enabled:
+            self._build_telegram()
+        if channels.discord is not None and channels.discord.enabled:
+            self._build_discord()
+
+    def _build_telegram(self) -> None:
+        from channels.telegram import TelegramChannel, TokenError, resolve_token
+
+        cfg = self.gateway.loaded.config.channels.telegram
+        assert cfg is not None
+        token_error: str | None = None
+        try:
+            token = resolve_token(cfg)
+        except TokenError as exc:
+            token, token_error = None, f"telegram: {exc}"
+        pipeline = Pipeline(self.gateway, "telegram", DEFAULT_ACCOUNT, pairing=self.pairing)
+
+        async def on_message(msg: Any, transport: Transport) -> None:
+            pipeline.spawn(msg, transport)  # polling goes on while the turn runs
+
+        runner = TelegramChannel(
+            account_id=DEFAULT_ACCOUNT,
+            token=token,
+            config=cfg,
+            on_message=on_message,
+            token_error=token_error,
+        )
+        pipeline.formatter = runner.format
+        pipeline.status = runner.status()
+        self._add(AccountRuntime("telegram", DEFAULT_ACCOUNT, runner, pipeline))
+
+    def _build_discord(self) -> None:
+        try:
+            from channels.discord import DiscordChannel
+            from channels.discord import resolve_token as discord_token
+        except ImportError as exc:  # adapter not installed in this build
+            log.error("discord adapter unavailable: %s", exc)
+            return
+        cfg = self.gateway.loaded.config.channels.discord
+        assert cfg is not None
+        pipeline = Pipeline(self.gateway, "discord", DEFAULT_ACCOUNT, pairing=self.pairing)
+        token_error: str | None = None
+        try:
+            token = discord_token(cfg)
+        except ValueError as exc:  # SecretError: a SecretRef names an unset variable
+            token, token_error = None, f"discord: {exc}"
+        runner: Any = DiscordChannel(
+            gateway=self.gateway,
+            account_id=DEFAULT_ACCOUNT,
+            token=token,
+            config=cfg,
+            on_message=pipeline.handle,
+            token_error=token_error,
+        )
+        pipeline.status = runner.status()
+        self._add(AccountRuntime("discord", DEFAULT_ACCOUNT, runner, pipeline))
+
+    # --- lookups --------------------------------------------------------------------------------
+
+    def get(self, channel: str, account_id: str | None = None) -> AccountRuntime | None:
+        accounts = self.accounts.get(channel, {})
+        return accounts.get(account_id or DEFAULT_ACCOUNT)
+
+    # --- reporting ------------------------------------------------------------------------------
+
+    def account_snapshot(self, rt: AccountRuntime) -> dict[str, Any]:
+        s = rt.status
+        cfg = getattr(self.gateway.loaded.config.channels, rt.channel, None)
+        if rt.failed:
+            state = "failed"
+        elif s.connected:
+            state = "healthy"
+        elif s.running:
+            state = "connecting" if s.last_error is None else "degraded"
+        else:
+            state = "stopped"
+        out: dict[str, Any] = {
+            "accountId": rt.account_id,
+            "enabled": s.enabled,
+            "configured": s.configured,
+            "running": s.running,
+            "connected": s.connected,
+            "lastError": s.last_error,
+            "healthState": state,
+            "reconnectAttempts": s.reconnects,
+            "lastConnectedAt": s.last_connected_at,
+            "lastInboundAt": s.last_inbound_at,
+            "lastOutboundAt": s.last_outbound_at,
+        }
+        for key in ("mode", "lastStartAt", "lastStopAt"):
+            if key in s.extra:
+                out[key] = s.extra[key]
+        if cfg is not None:
+            out["dmPolicy"] = cfg.dm_policy
+            out["allowFrom"] = [str(a) for a in cfg.allow_from]
+        if s.bot_id or s.bot_name:
+            out["bot"] = {"id": s.bot_id, "username": s.bot_name}
+        return out
+
+    def channels_snapshot(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for channel in self.channel_order():
+            accounts = {
+                aid: self.account_snapshot(rt) for aid, rt in self.accounts[channel].items()
+            }
+            default = accounts.get(DEFAULT_ACCOUNT) or next(iter(accounts.values()))
+            out[channel] = {**default, "accounts": accounts}
+        return out
+
+    def channel_order(self) -> list[str]:
+        return [c for c in CHANNEL_ORDER if c in self.accounts]
+
+    def health(self) -> dict[str, Any]:
+        order = self.channel_order()
+        return {
+            "channels": self.channels_snapshot(),
+            "channelOrder": order,
+            "channelLabels": {c: CHANNEL_LABELS[c] for c in order},
+        }
+
+    def status_result(self, channel: str | None = None) -> dict[str, Any]:
+        """`channels.status` result (schema ChannelsStatusResult)."""
+        order = [c for c in self.channel_order() if channel in (None, c)]
+        snapshot = self.channels_snapshot()
+        return {
+            "ts": int(time.time() * 1000),
+            "channelOrder": order,
+            "channelLabels": {c: CHANNEL_LABELS[c] for c in order},
+            "channels": {c: snapshot[c] for c in order},
+            "channelAccounts": {
+                c: [self.account_snapshot(rt) for rt in self.accounts[c].values()] for c in order
+            },
+            "channelDefaultAccountId": {c: DEFAULT_ACCOUNT for c in order},
+        }
+
+    def summary(self) -> list[str]:
+        """One line per account for `status` (`channelSummary`)."""
+        lines = []
+        for channel in self.channel_order():
+            for aid, rt in self.accounts[channel].items():
+                s = rt.status
+                state = self.account_snapshot(rt)["healthState"]
+                who = f" @{s.bot_name}" if s.bot_name else ""
+                err = f" — {s.last_error}" if s.last_error else ""
+                lines.append(f"{CHANNEL_LABELS[channel]} ({aid}){who}: {state}{err}")
+        return lines
+
+    def failing(self) -> list[str]:
+        return [
+            f"{channel}:{aid}"
+            for channel in self.channel_order()
+            for aid, rt in self.accounts[channel].items()
+            if rt.failed
+        ]
+
+
+def attach(gateway: Gateway) -> ChannelManager | None:
+    """Register each configured channel account as a gateway service."""
+    if os.environ.get(SKIP_ENV, "").strip() not in ("", "0", "false"):
+        log.info("channels skipped (%s is set)", SKIP_ENV)
+        return None
+    manager = ChannelManager(gateway)
+    manager.build()
+    gateway.extensions["channels"] = manager
+    gateway.extensions["channels.health"] = manager.health
+    gateway.extensions["channels.summary"] = manager.summary
+    gateway.extensions["channels.failing"] = manager.failing
+    return manager

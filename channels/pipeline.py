@@ -103,7 +103,7 @@ class Pipeline:
         self.channel: ChannelId = channel
         self.account_id = account_id
         self.log = logging.getLogger(f"channels.{channel}")
-        self._formatter = formatter
+        self.formatter = formatter
         self.pairing = pairing or PairingStore(gateway.settings.state_dir)
         self.status = status or AccountStatus(account_id=account_id)
         self.dedupe = Dedupe()
@@ -134,8 +134,8 @@ class Pipeline:
 
     def format(self, text: str) -> list[str]:
         """Model Markdown → ready-to-send pieces (per-channel hook; default: chunked as is)."""
-        if self._formatter is not None:
-            return self._formatter(text)
+        if self.formatter is not None:
+            return self.formatter(text)
         return markdown_passthrough(self.chunking)(text)
 
     # --- entry points ----------------------------------------------------------------------------

@@ -77,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = args[1:]
     if args[:1] == ["run"]:
         args = args[1:]
+    if args[:1] == ["pairing"]:
+        from channels.pairing_cli import main as pairing_main
+
+        return pairing_main(args[1:])
     ns = build_parser().parse_args(args)
     flags = Flags(
         port=ns.port,

@@ -1,0 +1,402 @@
+"""Telegram account runner: python-telegram-bot's `Bot` with our own long-polling loop.
+
+Our loop (instead of PTB's `Updater`) so each failure has one explicit answer: 401 → one
+clear error and the account shows failed (the gateway keeps serving); 409 Conflict →
+"another process is polling this bot token" and exponential back-off; 429 → wait
+`retry_after`; network errors → short capped back-off. Updates go to the pipeline in
+arrival order. Sends retry 429s/timeouts and fall back to plain text when Telegram rejects
+our HTML (channels.md §1.2, §4.2, §6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import time
+import warnings
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, TypeVar
+
+# Opt in to PTB 22's future `timedelta` time periods now (we handle both): no deprecation noise.
+os.environ.setdefault("PTB_TIMEDELTA", "1")
+
+from telegram import Bot, Message, ReplyParameters, Update, User
+from telegram.constants import ChatAction, ParseMode
+from telegram.error import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
+from telegram.request import HTTPXRequest
+
+from channels.base import AccountStatus, Chunking, InboundMessage, OutboundTarget, SentMessage
+from channels.chunking import chunk_text
+from channels.telegram.inbound import to_inbound
+from channels.telegram_html import html_to_plain, markdown_to_html
+from gateway.config.secrets import SecretError, resolve_secret
+from gateway.logs import scrubber
+
+if TYPE_CHECKING:
+    from gateway.config.models import TelegramConfig
+
+log = logging.getLogger("channels.telegram")
+
+TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
+DEFAULT_API_ROOT = "https://api.telegram.org"
+TELEGRAM_MAX_CHARS = 4096
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+MISSING_TOKEN_ERROR = (
+    "telegram: no bot token; set channels.telegram.botToken (or tokenFile) or " + TOKEN_ENV
+)
+BAD_TOKEN_ERROR = (
+    "telegram getMe returned 401 Unauthorized: the bot token was rejected; check "
+    f"channels.telegram.botToken or {TOKEN_ENV} (account blocked, polling not started)"
+)
+_PARSE_ERRORS = ("can't parse entities", "find end of the entity", "unsupported start tag")
+
+OnMessage = Callable[[InboundMessage, "TelegramTransport"], Awaitable[None]]
+T = TypeVar("T")
+
+
+class TokenError(ValueError):
+    pass
+
+
+def resolve_token(config: TelegramConfig, env: Mapping[str, str] | None = None) -> str | None:
+    """`tokenFile` > `botToken` > env `TELEGRAM_BOT_TOKEN` (default account)."""
+    env = os.environ if env is None else env
+    token_file = config.token_file
+    if isinstance(token_file, str) and token_file.strip():
+        path = Path(token_file).expanduser()
+        if path.is_symlink() or not path.is_file():
+            raise TokenError(f"channels.telegram.tokenFile {path} is not a regular file")
+        return path.read_text().strip() or None
+    try:
+        token = resolve_secret(config.bot_token, "channels.telegram.botToken", env)
+    except SecretError as exc:
+        raise TokenError(str(exc)) from exc
+    return token or env.get(TOKEN_ENV, "").strip() or None
+
+
+def retry_after_seconds(exc: RetryAfter) -> float:
+    value = getattr(exc, "_retry_after", None)  # avoids PTB 22's int/timedelta deprecation noise
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        raw = exc.retry_after
+    return raw.total_seconds() if isinstance(raw, timedelta) else float(raw)
+
+
+def format_for_telegram(text: str, limit: int) -> list[str]:
+    """Chunk the Markdown, then convert each piece; re-split a piece whose HTML is too long
+    (the limit applies after escaping, channels.md §4.1)."""
+    out: list[str] = []
+    pending = chunk_text(text, limit)
+    while pending:
+        piece = pending.pop(0)
+        html = markdown_to_html(piece)
+        if len(html) <= min(limit, TELEGRAM_MAX_CHARS) or len(piece) < 64:
+            if html:
+                out.append(html)
+            continue
+        smaller = max(64, int(len(piece) * limit / len(html) * 0.9))
+        pending[:0] = chunk_text(piece, smaller)
+    return out
+
+
+class TelegramTransport:
+    """Sends through PTB with retries (429 per `retry_after`, timeouts) and the HTML fallback."""
+
+    attempts: ClassVar[int] = 3
+    min_delay_s: ClassVar[float] = 0.4
+    max_delay_s: ClassVar[float] = 30.0
+
+    def __init__(self, bot: Bot, status: AccountStatus) -> None:
+        self.bot = bot
+        self.status = status
+
+    async def _call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await fn()
+            except RetryAfter as exc:
+                if attempt >= self.attempts:
+                    raise
+                delay = min(self.max_delay_s, retry_after_seconds(exc))
+                log.warning("telegram %s rate limited; retrying in %.1fs", what, delay)
+            except (BadRequest, Forbidden, InvalidToken):
+                raise  # not retryable
+            except (TimedOut, NetworkError) as exc:
+                if attempt >= self.attempts:
+                    raise
+                delay = min(self.max_delay_s, self.min_delay_s * 2 ** (attempt - 1))
+                delay *= 1 + random.uniform(-0.1, 0.1)
+                log.warning("telegram %s failed (%s); retrying in %.1fs", what, exc, delay)
+            await asyncio.sleep(delay)
+
+    def _kwargs(self, target: OutboundTarget, typing: bool = False) -> dict[str, object]:
+        kwargs: dict[str, object] = {}
+        # General topic (1) is addressed without a thread id, except for chat actions.
+        if target.thread_id and (typing or target.thread_id != "1"):
+            kwargs["message_thread_id"] = int(target.thread_id)
+        if target.reply_to_message_id and not typing:
+            kwargs["reply_parameters"] = ReplyParameters(
+                message_id=int(target.reply_to_message_id), allow_sending_without_reply=True
+            )
+        return kwargs
+
+    async def send_text(self, target: OutboundTarget, text: str) -> SentMessage:
+        kwargs = self._kwargs(target)
+        chat = target.chat_id
+        try:
+            sent: Message = await self._call(
+                "sendMessage",
+                lambda: self.bot.send_message(chat, text, parse_mode=ParseMode.HTML, **kwargs),  # type: ignore[arg-type]
+            )
+        except BadRequest as exc:
+            if not any(marker in str(exc).lower() for marker in _PARSE_ERRORS):
+                raise
+            log.warning("telegram sendMessage degrade=plain-fallback:html-parse: %s", exc)
+            plain = html_to_plain(text)
+            sent = await self._call(
+                "sendMessage",
+                lambda: self.bot.send_message(chat, plain, **kwargs),  # type: ignore[arg-type]
+            )
+        return SentMessage(str(sent.message_id))
+
+    async def send_typing(self, target: OutboundTarget) -> None:
+        kwargs = self._kwargs(target, typing=True)
+        await self.bot.send_chat_action(target.chat_id, ChatAction.TYPING, **kwargs)  # type: ignore[arg-type]
+
+
+class TelegramChannel:
+    """One configured Telegram account, created and driven by `channels.manager`."""
+
+    channel_id: ClassVar[str] = "telegram"
+    poll_timeout_s: ClassVar[int] = 30
+    # Restart back-off after a 409 / unexpected failure (channels.md §1.2); tests shorten it.
+    restart_initial_s: ClassVar[float] = 30.0
+    restart_max_s: ClassVar[float] = 600.0
+    network_retry_max_s: ClassVar[float] = 30.0
+
+    def __init__(
+        self,
+        *,
+        account_id: str,
+        token: str | None,
+        config: TelegramConfig,
+        on_message: OnMessage,
+        token_error: str | None = None,
+    ) -> None:
+        self.account_id = account_id
+        self.config = config
+        self._token = token
+        self._token_error = token_error
+        self._on_message = on_message
+        self._status = AccountStatus(
+            account_id=account_id, configured=bool(token), enabled=config.enabled
+        )
+        self._status.extra["mode"] = "polling"
+        self._bot: Bot | None = None
+        self.transport: TelegramTransport | None = None
+        self.bot_user: User | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self._changed = asyncio.Condition()
+        self._offset = 0
+        scrubber.add(token)
+
+    @property
+    def chunking(self) -> Chunking:
+        return Chunking(min(self.config.text_chunk_limit, 4000))
+
+    def format(self, text: str) -> list[str]:
+        return format_for_telegram(text, self.chunking.limit)
+
+    def status(self) -> AccountStatus:
+        return self._status
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def _build_bot(self, token: str) -> Bot:
+        root = (self.config.api_root or DEFAULT_API_ROOT).rstrip("/")
+        request = HTTPXRequest(
+            connection_pool_size=8, connect_timeout=10, read_timeout=60, write_timeout=60
+        )
+        # PTB adds the long-poll timeout to this read timeout itself (→ 45 s with timeout=30).
+        poll_request = HTTPXRequest(connection_pool_size=1, connect_timeout=10, read_timeout=15)
+        return Bot(
+            token,
+            base_url=f"{root}/bot",
+            base_file_url=f"{root}/file/bot",
+            request=request,
+            get_updates_request=poll_request,
+        )
+
+    async def start(self) -> None:
+        """Spawn the polling task and return at once."""
+        if self._task is not None and not self._task.done():
+            return
+        if not self._token:
+            self._fail(self._token_error or MISSING_TOKEN_ERROR)
+            return
+        self._stop.clear()
+        self._status.running = True
+        self._status.last_error = None
+        self._status.extra["lastStartAt"] = int(time.time() * 1000)
+        self._bot = self._build_bot(self._token)
+        self.transport = TelegramTransport(self._bot, self._status)
+        self._task = asyncio.create_task(self._run(), name=f"telegram:{self.account_id}")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, 5)
+        if self._bot is not None:
+            with contextlib.suppress(Exception):
+                await self._bot.shutdown()
+        self._status.running = False
+        self._status.connected = False
+        self._status.extra["lastStopAt"] = int(time.time() * 1000)
+        await self._notify()
+
+    async def wait_for_status(
+        self, predicate: Callable[[AccountStatus], bool], timeout_s: float = 10.0
+    ) -> AccountStatus:
+        """Wait (bounded) until the status satisfies `predicate` (tests, manager)."""
+
+        async def _wait() -> None:
+            async with self._changed:
+                await self._changed.wait_for(lambda: predicate(self._status))
+
+        await asyncio.wait_for(_wait(), timeout_s)
+        return self._status
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    def _fail(self, message: str) -> None:
+        log.error("[%s] %s", self.account_id, message)
+        self._status.last_error = message
+        self._status.running = False
+        self._status.connected = False
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    # --- polling ------------------------------------------------------------------------------
+
+    async def _connect(self, bot: Bot) -> None:
+        await bot.initialize()  # getMe; InvalidToken on 401
+        me = bot.bot
+        self.bot_user = me
+        self._status.bot_id = str(me.id)
+        self._status.bot_name = me.username
+        log.info("[%s] starting provider (@%s)", self.account_id, me.username)
+        try:
+            await bot.delete_webhook(drop_pending_updates=False)
+        except TelegramError as exc:  # transient: polling may still work
+            log.warning("[%s] deleteWebhook failed: %s", self.account_id, exc)
+
+    async def _run(self) -> None:
+        bot = self._bot
+        assert bot is not None
+        restart_delay = self.restart_initial_s
+        network_failures = 0
+        connected_once = False
+        while not self._stop.is_set():
+            try:
+                if not connected_once:
+                    await self._connect(bot)
+                    connected_once = True
+                updates = await bot.get_updates(
+                    offset=self._offset,
+                    timeout=self.poll_timeout_s,
+                    allowed_updates=ALLOWED_UPDATES,
+                )
+            except asyncio.CancelledError:
+                raise
+            except InvalidToken:
+                self._fail(BAD_TOKEN_ERROR)
+                await self._notify()
+                return
+            except Conflict as exc:
+                self._status.connected = False
+                self._status.last_error = f"409 Conflict: {exc}"
+                await self._notify()
+                delay = restart_delay * random.uniform(0.8, 1.2)
+                log.warning(
+                    "[%s] another process is polling this bot token (409 Conflict); "
+                    "retrying in %.1fs",
+                    self.account_id,
+                    delay,
+                )
+                restart_delay = min(self.restart_max_s, restart_delay * 2)
+                await self._pause(delay)
+                continue
+            except RetryAfter as exc:
+                delay = min(600.0, retry_after_seconds(exc))
+                log.warning("[%s] getUpdates rate limited; waiting %.1fs", self.account_id, delay)
+                await self._pause(delay)
+                continue
+            except TimedOut:
+                continue  # a long poll that outlived its read timeout: just poll again
+            except (NetworkError, TelegramError, OSError) as exc:
+                network_failures += 1
+                delay = min(self.network_retry_max_s, 2.0 ** min(network_failures, 5))
+                if self._status.connected:
+                    self._status.reconnects += 1
+                self._status.connected = False
+                self._status.last_error = f"{type(exc).__name__}: {exc}"
+                await self._notify()
+                log.warning(
+                    "[%s] polling failed (%s); retrying in %.0fs",
+                    self.account_id,
+                    self._status.last_error,
+                    delay,
+                )
+                await self._pause(delay)
+                continue
+            if not self._status.connected:
+                self._status.connected = True
+                self._status.last_error = None
+                self._status.last_connected_at = int(time.time() * 1000)
+                await self._notify()
+            restart_delay = self.restart_initial_s
+            network_failures = 0
+            for update in updates:
+                self._offset = max(self._offset, update.update_id + 1)
+                await self._dispatch(update)
+
+    async def _dispatch(self, update: Update) -> None:
+        message = update.message
+        me = self.bot_user
+        if message is None or me is None or self.transport is None:
+            return  # edits, callbacks, membership changes: not turns (yet)
+        try:
+            inbound = to_inbound(message, bot=me, account_id=self.account_id)
+        except Exception:
+            log.exception("[%s] could not read update %s", self.account_id, update.update_id)
+            return
+        if inbound is None:
+            return
+        self._status.last_inbound_at = int(time.time() * 1000)
+        await self._on_message(inbound, self.transport)

@@ -1,0 +1,92 @@
+"""Telegram `Message` → `InboundMessage` (mention detection, `/cmd@bot`, media placeholders)."""
+
+from __future__ import annotations
+
+from telegram import Message, MessageEntity, User
+
+from channels.base import ChatType, InboundMessage
+
+_MEDIA = (
+    ("photo", "<media:image>"),
+    ("sticker", "<media:sticker>"),
+    ("voice", "<media:audio>"),
+    ("audio", "<media:audio>"),
+    ("video", "<media:video>"),
+    ("video_note", "<media:video>"),
+    ("animation", "<media:video>"),
+    ("document", "<media:document>"),
+)
+
+
+def _chat_type(kind: str) -> ChatType | None:
+    if kind == "private":
+        return "direct"
+    if kind in ("group", "supergroup"):
+        return "group"
+    return None  # channel posts are not conversations with the bot
+
+
+def _strip_own_command(text: str, username: str) -> tuple[str, bool]:
+    """`/cmd@ourbot args` → (`/cmd args`, True); `/cmd@otherbot` stays as is (not ours)."""
+    if not text.startswith("/"):
+        return text, False
+    head, sep, rest = text.partition(" ")
+    if "\n" in head:
+        head, sep2, more = head.partition("\n")
+        rest, sep = more + (sep + rest if sep else ""), sep2
+    command, at, target = head.partition("@")
+    if not at:
+        return text, False
+    if username and target.lower() == username.lower():
+        return command + (sep + rest if sep else ""), True
+    return text, False
+
+
+def _mentions_bot(message: Message, bot: User) -> bool:
+    username = (bot.username or "").lower()
+    entities = message.parse_entities(
+        [MessageEntity.MENTION, MessageEntity.TEXT_MENTION]
+    ) or message.parse_caption_entities([MessageEntity.MENTION, MessageEntity.TEXT_MENTION])
+    for entity, text in entities.items():
+        if entity.type == MessageEntity.MENTION and username and text.lower() == f"@{username}":
+            return True
+        if entity.type == MessageEntity.TEXT_MENTION and entity.user and entity.user.id == bot.id:
+            return True
+    return False
+
+
+def to_inbound(message: Message, *, bot: User, account_id: str) -> InboundMessage | None:
+    chat_type = _chat_type(message.chat.type)
+    sender = message.from_user
+    if chat_type is None or sender is None:
+        return None
+    text = message.text or message.caption or ""
+    for attr, placeholder in _MEDIA:
+        if getattr(message, attr, None):
+            text = f"{placeholder} {text}".strip()
+            break
+    text, command_for_us = _strip_own_command(text, bot.username or "")
+    reply = message.reply_to_message
+    reply_from = reply.from_user if reply is not None else None
+    thread = message.message_thread_id if message.is_topic_message else None
+    return InboundMessage(
+        channel="telegram",
+        account_id=account_id,
+        chat_type=chat_type,
+        chat_id=str(message.chat.id),
+        message_id=str(message.message_id),
+        sender_id=str(sender.id),
+        sender_name=sender.full_name or sender.username or str(sender.id),
+        sender_username=sender.username,
+        sender_is_bot=bool(sender.is_bot) and sender.id != bot.id,
+        from_self=sender.id == bot.id,
+        text=text,
+        mentioned=command_for_us or _mentions_bot(message, bot),
+        reply_to_bot=reply_from is not None and reply_from.id == bot.id,
+        reply_to_text=(reply.text or reply.caption) if reply is not None else None,
+        reply_to_sender=reply_from.full_name if reply_from is not None else None,
+        reply_to_id=str(reply.message_id) if reply is not None else None,
+        chat_name=message.chat.title,
+        thread_id=str(thread) if thread is not None else None,
+        timestamp_ms=int(message.date.timestamp() * 1000) if message.date else 0,
+    )

@@ -1,0 +1,195 @@
+"""Channel methods: `channels.status`, `send`, `channels.pairing.list` / `.approve`."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from channels.base import OutboundTarget
+from channels.pairing import MAX_PENDING_PER_ACCOUNT, TTL_MS, PairingStore
+from gateway.protocol.errors import INVALID_REQUEST, NOT_FOUND, UNAVAILABLE, RpcError
+from gateway.protocol.scopes import PAIRING, READ, WRITE
+from gateway.rpc.registry import CallContext, method
+
+if TYPE_CHECKING:
+    from channels.manager import ChannelManager
+
+LABELS = {"discord": "Discord", "telegram": "Telegram"}
+_SEND_MEMORY = 500
+
+
+class _Params(BaseModel):
+    # Reference fields we do not act on (media, silent, ...) are accepted and ignored.
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class ChannelsStatusParams(_Params):
+    probe: bool | None = None
+    timeout_ms: int | None = Field(None, alias="timeoutMs", ge=0)
+    channel: str | None = Field(None, min_length=1)
+
+
+class SendParams(_Params):
+    to: str = Field(min_length=1, max_length=256)
+    message: str | None = Field(None, max_length=200_000)
+    channel: str | None = None
+    account_id: str | None = Field(None, alias="accountId")
+    thread_id: str | None = Field(None, alias="threadId")
+    reply_to_id: str | None = Field(None, alias="replyToId")
+    idempotency_key: str = Field(alias="idempotencyKey", min_length=1, max_length=256)
+
+
+class PairingListParams(_Params):
+    channel: str | None = Field(None, min_length=1)
+    account_id: str | None = Field(None, alias="accountId", min_length=1)
+
+
+class PairingApproveParams(_Params):
+    channel: str = Field(min_length=1)
+    account_id: str | None = Field(None, alias="accountId", min_length=1)
+    request_id: str | None = Field(None, alias="requestId", min_length=1)
+    code: str | None = Field(None, min_length=1)  # our CLI's word for the same thing
+    notify: bool = False
+    bootstrap_command_owner: bool = Field(False, alias="bootstrapCommandOwner")
+
+
+def _manager(ctx: CallContext) -> ChannelManager | None:
+    manager: ChannelManager | None = ctx.gateway.extensions.get("channels")
+    return manager
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+@method("channels.status", scope=READ, params=ChannelsStatusParams)
+async def channels_status(ctx: CallContext, params: ChannelsStatusParams) -> dict[str, Any]:
+    manager = _manager(ctx)
+    if manager is None:
+        return {
+            "ts": int(datetime.now(UTC).timestamp() * 1000),
+            "channelOrder": [],
+            "channelLabels": {},
+            "channels": {},
+            "channelAccounts": {},
+            "channelDefaultAccountId": {},
+        }
+    return manager.status_result(params.channel)
+
+
+@method("send", scope=WRITE, params=SendParams)
+async def send(ctx: CallContext, params: SendParams) -> dict[str, Any]:
+    # Per gateway: a retried `send` with the same key is answered, not delivered twice.
+    sent_memory: OrderedDict[str, dict[str, Any]] = ctx.gateway.extensions.setdefault(
+        "channels.sent", OrderedDict()
+    )
+    earlier = sent_memory.get(params.idempotency_key)
+    if earlier is not None:
+        return earlier
+    manager = _manager(ctx)
+    if manager is None or not manager.accounts:
+        raise RpcError(UNAVAILABLE, "no chat channels are running")
+    channel = params.channel
+    if channel is None:
+        running = manager.channel_order()
+        if len(running) != 1:
+            raise RpcError(INVALID_REQUEST, "invalid send params: channel is required")
+        channel = running[0]
+    rt = manager.get(channel, params.account_id)
+    if rt is None:
+        raise RpcError(
+            NOT_FOUND,
+            f"channel {channel} account {params.account_id or 'default'} is not configured",
+        )
+    transport = rt.transport
+    if transport is None or not rt.status.running:
+        raise RpcError(
+            UNAVAILABLE, f"{channel} is not running", retryable=True, retry_after_ms=5000
+        )
+    if not (params.message or "").strip():
+        raise RpcError(INVALID_REQUEST, "invalid send params: message must not be empty")
+    target = OutboundTarget(params.to, params.thread_id, params.reply_to_id)
+    try:
+        sent = await rt.pipeline.send(transport, target, params.message or "")
+    except Exception as exc:
+        raise RpcError(UNAVAILABLE, f"{channel} send failed: {exc}", retryable=True) from exc
+    result: dict[str, Any] = {
+        "ok": True,
+        "channel": channel,
+        "accountId": rt.account_id,
+        "to": params.to,
+        "messageId": sent[0].message_id if sent else None,
+        "messageIds": [s.message_id for s in sent],
+    }
+    sent_memory[params.idempotency_key] = result
+    while len(sent_memory) > _SEND_MEMORY:
+        sent_memory.popitem(last=False)
+    return result
+
+
+def _store(ctx: CallContext) -> PairingStore:
+    manager = _manager(ctx)
+    return manager.pairing if manager is not None else PairingStore(ctx.gateway.settings.state_dir)
+
+
+@method("channels.pairing.list", scope=PAIRING, params=PairingListParams)
+async def pairing_list(ctx: CallContext, params: PairingListParams) -> dict[str, Any]:
+    requests = _store(ctx).pending(params.channel, params.account_id)
+    manager = _manager(ctx)
+    accounts = []
+    if manager is not None:
+        for channel in manager.channel_order():
+            if params.channel in (None, channel):
+                for aid in manager.accounts[channel]:
+                    accounts.append(
+                        {
+                            "channel": channel,
+                            "channelLabel": LABELS[channel],
+                            "accountId": aid,
+                            "notifySupported": False,
+                        }
+                    )
+    return {
+        "accounts": accounts,
+        "requests": [
+            {
+                "requestId": r.code,
+                "channel": r.channel,
+                "channelLabel": LABELS.get(r.channel, r.channel),
+                "accountId": r.account_id,
+                "senderId": r.sender_id,
+                "senderLabel": r.sender_label or r.sender_id,
+                "metadata": {"code": r.code},
+                "createdAt": _iso(r.created_at),
+                "lastSeenAt": _iso(r.last_seen_at),
+                "expiresAt": _iso(r.expires_at),
+                "notifySupported": False,
+            }
+            for r in requests
+        ],
+        "commandOwnerConfigured": False,
+        "limits": {"pendingPerAccount": MAX_PENDING_PER_ACCOUNT, "ttlMs": TTL_MS},
+    }
+
+
+@method("channels.pairing.approve", scope=PAIRING, params=PairingApproveParams)
+async def pairing_approve(ctx: CallContext, params: PairingApproveParams) -> dict[str, Any]:
+    code = params.request_id or params.code
+    if not code:
+        raise RpcError(
+            INVALID_REQUEST, "invalid channels.pairing.approve params: requestId is required"
+        )
+    approved = _store(ctx).approve(params.channel, code, params.account_id)
+    if approved is None:
+        raise RpcError(NOT_FOUND, f"no pending {params.channel} pairing request {code.upper()}")
+    return {
+        "requestId": approved.code,
+        "senderId": approved.sender_id,
+        "notification": "unsupported" if params.notify else "not-requested",
+        "commandOwnerBootstrap": "unavailable"
+        if params.bootstrap_command_owner
+        else "not-requested",
+    }

@@ -1,0 +1,65 @@
+"""Fakes and helpers for the Telegram end-to-end tests (real PTB ↔ fake Bot API ↔ gateway)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from channels.telegram import TelegramChannel, TelegramTransport
+from tests.fakes.llm import FakeLLM
+from tests.fakes.telegram import TOKEN, FakeTelegram
+from tests.harness import LiveGateway, live_gateway
+
+
+@pytest.fixture
+async def fake_tg() -> AsyncIterator[FakeTelegram]:
+    fake = FakeTelegram()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def fake_llm() -> AsyncIterator[FakeLLM]:
+    fake = FakeLLM(default_text="ok")
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fast_telegram(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Short long-polls and back-offs; the behaviour (order, counts) stays the real one.
+    monkeypatch.setattr(TelegramChannel, "poll_timeout_s", 1)
+    monkeypatch.setattr(TelegramChannel, "restart_initial_s", 0.05)
+    monkeypatch.setattr(TelegramChannel, "network_retry_max_s", 0.05)
+    monkeypatch.setattr(TelegramTransport, "max_delay_s", 0.05)
+    monkeypatch.setenv("CLAWGATE_FAILOVER_TIME_SCALE", "0.001")
+
+
+def gateway_config(
+    tg: FakeTelegram, llm: FakeLLM, telegram: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
+    section = {"botToken": TOKEN, "apiRoot": tg.url, **(telegram or {})}
+    return {
+        "gateway": {"mode": "local"},
+        "models": {"providers": {"openai": {"baseUrl": llm.url + "/v1", "apiKey": "sk-test"}}},
+        "agents": {"defaults": {"model": {"primary": "openai/gpt-test"}}},
+        "channels": {"telegram": section},
+        **extra,
+    }
+
+
+@contextlib.asynccontextmanager
+async def telegram_gateway(
+    tmp_path: Path, config: dict[str, Any], *, wait_connected: bool = True
+) -> AsyncIterator[LiveGateway]:
+    async with live_gateway(tmp_path, config) as live:
+        if wait_connected:
+            runner = live.gateway.extensions["channels"].get("telegram").runner
+            await runner.wait_for_status(lambda s: s.connected)
+        yield live

@@ -1,0 +1,223 @@
+"""A fake Telegram Bot API on 127.0.0.1 for python-telegram-bot (testing.md §4).
+
+Routes: `/bot<token>/<method>` and `/file/bot<token>/<path>`. Updates are scripted with
+`push_update` / `text_update` and handed out by held `getUpdates` long polls; every other
+call is recorded (`await fake.wait_for("sendMessage", pred)`); `fail_next` answers one call
+of a method with a Bot API error (409, 429 with retry_after, 400 parse error, 401).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes.base import LoopbackServer
+
+Json = dict[str, Any]
+TOKEN = "123456:TEST-token"
+BOT: Json = {
+    "id": 7000001,
+    "is_bot": True,
+    "first_name": "Claw",
+    "username": "claw_test_bot",
+    "can_join_groups": True,
+    "can_read_all_group_messages": False,
+    "supports_inline_queries": False,
+}
+
+
+def _json(body: Json, status: int = 200) -> web.Response:
+    return web.Response(
+        body=json.dumps(body).encode(), status=status, content_type="application/json"
+    )
+
+
+class FakeTelegram(LoopbackServer):
+    def __init__(self, token: str = TOKEN) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/bot{token}/{method}", self._api)
+        app.router.add_get("/file/bot{token}/{path:.*}", self._file)
+        super().__init__(app)
+        self.token = token
+        self.updates: list[Json] = []
+        self.polls: list[Json] = []
+        self.failures: dict[str, list[Json]] = {}
+        self.files: dict[str, bytes] = {}
+        self._updates_changed = asyncio.Condition()
+        self._uid = itertools.count(1)
+        self._mid = itertools.count(100)
+
+    @property
+    def api_root(self) -> str:
+        return self.url
+
+    # --- test side ----------------------------------------------------------------------------
+
+    def push_update(self, update: Json) -> int:
+        update = {"update_id": next(self._uid), **update}
+        self.updates.append(update)
+        asyncio.get_running_loop().create_task(self._wake())
+        return int(update["update_id"])
+
+    def next_message_id(self) -> int:
+        return next(self._mid)
+
+    def text_update(
+        self,
+        text: str,
+        *,
+        chat_id: int = 42,
+        user_id: int = 42,
+        chat_type: str = "private",
+        first_name: str = "Ann",
+        **extra: Any,
+    ) -> int:
+        """A message update; a leading `/cmd` gets its `bot_command` entity like Telegram's."""
+        chat: Json = {"id": chat_id, "type": chat_type}
+        if chat_type == "private":
+            chat["first_name"] = first_name
+        else:
+            chat["title"] = "Test group"
+        msg: Json = {
+            "message_id": next(self._mid),
+            "date": int(time.time()),
+            "chat": chat,
+            "from": {"id": user_id, "is_bot": False, "first_name": first_name},
+            "text": text,
+        }
+        if text.startswith("/") and "entities" not in extra:
+            head = text.split()[0] if text.split() else text
+            msg["entities"] = [{"type": "bot_command", "offset": 0, "length": len(head)}]
+        msg.update(extra)
+        return self.push_update({"message": msg})
+
+    def mention_entities(self, text: str, username: str = BOT["username"]) -> list[Json]:
+        handle = f"@{username}"
+        return [{"type": "mention", "offset": text.index(handle), "length": len(handle)}]
+
+    def fail_next(self, method: str, code: int, description: str, **parameters: Any) -> None:
+        body: Json = {"ok": False, "error_code": code, "description": description}
+        if parameters:
+            body["parameters"] = parameters
+        self.failures.setdefault(method, []).append(body)
+
+    def calls(self, method: str) -> list[Json]:
+        return [r["params"] for r in self.requests if r["method"] == method]
+
+    async def wait_for(
+        self, method: str, pred: Callable[[Json], bool] = lambda p: True, timeout: float = 5.0
+    ) -> Json:
+        def found(reqs: list[Json]) -> bool:
+            return any(r["method"] == method and pred(r["params"]) for r in reqs)
+
+        reqs = await self.wait_until(found, timeout)
+        return next(r["params"] for r in reqs if r["method"] == method and pred(r["params"]))
+
+    async def wait_polls(self, count: int, timeout: float = 5.0) -> None:
+        await self.wait_until(lambda _: len(self.polls) >= count, timeout)
+
+    async def _wake(self) -> None:
+        async with self._updates_changed:
+            self._updates_changed.notify_all()
+
+    # --- server side ----------------------------------------------------------------------------
+
+    async def _params(self, request: web.Request) -> Json:
+        raw: dict[str, Any]
+        if request.method == "GET":
+            raw = dict(request.query)
+        elif request.content_type == "application/json":
+            raw = await request.json()
+        else:  # PTB posts form-encoded fields; structured values arrive as JSON strings
+            raw = {}
+            for key, value in (await request.post()).items():
+                if isinstance(value, web.FileField):
+                    raw[key] = {"filename": value.filename, "bytes": value.file.read()}
+                else:
+                    raw[key] = value
+        out: Json = {}
+        for key, value in raw.items():
+            if isinstance(value, str) and value[:1] in "[{":
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    pass
+            out[key] = value
+        return out
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params = await self._params(request)
+        if request.match_info["token"] != self.token:
+            await self.record({"method": method, "params": params, "status": 401})
+            return _json({"ok": False, "error_code": 401, "description": "Unauthorized"}, 401)
+        if method == "getUpdates":
+            self.polls.append(params)
+        failure = self.failures.get(method, [])
+        if failure:
+            body = failure.pop(0)
+            await self.record({"method": method, "params": params, "status": body["error_code"]})
+            return _json(body, body["error_code"])
+        if method == "getUpdates":
+            result: Any = await self._get_updates(params)
+            await self.record({"method": method, "params": params, "status": 200})
+            return _json({"ok": True, "result": result})
+        await self.record({"method": method, "params": params, "status": 200})
+        handler = getattr(self, f"m_{method}", None)
+        result = await handler(params) if handler is not None else True
+        return _json({"ok": True, "result": result})
+
+    async def _file(self, request: web.Request) -> web.Response:
+        data = self.files.get(request.match_info["path"])
+        return web.Response(body=data) if data is not None else web.Response(status=404)
+
+    async def _get_updates(self, p: Json) -> list[Json]:
+        offset = int(p.get("offset") or 0)
+        timeout = float(p.get("timeout") or 0)
+        # Updates below the offset are confirmed: drop them.
+        self.updates = [u for u in self.updates if u["update_id"] >= offset]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with self._updates_changed:
+            while not self.updates:
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                try:
+                    await asyncio.wait_for(self._updates_changed.wait(), left)
+                except TimeoutError:
+                    break
+        return self.updates[: int(p.get("limit") or 100)]
+
+    def _message(self, p: Json, **extra: Any) -> Json:
+        chat_id = str(p.get("chat_id"))
+        kind = "private" if not chat_id.startswith("-") else "supergroup"
+        return {
+            "message_id": next(self._mid),
+            "date": int(time.time()),
+            "from": BOT,
+            "chat": {
+                "id": int(chat_id) if chat_id.lstrip("-").isdigit() else chat_id,
+                "type": kind,
+            },
+            **extra,
+        }
+
+    async def m_getMe(self, p: Json) -> Json:
+        return BOT
+
+    async def m_sendMessage(self, p: Json) -> Json:
+        return self._message(p, text=p.get("text", ""))
+
+    async def m_editMessageText(self, p: Json) -> Json:
+        return {
+            **self._message(p, text=p.get("text", "")),
+            "message_id": int(p["message_id"]),
+            "edit_date": int(time.time()),
+        }
