@@ -92,6 +92,8 @@ def redact_tree(data: Any, path: Path = ()) -> tuple[Any, list[tuple[Path, str]]
     found: list[tuple[Path, str]] = []
 
     def walk(node: Any, where: Path, secret: bool) -> Any:
+        if secret and isinstance(node, dict) and set(node) <= {"source", "provider", "id"}:
+            return dict(node)  # a SecretRef names where the secret lives, not the secret
         if isinstance(node, dict):
             out: dict[str, Any] = {}
             for key, value in node.items():

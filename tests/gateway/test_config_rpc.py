@@ -64,7 +64,12 @@ def base_config() -> dict[str, Any]:
     return {
         "gateway": {"mode": "local", "auth": {"token": TOKEN}},
         "agents": {"defaults": {"model": {"primary": "openai/gpt-test"}}},
-        "models": {"providers": {"openai": {"apiKey": OPENAI_KEY}}},
+        "models": {
+            "providers": {
+                "openai": {"apiKey": OPENAI_KEY},
+                "anthropic": {"apiKey": {"source": "env", "id": "ANTHROPIC_API_KEY"}},
+            }
+        },
         "channels": {"telegram": {"botToken": BOT_TOKEN}},
         "env": {"vars": {"SOME_SECRET": ENV_SECRET}},
     }
@@ -105,6 +110,8 @@ async def test_set_round_trip_keeps_secrets_backs_up_and_applies_live(tmp_path: 
             assert on_disk["models"]["providers"]["openai"]["apiKey"] == OPENAI_KEY
             assert on_disk["gateway"]["auth"]["token"] == TOKEN
             assert on_disk["env"]["vars"]["SOME_SECRET"] == ENV_SECRET
+            ref = got["parsed"]["models"]["providers"]["anthropic"]["apiKey"]
+            assert ref == {"source": "env", "id": "ANTHROPIC_API_KEY"}
             assert (tmp_path / "openclaw.json.bak").read_text() == before
             assert res["hash"] == sha(path.read_text())
             model = live.gateway.loaded.config.agents.defaults.model
@@ -169,12 +176,12 @@ async def test_placeholder_without_stored_secret_is_refused(tmp_path: Path) -> N
         async with connected(live) as client:
             got = await client.call("config.get", {})
             data = json5.loads(got["raw"])
-            data["models"]["providers"]["anthropic"] = {"apiKey": REDACTED}
+            data["models"]["providers"]["google"] = {"apiKey": REDACTED}
             res = await client.request(
                 "config.set", {"raw": json.dumps(data), "baseHash": got["hash"]}
             )
             assert res["ok"] is False and res["error"]["code"] == "INVALID_REQUEST"
-            assert "models.providers.anthropic.apiKey" in res["error"]["message"]
+            assert "models.providers.google.apiKey" in res["error"]["message"]
 
 
 async def test_restart_only_changes_are_reported_not_applied(tmp_path: Path) -> None:
