@@ -105,7 +105,9 @@ export default {
                     h(
                       "div",
                       { class: "row end" },
-                      h("button", { type: "button", class: "ghost", text: "Dismiss", onclick: () => decide("dismiss", req) }),
+                      client.methods.has("channels.pairing.dismiss")
+                        ? h("button", { type: "button", class: "ghost", text: "Dismiss", onclick: () => decide("dismiss", req) })
+                        : null,
                       h("button", { type: "button", text: "Approve", onclick: () => decide("approve", req) }),
                     ),
                   ),
