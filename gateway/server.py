@@ -114,6 +114,9 @@ def bind_socket(host: str, port: int, attempts: int = BIND_ATTEMPTS) -> socket.s
         # Linux never lets two sockets LISTEN on one port with SO_REUSEADDR; it only skips
         # TIME_WAIT leftovers, which is what makes a restart after SIGKILL immediate.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted sockets inherit this: without it a small frame sent right after another
+        # (a chat `final` after a `delta`) waits for the peer's delayed ACK (~40 ms, Nagle).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             sock.bind((host, port))
             sock.listen(2048)

@@ -611,7 +611,7 @@ class Runner:
             )
             user_message = {"role": "user", "content": run.text, "timestamp": now_ms()}
             self._store.for_key(key).append_messages(
-                key, [user_message], session_id=row.session_id, run_id=run.run_id
+                key, [user_message], session_id=row.session_id, run_id=run.run_id, sync=False
             )
         except Exception:
             log.exception("run %s: could not prepare session %s", run.run_id, key)

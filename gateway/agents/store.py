@@ -375,7 +375,7 @@ class AgentSessionStore:
             return
         log.error("session index %s: %s; original kept as %s", self.index_path, why, target)
 
-    def _write_index(self) -> None:
+    def _write_index(self, sync: bool = True) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         payload = json.dumps(
             {key: row.to_json() for key, row in self._rows.items()},
@@ -388,7 +388,8 @@ class AgentSessionStore:
             view = memoryview(payload)
             while view:
                 view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         finally:
             os.close(fd)
         try:
@@ -396,20 +397,21 @@ class AgentSessionStore:
         except OSError:
             tmp.unlink(missing_ok=True)
             raise
-        fsync_dir(self.dir)
+        if sync:
+            fsync_dir(self.dir)
         self._stamp = self._file_stamp()
 
     def _read(self) -> dict[str, SessionRow]:
         self._refresh()
         return self._rows
 
-    def _mutate(self, change: Callable[[dict[str, SessionRow]], T]) -> T:
+    def _mutate(self, change: Callable[[dict[str, SessionRow]], T], sync: bool = True) -> T:
         """Read-modify-write under the cross-process lock (`change` returns copies)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         with self._lock:
             self._refresh()
             result = change(self._rows)
-            self._write_index()
+            self._write_index(sync)
         return result
 
     # -- transcripts -----------------------------------------------------------------------------
@@ -612,8 +614,12 @@ class AgentSessionStore:
         usage: Mapping[str, Any] | None = None,
         model: str | None = None,
         provider: str | None = None,
+        sync: bool = True,
     ) -> list[dict[str, Any]]:
         """Append `before` events then one `message` event per message (one fsync).
+
+        `sync=False` (the user message at the start of a turn) leaves durability to the
+        turn's final append, keeping fsyncs off the path to the model.
 
         `session_id` pins the transcript a run started on: if the session was rotated
         meanwhile the old transcript still receives the turn, and the row is left alone.
@@ -623,7 +629,7 @@ class AgentSessionStore:
         events = [dict(e) for e in before] + [
             {"type": "message", "message": dict(m)} for m in messages
         ]
-        written = self._writable_transcript(target_id).append_many(events)
+        written = self._writable_transcript(target_id).append_many(events, sync=sync)
 
         def change(rows: dict[str, SessionRow]) -> None:
             current = rows.get(key)
@@ -642,7 +648,7 @@ class AgentSessionStore:
                 current.output_tokens = _opt_int(usage.get("output"), current.output_tokens)
                 current.total_tokens = _opt_int(usage.get("totalTokens"), current.total_tokens)
 
-        self._mutate(change)
+        self._mutate(change, sync)
         return written
 
     # -- reading history ------------------------------------------------------------------------

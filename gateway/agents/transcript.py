@@ -160,8 +160,14 @@ class Transcript:
     def append_message(self, message: Mapping[str, Any]) -> dict[str, Any]:
         return self.append("message", message=dict(message))
 
-    def append_many(self, events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """Append several events with one write + fsync (one turn = one durability point)."""
+    def append_many(
+        self, events: Iterable[Mapping[str, Any]], *, sync: bool = True
+    ) -> list[dict[str, Any]]:
+        """Append several events with one write + fsync (one turn = one durability point).
+
+        `sync=False` skips the fsync for a write the turn's final append will make durable
+        (the file is append-only, so that later fsync covers it).
+        """
         if not self._last_id_known:
             self.read()
         stamped: list[dict[str, Any]] = []
@@ -187,7 +193,8 @@ class Transcript:
                 # Torn tail from a crash: start on a fresh line instead of gluing onto it.
                 payload = b"\n" + payload
             _write_all(fd, payload)
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         finally:
             os.close(fd)
         self._last_id = parent

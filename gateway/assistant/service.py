@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.agents.runner import (
@@ -23,13 +25,15 @@ from gateway.agents.runner import (
 from gateway.agents.session_keys import canonical_session_key
 from gateway.agents.store import SessionStore
 from gateway.agents.workspace import (
+    BOOTSTRAP_FILES,
+    BootstrapFile,
     PromptContext,
     build_system_prompt,
     ensure_workspace,
     load_bootstrap_files,
 )
 from gateway.assistant import roster as rv
-from gateway.config.models import OpenClawConfig
+from gateway.config.models import AgentDefaults, OpenClawConfig
 from gateway.runtime import Service
 
 if TYPE_CHECKING:
@@ -62,6 +66,7 @@ class AgentService:
         self._watchers: dict[str, weakref.WeakSet[Connection]] = {}
         self._run_listeners: dict[str, Callable[[RunEvent], None]] = {}
         self._idempotent: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._bootstrap_cache: dict[Path, tuple[Any, list[BootstrapFile]]] = {}
 
     @property
     def config(self) -> OpenClawConfig:
@@ -99,19 +104,14 @@ class AgentService:
         chain = rv.model_chain(cfg, req.agent_id)
         prompt = req.system_prompt
         if prompt is None:
-            prompt = await asyncio.to_thread(self._system_prompt, cfg, req, chain)
+            prompt = self._system_prompt(cfg, req, chain)
         outcome: RunOutcome = await self._model_turn(req, sink, chain, prompt)
         return outcome
 
     def _system_prompt(self, cfg: OpenClawConfig, req: RunRequest, chain: rv.ModelChain) -> str:
         defaults = cfg.agents.defaults
         workspace = rv.workspace_dir(cfg, req.agent_id, self.gateway.settings.state_dir)
-        ensure_workspace(workspace, skip_bootstrap=defaults.skip_bootstrap)
-        files = load_bootstrap_files(
-            workspace,
-            max_chars=defaults.bootstrap_max_chars,
-            total_max_chars=defaults.bootstrap_total_max_chars,
-        )
+        files = self._bootstrap_files(workspace, defaults)
         return build_system_prompt(
             PromptContext(
                 workspace=workspace,
@@ -121,6 +121,23 @@ class AgentService:
                 timezone_name=defaults.user_timezone,
             )
         )
+
+    def _bootstrap_files(self, workspace: Path, defaults: AgentDefaults) -> list[BootstrapFile]:
+        """The workspace's bootstrap files, re-read only when one of them changed.
+
+        A stat per file is all a turn costs while nothing changes; an edit (mtime or size)
+        or a deleted workspace is picked up on the next turn.
+        """
+        caps = (defaults.bootstrap_max_chars, defaults.bootstrap_total_max_chars)
+        stamp = (caps, _stat_stamp(workspace))
+        cached = self._bootstrap_cache.get(workspace)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        ensure_workspace(workspace, skip_bootstrap=defaults.skip_bootstrap)
+        stamp = (caps, _stat_stamp(workspace))
+        files = load_bootstrap_files(workspace, max_chars=caps[0], total_max_chars=caps[1])
+        self._bootstrap_cache[workspace] = (stamp, files)
+        return files
 
     # --- events ---------------------------------------------------------------------------------
 
@@ -178,6 +195,17 @@ class AgentService:
                 "stopping with agent runs still in flight after %.0fs; aborting them", drain_s
             )
         await self.runner.close()
+
+
+def _stat_stamp(workspace: Path) -> tuple[tuple[int, int] | None, ...]:
+    out: list[tuple[int, int] | None] = []
+    for spec in BOOTSTRAP_FILES:
+        try:
+            st = os.stat(workspace / spec.name)
+            out.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)
 
 
 def attach(gateway: Gateway) -> Service:

@@ -61,6 +61,7 @@ class FakeLLM(LoopbackServer):
         super().__init__(app)
         self.script: list[dict[str, Any]] = []
         self.default_text = default_text
+        self.completed_at: list[float] = []  # monotonic time each streamed answer ended
 
     @property
     def bodies(self) -> list[dict[str, Any]]:
@@ -221,6 +222,8 @@ class FakeLLM(LoopbackServer):
         if (body.get("stream_options") or {}).get("include_usage"):
             await data({**chunk({}), "choices": [], "usage": usage})
         await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        self.completed_at.append(time.monotonic())
         return resp
 
     async def _openai_responses(self, request: web.Request) -> web.StreamResponse:
