@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.agents.runner import DeltaSink, RunFailure, RunOutcome, RunRequest, Usage
 from gateway.assistant.roster import ModelChain
 from gateway.config.secrets import SecretError, resolve_secret
+from gateway.logs import scrubber
 from providers.classify import Failure, user_message
 from providers.failover import ModelHealth, RetryPolicy, run_turn
 from providers.pool import ProviderPool
@@ -135,7 +136,8 @@ class ModelTurns:
             "failoverReason": failure.reason,
             "httpStatus": failure.status,
             "providerErrorType": failure.error_type,
-            "providerErrorMessagePreview": failure.preview[:300] or None,
+            # Provider text can echo request content; registered secrets are masked out.
+            "providerErrorMessagePreview": scrubber.scrub(failure.preview)[:300] or None,
         }
         return RunOutcome(
             provider=provider,

@@ -272,3 +272,28 @@ async def test_openai_responses_api_streams(
     assert openai_fake.requests[0]["path"] == "/v1/responses"
     assert openai_fake.requests[0]["body"]["stream"] is True
     assert [e["deltaText"] for e in events if e["state"] == "delta"][:1] == ["responses "]
+
+
+async def test_keys_come_from_the_environment(
+    tmp_path: Path, anthropic_fake: FakeLLM, openai_fake: FakeLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = config(anthropic_fake, openai_fake)
+    del cfg["models"]["providers"]["anthropic"]["apiKey"]
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-from-env")
+    async with live_gateway(tmp_path, cfg) as live, connected(live) as client:
+        assert final_text(await chat(client, "hi")) == "from anthropic"
+    headers = anthropic_fake.requests[0]["headers"]
+    assert "sk-ant-from-env" in (headers.get("x-api-key", "") + headers.get("authorization", ""))
+
+
+async def test_anthropic_subscription_token_goes_in_the_authorization_header(
+    tmp_path: Path, anthropic_fake: FakeLLM, openai_fake: FakeLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = config(anthropic_fake, openai_fake)
+    del cfg["models"]["providers"]["anthropic"]["apiKey"]
+    monkeypatch.setenv("ANTHROPIC_OAUTH_TOKEN", "oauth-token-123456")
+    async with live_gateway(tmp_path, cfg) as live, connected(live) as client:
+        await chat(client, "hi")
+    headers = anthropic_fake.requests[0]["headers"]
+    assert headers.get("authorization") == "Bearer oauth-token-123456"
+    assert "x-api-key" not in headers
