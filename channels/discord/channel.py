@@ -393,8 +393,16 @@ class DiscordChannel:
         me = client.user
         if me is None:
             return
+        channel: object | None = None
+        if message.guild is not None and isinstance(message.channel, discord.PartialMessageable):
+            # Not in the cache (e.g. a thread created while we were away): ask REST once so
+            # the policy sees its name and, for a thread, its parent channel.
+            try:
+                channel = await client.fetch_channel(message.channel.id)
+            except discord.HTTPException as exc:
+                log.debug("could not fetch discord channel %s: %s", message.channel.id, exc)
         try:
-            inbound = to_inbound(message, account_id=self.account_id, bot_user=me)
+            inbound = to_inbound(message, account_id=self.account_id, bot_user=me, channel=channel)
         except Exception:
             log.exception("could not read discord message %s", message.id)
             return

@@ -48,12 +48,21 @@ def _replied(message: discord.Message) -> discord.Message | None:
 
 
 def to_inbound(
-    message: discord.Message, *, account_id: str, bot_user: discord.ClientUser
+    message: discord.Message,
+    *,
+    account_id: str,
+    bot_user: discord.ClientUser,
+    channel: object | None = None,
 ) -> InboundMessage | None:
-    """Map one message; None for what the pipeline never sees (system types, group DMs)."""
+    """Map one message; None for what the pipeline never sees (system types, group DMs).
+
+    `channel` replaces `message.channel` when the adapter had to fetch it (a channel or thread
+    missing from discord.py's cache arrives as a bare `PartialMessageable`).
+    """
     if message.type not in _USER_TYPES:
         return None
-    channel = message.channel
+    if channel is None:
+        channel = message.channel
     if isinstance(channel, discord.GroupChannel):
         return None  # group DMs are a later feature (dm.groupEnabled)
     author = message.author
@@ -77,7 +86,7 @@ def to_inbound(
         channel="discord",
         account_id=account_id,
         chat_type="direct" if guild is None else "channel",
-        chat_id=str(channel.id),
+        chat_id=str(message.channel.id),
         message_id=str(message.id),
         sender_id=str(author.id),
         sender_name=author.display_name,

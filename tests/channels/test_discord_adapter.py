@@ -464,3 +464,16 @@ async def test_ready_wait_timeout_warns_once(
     finally:
         logger.removeHandler(waiter)
         await ch.stop()
+
+
+async def test_uncached_thread_is_fetched_for_its_parent(
+    channel: DiscordChannel, fake: FakeDiscord, inbox: Inbox
+) -> None:
+    fake.rest_channels["560"] = fd.thread_channel(560, "new-topic")
+    await fake.message_create(fd.message("fresh thread", 560, guild_id=fd.GUILD_ID))
+    msg = await inbox.next()
+    assert (msg.chat_id, msg.thread_id, msg.parent_chat_id) == ("560", "560", "555")
+    assert msg.chat_name == "new-topic" and msg.guild_id == "100"
+    await fake.message_create(fd.message("unknown room", 561, guild_id=fd.GUILD_ID))
+    gone = await inbox.next()  # REST 404: still delivered, without a name (policy decides)
+    assert (gone.chat_id, gone.chat_name, gone.thread_id) == ("561", None, None)

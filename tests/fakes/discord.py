@@ -157,13 +157,18 @@ def _role(rid: int, name: str, position: int, managed: bool = False) -> Json:
     }
 
 
-def guild_create(guild_id: int = GUILD_ID, name: str = "Test Guild") -> Json:
-    thread = {
-        "id": str(THREAD_CH),
+def thread_channel(
+    thread_id: int = THREAD_CH,
+    name: str = "side-topic",
+    parent_id: int = TEXT_CH,
+    guild_id: int = GUILD_ID,
+) -> Json:
+    return {
+        "id": str(thread_id),
         "type": 11,  # public thread
-        "name": "side-topic",
+        "name": name,
         "guild_id": str(guild_id),
-        "parent_id": str(TEXT_CH),
+        "parent_id": str(parent_id),
         "owner_id": str(USER_ID),
         "last_message_id": None,
         "message_count": 0,
@@ -177,6 +182,10 @@ def guild_create(guild_id: int = GUILD_ID, name: str = "Test Guild") -> Json:
             "locked": False,
         },
     }
+
+
+def guild_create(guild_id: int = GUILD_ID, name: str = "Test Guild") -> Json:
+    thread = thread_channel(guild_id=guild_id)
     bot_member = {
         "user": BOT_USER,
         "roles": [str(BOT_ROLE)],
@@ -247,6 +256,8 @@ class FakeDiscord(LoopbackServer):
         self._seq = 0
         self._rest_failures: dict[tuple[str, str], list[tuple[int, Json, dict[str, str]]]] = {}
         self._refuse_ws = 0
+        # Channels only REST knows (GET /channels/{id}), e.g. a thread the client never saw.
+        self.rest_channels: dict[str, Json] = {}
         self.hold_ready = False  # accept IDENTIFY but never send READY (a stuck gateway)
 
     @property
@@ -459,6 +470,10 @@ class FakeDiscord(LoopbackServer):
             if sent.get("message_reference"):
                 extra = {"type": 19, "message_reference": sent["message_reference"]}
             return jr(message(sent.get("content", ""), parts[1], BOT_USER, **extra))
+        if method == "GET" and parts[0] == "channels" and len(parts) == 2:
+            if parts[1] in self.rest_channels:
+                return jr(self.rest_channels[parts[1]])
+            return jr({"message": "Unknown Channel", "code": 10003}, status=404)
         if method == "POST" and parts[0] == "channels" and parts[2:] == ["typing"]:
             return web.Response(status=204)
         if (method, path) == ("POST", "/users/@me/channels"):
