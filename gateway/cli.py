@@ -157,9 +157,17 @@ def run(flags: Flags) -> int:
         log.info("agent model: %s", defaults_chain(loaded.config).primary)
         gateway = build_gateway(settings, loaded)
         gateway.drain_timeout_s = drain_timeout(env)
-        return asyncio.run(serve(gateway, sock))
+        code = asyncio.run(serve(gateway, sock))
+        restart = gateway.restart_requested and code == 0
+        sock.close()
     finally:
         lock.release()
+    if restart:
+        # Same PID and arguments; the lock is free and the port was closed above.
+        log.info("re-executing: %s -m gateway %s", sys.executable, " ".join(sys.argv[1:]))
+        logging.shutdown()
+        os.execv(sys.executable, [sys.executable, "-m", "gateway", *sys.argv[1:]])
+    return code
 
 
 DRAIN_TIMEOUT_ENV = "CLAWGATE_DRAIN_TIMEOUT_SECONDS"

@@ -67,6 +67,7 @@ class Gateway:
     tick_interval_ms: int = TICK_INTERVAL_MS
     # Bound on a graceful stop (SIGTERM): in-flight agent runs get most of it.
     drain_timeout_s: float = 10.0
+    restart_requested: bool = False  # set by a config change that needs a fresh process
     # Bumped when presence / health change; clients compare snapshots with it.
     state_version: dict[str, int] = field(default_factory=lambda: {"presence": 0, "health": 0})
     _tick_task: asyncio.Task[None] | None = None

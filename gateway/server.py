@@ -190,6 +190,25 @@ async def serve(gateway: Any, sock: socket.socket, drain_timeout_s: float | None
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
 
+    def restart(delay_ms: int = 0) -> None:
+        """Drain like SIGTERM, then the CLI re-executes the same command line (same PID)."""
+        if stopping or gateway.restart_requested:
+            return
+        gateway.restart_requested = True
+        gateway.broadcast("shutdown", {"reason": "config change", "restartExpectedMs": 3000})
+
+        def begin() -> None:
+            if stopping:
+                return
+            stopping["at"] = time.monotonic()
+            log.info("restarting to apply configuration changes")
+            task = loop.create_task(_drain_then_exit(gateway, server, drain_timeout_s))
+            stopping_tasks.add(task)
+
+        loop.call_later(max(0, delay_ms) / 1000, begin)
+
+    gateway.extensions["gateway.restart"] = restart
+
     settings = gateway.settings
     task = asyncio.create_task(server.serve(sockets=[sock]))
     # uvicorn exposes a started flag, not an event.

@@ -62,6 +62,14 @@ def startupz(port: int) -> tuple[int, dict[str, Any]]:
         return exc.code, json.loads(exc.read())
 
 
+def http_status(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, b""
+
+
 async def test_sessions_and_history_survive_a_process_restart(
     tmp_path: Path, openai_fake: FakeLLM
 ) -> None:
@@ -159,3 +167,45 @@ async def test_drain_is_bounded_by_the_configured_timeout(
     finally:
         await asyncio.to_thread(stop_process, gw.proc)
     assert history["messages"][0]["content"] in ("stuck", [{"type": "text", "text": "stuck"}])
+
+
+async def test_config_apply_of_a_restart_only_key_re_executes_the_gateway(
+    tmp_path: Path, openai_fake: FakeLLM
+) -> None:
+    write_config(tmp_path, openai_fake)
+    openai_fake.script.append({"text": "kept across the restart"})
+    gw = await launch(tmp_path)
+    pid = gw.proc.pid
+    try:
+        async with connected(gw) as client:  # type: ignore[arg-type]
+            await chat(client, "hello")
+            current = await client.call("config.get", {})
+            raw = json.loads((tmp_path / "openclaw.json").read_text())
+            raw["gateway"] = {"controlUi": {"basePath": "/ui"}}
+            result = await client.call(
+                "config.apply", {"raw": json.dumps(raw), "baseHash": current["hash"]}
+            )
+            assert result["restartRequired"] is True and result["restartScheduled"] is True
+        # Same process (re-exec keeps the PID), back up with the new setting.
+        applied = time.monotonic()
+        deadline = applied + 15
+        while True:
+            assert gw.proc.poll() is None, "gateway exited instead of restarting"
+            assert time.monotonic() < deadline, "gateway did not come back"
+            try:
+                status, body = await asyncio.to_thread(startupz, gw.port)
+            except OSError:
+                status, body = 0, {}
+            if status == 200 and body["uptimeMs"] < (time.monotonic() - applied) * 1000:
+                break  # a fresh process answers
+            await asyncio.sleep(0.1)
+        ui_status, _ = await asyncio.to_thread(http_status, f"http://127.0.0.1:{gw.port}/ui/")
+        assert ui_status == 200
+        assert gw.proc.pid == pid
+        async with connected(gw) as client:  # type: ignore[arg-type]
+            history = await client.call("chat.history", {"sessionKey": "main"})
+        assert history["messages"][-1]["content"][0]["text"] == "kept across the restart"
+    finally:
+        out = await asyncio.to_thread(stop_process, gw.proc)
+    assert "restarting to apply configuration changes" in out
+    assert gw.proc.returncode == 0
