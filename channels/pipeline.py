@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from gateway.runtime import Gateway
 
 TYPING_FAILURE_LIMIT = 5
+TYPING_STOP_TIMEOUT_S = 5.0
 BUSY_REPLY = "⚠️ Too many messages are waiting for this conversation; please try again shortly."
 Formatter = Callable[[str], list[str]]
 
@@ -218,9 +219,12 @@ class Pipeline:
             return
         route = self._route(msg)
         agent_id = route.agent_id if isinstance(route, Route) else None
+        # The approved-pairing store only matters to these DM policies (and is re-read per
+        # message so a CLI approval applies at once).
         store_allow = (
             self.pairing.allowed(self.channel, self.account_id)
             if msg.chat_type == "direct"
+            and self.section.dm_policy in ("pairing", "allowlist", "open")
             else frozenset()
         )
         decision = decide(
@@ -402,8 +406,14 @@ class Pipeline:
             result = await waiting
         finally:
             done.set()
-            typing.cancel()
-            await asyncio.gather(typing, return_exceptions=True)
+            # Let an in-flight typing call finish: cancelling HTTP requests mid-flight can
+            # strand pooled connections in some client libraries.
+            try:
+                await asyncio.wait_for(asyncio.shield(typing), TYPING_STOP_TIMEOUT_S)
+            except (TimeoutError, asyncio.CancelledError):
+                typing.cancel()
+            except Exception:
+                pass
         return result
 
     async def _deliver_result(

@@ -234,7 +234,11 @@ class TelegramChannel:
     def _build_bot(self, token: str) -> Bot:
         root = (self.config.api_root or DEFAULT_API_ROOT).rstrip("/")
         request = HTTPXRequest(
-            connection_pool_size=8, connect_timeout=10, read_timeout=60, write_timeout=60
+            connection_pool_size=32,
+            connect_timeout=10,
+            read_timeout=60,
+            write_timeout=60,
+            pool_timeout=10,  # many chats answered at once queue here instead of failing
         )
         # PTB adds the long-poll timeout to this read timeout itself (→ 45 s with timeout=30).
         poll_request = HTTPXRequest(connection_pool_size=1, connect_timeout=10, read_timeout=15)

@@ -165,8 +165,9 @@ class FakeTelegram(LoopbackServer):
             await self.record({"method": method, "params": params, "status": body["error_code"]})
             return _json(body, body["error_code"])
         if method == "getUpdates":
-            result: Any = await self._get_updates(params)
+            # Recorded on arrival: a held long poll is visible to waiters at once.
             await self.record({"method": method, "params": params, "status": 200})
+            result: Any = await self._get_updates(params)
             return _json({"ok": True, "result": result})
         await self.record({"method": method, "params": params, "status": 200})
         handler = getattr(self, f"m_{method}", None)
