@@ -303,7 +303,7 @@ class FakeLLM(LoopbackServer):
                 )
                 return resp
         await event({"type": "response.output_text.done", **part, "text": text, "logprobs": []})
-        await event({"type": "response.content_part.done", **part, "part": item["content"][0]})  # type: ignore[index]
+        await event({"type": "response.content_part.done", **part, "part": item["content"][0]})
         await event({"type": "response.output_item.done", "output_index": 0, "item": item})
         await event({"type": "response.completed", "response": full})
         return resp
