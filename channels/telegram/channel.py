@@ -62,6 +62,16 @@ BAD_TOKEN_ERROR = (
     "telegram getMe returned 401 Unauthorized: the bot token was rejected; check "
     f"channels.telegram.botToken or {TOKEN_ENV} (account blocked, polling not started)"
 )
+# The text commands the pipeline answers, offered in Telegram's command menu (§5.2).
+NATIVE_COMMANDS = [
+    ("new", "Start a new session"),
+    ("reset", "Reset the current session"),
+    ("stop", "Stop the current answer"),
+    ("status", "Session, model and queue status"),
+    ("model", "Show the model in use"),
+    ("whoami", "Show your Telegram user id"),
+    ("help", "List the commands"),
+]
 _PARSE_ERRORS = ("can't parse entities", "find end of the entity", "unsupported start tag")
 
 OnMessage = Callable[[InboundMessage, "TelegramTransport"], Awaitable[None]]
@@ -319,6 +329,16 @@ class TelegramChannel:
             await bot.delete_webhook(drop_pending_updates=False)
         except TelegramError as exc:  # transient: polling may still work
             log.warning("[%s] deleteWebhook failed: %s", self.account_id, exc)
+        if self._native_commands():
+            try:
+                await bot.set_my_commands(NATIVE_COMMANDS)
+            except TelegramError as exc:  # the menu is a convenience; text commands still work
+                log.warning("[%s] setMyCommands failed: %s", self.account_id, exc)
+
+    def _native_commands(self) -> bool:
+        commands = self.config.commands
+        native = commands.get("native", "auto") if isinstance(commands, dict) else "auto"
+        return native is not False
 
     async def _run(self) -> None:
         bot = self._bot

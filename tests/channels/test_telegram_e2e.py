@@ -40,6 +40,8 @@ async def test_open_dm_gets_agent_reply_with_typing(
         reply = await fake_tg.wait_for("sendMessage", sent_to(42), timeout=10)
     assert reply["text"] == "Hello <b>there</b>" and reply["parse_mode"] == "HTML"
     assert "reply_parameters" not in reply  # replyToMode off
+    menu = fake_tg.calls("setMyCommands")
+    assert [c["command"] for c in menu[0]["commands"]][:2] == ["new", "reset"]
     typing = fake_tg.calls("sendChatAction")
     assert typing and typing[0]["action"] == "typing"
     assert user_text(fake_llm).endswith("hi bot")
