@@ -122,12 +122,17 @@ class ChannelManager:
             token = discord_token(cfg)
         except ValueError as exc:  # SecretError: a SecretRef names an unset variable
             token, token_error = None, f"discord: {exc}"
+
+        async def on_discord_message(msg: Any, transport: Transport) -> None:
+            # A task of the pipeline's own, so stopping the channel can cancel it.
+            pipeline.spawn(msg, transport)
+
         runner: Any = DiscordChannel(
             gateway=self.gateway,
             account_id=DEFAULT_ACCOUNT,
             token=token,
             config=cfg,
-            on_message=pipeline.handle,
+            on_message=on_discord_message,
             token_error=token_error,
         )
         pipeline.status = runner.status()

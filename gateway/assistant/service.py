@@ -22,7 +22,7 @@ from gateway.agents.runner import (
     RunRequest,
     SubmitRequest,
 )
-from gateway.agents.session_keys import canonical_session_key
+from gateway.agents.session_keys import canonical_session_key, parse_session_key
 from gateway.agents.store import SessionStore
 from gateway.agents.workspace import (
     BOOTSTRAP_FILES,
@@ -112,12 +112,16 @@ class AgentService:
         defaults = cfg.agents.defaults
         workspace = rv.workspace_dir(cfg, req.agent_id, self.gateway.settings.state_dir)
         files = self._bootstrap_files(workspace, defaults)
+        parsed = parse_session_key(req.session_key)
+        group_prompt = req.metadata.get("groupSystemPrompt")
         return build_system_prompt(
             PromptContext(
                 workspace=workspace,
                 files=files,
                 session_key=req.session_key,
                 model_ref=chain.primary,
+                is_group=parsed is not None and parsed.kind in ("group", "channel"),
+                group_system_prompt=group_prompt if isinstance(group_prompt, str) else None,
                 timezone_name=defaults.user_timezone,
             )
         )

@@ -131,3 +131,39 @@ async def test_chat_send_is_refused_while_draining(tmp_path: Path, openai_fake: 
     assert res["ok"] is False and res["error"]["retryable"] is True
     await asyncio.sleep(0)
     assert openai_fake.requests == []
+
+
+async def test_group_system_prompt_joins_the_workspace_prompt(
+    tmp_path: Path, openai_fake: FakeLLM
+) -> None:
+    from gateway.agents.runner import RunRequest
+    from gateway.assistant import roster
+
+    async with live_gateway(tmp_path, config(openai_fake)) as live:
+        svc = live.gateway.extensions["agents"]
+        cfg = live.gateway.loaded.config
+        request = RunRequest(
+            run_id="r1",
+            session_key="agent:main:telegram:group:-100123",
+            agent_id="main",
+            session_id="s1",
+            text="hi",
+            history=(),
+            metadata={"groupSystemPrompt": "Answer like a ship's log."},
+        )
+        prompt = svc._system_prompt(cfg, request, roster.model_chain(cfg, "main"))
+        direct = svc._system_prompt(
+            cfg,
+            RunRequest(
+                run_id="r2",
+                session_key="agent:main:main",
+                agent_id="main",
+                session_id="s2",
+                text="hi",
+                history=(),
+            ),
+            roster.model_chain(cfg, "main"),
+        )
+    assert "Answer like a ship's log." in prompt
+    assert "ship's log" not in direct
+    assert "AGENTS.md" in prompt  # the workspace files are still there
