@@ -44,11 +44,33 @@ def defaults_chain(config: OpenClawConfig) -> ModelChain:
 
 
 def model_chain(config: OpenClawConfig, agent_id: str) -> ModelChain:
+    """The agent's candidates, `provider/model` refs with aliases resolved."""
     base = defaults_chain(config)
     entry = config.agents.entries.get(agent_id)
-    if entry is None or entry.model is None:
-        return base
-    return _chain(entry.model, base) or base
+    chain = base if entry is None or entry.model is None else (_chain(entry.model, base) or base)
+    aliases = model_aliases(config)
+    if not aliases:
+        return chain
+    return ModelChain(
+        resolve_model_ref(chain.primary, aliases),
+        tuple(resolve_model_ref(ref, aliases) for ref in chain.fallbacks),
+    )
+
+
+def model_aliases(config: OpenClawConfig) -> dict[str, str]:
+    """Lower-cased alias → `provider/model`, from `agents.defaults.models[ref].alias`."""
+    return {
+        entry.alias.strip().lower(): ref
+        for ref, entry in config.agents.defaults.models.items()
+        if entry.alias and entry.alias.strip()
+    }
+
+
+def resolve_model_ref(ref: str, aliases: dict[str, str]) -> str:
+    """A bare name that is an alias (case-insensitive) becomes its `provider/model`."""
+    if "/" in ref:
+        return ref
+    return aliases.get(ref.strip().lower(), ref)
 
 
 def roster(config: OpenClawConfig) -> Roster:

@@ -167,3 +167,12 @@ async def test_group_system_prompt_joins_the_workspace_prompt(
     assert "Answer like a ship's log." in prompt
     assert "ship's log" not in direct
     assert "AGENTS.md" in prompt  # the workspace files are still there
+
+
+async def test_model_aliases_resolve_to_provider_refs(tmp_path: Path, openai_fake: FakeLLM) -> None:
+    cfg = config(openai_fake)
+    cfg["agents"]["defaults"]["model"] = {"primary": "Fast"}
+    cfg["agents"]["defaults"]["models"] = {"openai/gpt-fast": {"alias": "fast"}}
+    async with live_gateway(tmp_path, cfg) as live, connected(live) as client:
+        assert final_text(await chat(client, "hi")) == "from openai"
+    assert openai_fake.requests[0]["body"]["model"] == "gpt-fast"
