@@ -337,3 +337,11 @@ def test_guide_matches_the_files(fly: Toml) -> None:
         f'grace_period = "{fly["http_service"]["checks"][0]["grace_period"]}"',
     ):
         assert needle in text, f"docs/deploy-fly.md does not mention {needle!r}"
+
+
+def test_the_default_drain_fits_inside_kill_timeout(any_fly: Toml) -> None:
+    # SIGTERM's drain (agent turns finishing) must end before Fly's SIGKILL, with room to exit.
+    from gateway.cli import drain_timeout
+
+    env = {k: str(v) for k, v in (any_fly.get("env") or {}).items()}
+    assert drain_timeout(env) + 5 <= duration_seconds(any_fly["kill_timeout"])
