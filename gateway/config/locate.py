@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import json5
+
 _IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 _NUMBER = re.compile(
     r"[+-]?(?:0[xX][0-9a-fA-F]+|Infinity|NaN|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
@@ -81,8 +83,9 @@ def key_lines(text: str) -> dict[str, int]:
             raw = text[i + 1 : j]
             start_line = line
             line += raw.count("\n")
+            token = _unescape(text[i : j + 1], raw) if "\\" in raw else raw
             i = j + 1
-            _handle_token(stack, lines, raw, start_line, text, i, value_start)
+            _handle_token(stack, lines, token, start_line, text, i, value_start)
         else:
             m = _IDENT.match(text, i) or _NUMBER.match(text, i)
             if not m:
@@ -92,6 +95,15 @@ def key_lines(text: str) -> dict[str, int]:
             _handle_token(stack, lines, m.group(0), line, text, i, value_start)
     del pending_value_path
     return lines
+
+
+def _unescape(literal: str, raw: str) -> str:
+    # Keys are matched against parsed data: "a\\"b" and "\\u00e8" must become what json5 made.
+    try:
+        value = json5.loads(literal)
+    except (ValueError, RecursionError):
+        return raw
+    return value if isinstance(value, str) else raw
 
 
 def _handle_token(

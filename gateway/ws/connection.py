@@ -72,7 +72,7 @@ class Connection:
     def _enqueue(self, frame: dict[str, Any]) -> None:
         if self._closing:
             return
-        text = json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+        text = _dump(frame)
         self._buffered += len(text)
         if self._buffered > MAX_BUFFERED_BYTES:
             # A client that doesn't read must not grow our memory without limit.
@@ -111,8 +111,11 @@ class Connection:
                 self._buffered -= len(item)
                 await self.ws.send_text(item)
         except Exception:
-            # The peer went away mid-send; the read loop sees the disconnect.
+            # The peer went away mid-send (the read loop sees the disconnect), or the socket
+            # broke: close it so the client is never left waiting on a dead writer.
             self._closing = True
+            with contextlib.suppress(Exception):
+                await self.ws.close(1011, "internal error")
 
     # --- inbound -----------------------------------------------------------------------------
 
@@ -311,6 +314,18 @@ class Connection:
         }
         # The schema allows only non-empty strings: leave out what the client did not say.
         return {k: v for k, v in entry.items() if v not in (None, "")}
+
+
+def _dump(frame: dict[str, Any]) -> str:
+    text = json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            # Lone surrogates (a client can send "\\ud800" escapes, which we may echo back)
+            # are not UTF-8; escaped they are still the same JSON string.
+            text = json.dumps(frame, separators=(",", ":"), ensure_ascii=True)
+    return text
 
 
 def _now_ms() -> int:

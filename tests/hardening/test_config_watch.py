@@ -13,7 +13,7 @@ import pytest
 
 from gateway.config.watch import ConfigWatcher, attach
 from tests.hardening.procs import start_gateway, stop
-from tests.harness import TOKEN, connected, free_port, gateway_env, live_gateway
+from tests.harness import TOKEN, LiveGateway, connected, free_port, gateway_env, live_gateway
 
 BASE: dict[str, Any] = {"agents": {"defaults": {"model": {"primary": "openai/first"}}}}
 
@@ -161,8 +161,8 @@ async def test_real_process_survives_garbage_then_applies_edit(tmp_path: Path) -
     )
     try:
         await asyncio.to_thread(out.wait_for, r"\[gateway\] ready")
-        live = type("P", (), {"ws": f"ws://127.0.0.1:{port}/"})()
-        async with connected(live) as client:  # type: ignore[arg-type]
+        live = LiveGateway(None, port)  # type: ignore[arg-type]  # only .ws is used
+        async with connected(live) as client:
             write(path, "\x00\x01 garbage {{{")
             await asyncio.to_thread(out.wait_for, r"change not applied")
             assert (await client.call("health"))["ok"] is True
@@ -176,7 +176,7 @@ async def test_real_process_survives_garbage_then_applies_edit(tmp_path: Path) -
             write(path, json.dumps(edited, indent=2))
             await asyncio.to_thread(out.wait_for, r"config file change applied")
             assert primary(await client.call("config.get", {})) == "openai/new"
-        async with connected(live) as client:  # type: ignore[arg-type]
+        async with connected(live) as client:
             assert (await client.call("health"))["ok"] is True
     finally:
         text = await asyncio.to_thread(stop, proc, out)

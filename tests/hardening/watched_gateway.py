@@ -18,7 +18,7 @@ def _build_with_watch(settings: Any, loaded: Any) -> Any:
     return gw
 
 
-assembly.build_gateway = _build_with_watch  # type: ignore[assignment]
+assembly.build_gateway = _build_with_watch
 
 if __name__ == "__main__":
     from gateway.cli import main
