@@ -1,0 +1,46 @@
+"""bench/faults.py, bounded: SIGKILL with a turn in flight, provider outage/hang/stall, disk full."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from tests.harness import ROOT
+
+sys.path.insert(0, str(ROOT / "bench"))
+import faults
+
+
+async def test_sigkill_with_a_turn_in_flight_never_breaks_the_state(tmp_path: Path) -> None:
+    figures = await faults.sigkill_cycles(5, tmp_path, seed=11)
+    assert figures["lock failures"] == 0, figures["lock failure samples"]
+    assert figures["unreadable transcripts"] == 0, figures["unreadable samples"]
+    assert figures["unreadable index files"] == 0
+    assert figures["index set aside as corrupt"] == 0
+    assert figures["turn after restarts"] == "final"
+    assert figures["clean exit code"] == 0
+
+
+async def test_provider_outage_and_hangs_end_in_a_friendly_error(tmp_path: Path) -> None:
+    figures = await faults.provider_faults(tmp_path, request_timeout_s=0.5)
+    for scenario in ("outage mid-stream", "hang before answering", "stall mid-stream"):
+        outcome = figures[scenario]
+        assert outcome["final state"] == "error", (scenario, outcome)
+        assert outcome["friendly (no raw error/key)"], (scenario, outcome)
+    # Timeouts fire: bounded by the request timeout (plus a retry), not the 60 s the fake hangs.
+    assert figures["hang before answering"]["seconds to answer"] < 10
+    assert figures["stall mid-stream"]["seconds to answer"] < 10
+    assert figures["stall mid-stream"]["deltas before"] == 1
+    assert figures["exit code"] == 0 and figures["key in log"] is False
+
+
+async def test_disk_full_fails_the_turn_and_leaves_no_unreadable_file(tmp_path: Path) -> None:
+    # Mounts a 4 MiB tmpfs as the state volume: the suite runs as root on Linux (CI and the VM).
+    figures = await faults.disk_full(tmp_path)
+    for name in ("existing session", "new session"):
+        assert figures[f"turn when full ({name})"].get("state") == "error", figures
+    assert figures["health when full"] is True and figures["config.get when full"] is True
+    assert figures["turn after space freed"] == "final"
+    assert figures["unreadable transcripts"] == 0, figures["unreadable samples"]
+    assert figures["unreadable index files"] == 0
+    assert figures["exit code"] == 0
