@@ -42,6 +42,12 @@ class InboundMessage:
     parent_chat_id: str | None = None  # Discord thread's parent channel
     member_role_ids: tuple[str, ...] = ()
     timestamp_ms: int = 0
+    # Invoked through the platform's command UI (Telegram menu `bot_command`, Discord slash
+    # command): runs even with `commands.text: false` when native commands are on.
+    native_command: bool = False
+    # Replies reach only the invoker (a Discord interaction's ephemeral follow-up), so a
+    # "not authorized" answer leaks nothing even in a guild channel.
+    private_reply: bool = False
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,18 @@ if TYPE_CHECKING:
 
 _LABELS = {"discord": "Discord", "telegram": "Telegram"}
 
+# The core set registered as native commands on both channels (channels.md §5.2), menu order.
+NATIVE_COMMANDS: tuple[tuple[str, str], ...] = (
+    ("new", "Start a new session"),
+    ("reset", "Reset the current session"),
+    ("stop", "Stop the current answer"),
+    ("status", "Session, model and queue status"),
+    ("model", "Show the model in use"),
+    ("whoami", "Show your user id"),
+    ("help", "List the commands"),
+)
+NATIVE_COMMAND_NAMES = frozenset(name for name, _ in NATIVE_COMMANDS)
+
 
 @dataclass(frozen=True)
 class CommandResult:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from channels.base import AccountStatus, ChannelRunner, Transport
+from channels.command_auth import native_enabled
 from channels.pairing import PairingStore
 from channels.pipeline import Pipeline
 from gateway.runtime import Service
@@ -102,6 +103,7 @@ class ChannelManager:
             config=cfg,
             on_message=on_message,
             token_error=token_error,
+            native_commands=native_enabled(self.gateway.loaded.config, "telegram"),
         )
         pipeline.formatter = runner.format
         pipeline.status = runner.status()

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from channels import commands as chan_commands
 from channels.base import (
@@ -29,9 +29,16 @@ from channels.base import (
     Transport,
 )
 from channels.chunking import chunk_text
+from channels.command_auth import (
+    NOT_AUTHORIZED_REPLY,
+    CommandAuth,
+    authorize,
+    commands_enabled,
+)
 from channels.context import Dedupe, HistoryEntry, PendingHistory, group_prompt, history_limit
 from channels.pairing import PairingStore, pairing_reply
 from channels.policy import Decision, decide
+from gateway.agents.commands import Command
 from gateway.agents.freshness import ResetPolicy, ResetRules, select_reset_policy
 from gateway.agents.routing import NoOwner, Route, RouteInput, resolve_route
 from gateway.agents.runner import QueueFull, RunResult, SubmitRequest
@@ -47,6 +54,20 @@ TYPING_FAILURE_LIMIT = 5
 TYPING_STOP_TIMEOUT_S = 5.0
 BUSY_REPLY = "⚠️ Too many messages are waiting for this conversation; please try again shortly."
 Formatter = Callable[[str], list[str]]
+# What became of one inbound message; callers that must answer something themselves (a
+# Discord interaction) look at it when nothing was sent.
+Outcome = Literal[
+    "duplicate",
+    "dropped",
+    "pairing",
+    "history",
+    "unauthorized",
+    "command",
+    "turn",
+    "no-agent",
+    "no-owner",
+    "error",
+]
 
 
 def _now_ms() -> int:
@@ -109,7 +130,7 @@ class Pipeline:
         self.status = status or AccountStatus(account_id=account_id)
         self.dedupe = Dedupe()
         self.history = PendingHistory()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Outcome]] = set()
         self._warned_no_agents = False
 
     # --- config (read live so a saved config applies to the next message) -------------------
@@ -141,7 +162,7 @@ class Pipeline:
 
     # --- entry points ----------------------------------------------------------------------------
 
-    def spawn(self, msg: InboundMessage, transport: Transport) -> asyncio.Task[None]:
+    def spawn(self, msg: InboundMessage, transport: Transport) -> asyncio.Task[Outcome]:
         task = asyncio.create_task(self.handle(msg, transport), name=f"{self.channel}-inbound")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -154,14 +175,15 @@ class Pipeline:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def handle(self, msg: InboundMessage, transport: Transport) -> None:
+    async def handle(self, msg: InboundMessage, transport: Transport) -> Outcome:
         try:
-            await self._handle(msg, transport)
+            return await self._handle(msg, transport)
         except asyncio.CancelledError:
             raise
         except Exception:
             # One bad message must never take the channel down.
             self.log.exception("failed to handle %s message %s", self.channel, msg.message_id)
+            return "error"
 
     # --- stages ----------------------------------------------------------------------------------
 
@@ -211,12 +233,24 @@ class Pipeline:
     def _room(self, msg: InboundMessage) -> str:
         return f"{self.account_id}:{msg.chat_id}:{msg.thread_id or ''}"
 
-    async def _handle(self, msg: InboundMessage, transport: Transport) -> None:
+    def authorize_command(self, msg: InboundMessage, command: Command) -> CommandAuth:
+        """channels.md §5.1 for an admitted sender (the pairing store is read per command)."""
+        return authorize(
+            msg,
+            command.name,
+            config=self.config,
+            section=self.section,
+            store_allow=self.pairing.allowed(self.channel, self.account_id),
+        )
+
+    async def _handle(self, msg: InboundMessage, transport: Transport) -> Outcome:
         self.status.last_inbound_at = _now_ms()
         key = f"{self.account_id}:{msg.chat_id}:{msg.thread_id or ''}:{msg.message_id}"
         if self.dedupe.seen(key):
             self.log.debug("duplicate message %s ignored", msg.message_id)
-            return
+            return "duplicate"
+        cfg = self.config
+        command = chan_commands.parse(msg.text, cfg) if commands_enabled(cfg, msg) else None
         route = self._route(msg)
         agent_id = route.agent_id if isinstance(route, Route) else None
         # The approved-pairing store only matters to these DM policies (and is re-read per
@@ -239,10 +273,18 @@ class Pipeline:
             self.log.debug(
                 "drop %s message from %s: %s", self.channel, msg.sender_id, decision.reason
             )
-            return
+            if msg.private_reply:  # only the invoker sees it: say why nothing happens
+                await self.deliver(transport, target, NOT_AUTHORIZED_REPLY)
+            return "dropped"
         if decision.kind == "pair":
             await self._pair(msg, transport, target)
-            return
+            return "pairing"
+        auth: CommandAuth | None = None
+        if command is not None:
+            auth = self.authorize_command(msg, command)
+            if decision.kind == "history" and auth.listed:
+                # Command-only messages from allowlisted senders skip the mention gate.
+                decision = Decision("admit", "allowlisted command", True, decision.system_prompt)
         if decision.kind == "history":
             limit = history_limit(self.config, self.channel)
             self.history.record(
@@ -250,11 +292,22 @@ class Pipeline:
                 HistoryEntry(self._label(msg), msg.text, msg.message_id, msg.timestamp_ms),
                 limit,
             )
-            return
+            return "history"
+        if auth is not None and not auth.authorized:
+            self.log.debug(
+                "unauthorized %s command from %s ignored: %s",
+                self.channel,
+                msg.sender_id,
+                auth.reason,
+            )
+            # Groups: ignored, like the reference; DMs and private replies: told why.
+            if msg.private_reply or msg.chat_type == "direct":
+                await self.deliver(transport, target, NOT_AUTHORIZED_REPLY, reply_to=msg.message_id)
+            return "unauthorized"
         if isinstance(route, NoOwner):
             self.log.warning(route.log_line)
-            return
-        await self._admitted(msg, transport, target, route, decision)
+            return "no-owner"
+        return await self._admitted(msg, transport, target, route, decision, command)
 
     def _label(self, msg: InboundMessage) -> str:
         return msg.sender_name or (
@@ -288,7 +341,8 @@ class Pipeline:
         target: OutboundTarget,
         route: Route,
         decision: Decision,
-    ) -> None:
+        command: Command | None,
+    ) -> Outcome:
         svc: AgentService | None = self.gateway.extensions.get("agents")
         if svc is None:
             if not self._warned_no_agents:
@@ -296,11 +350,10 @@ class Pipeline:
                 self.log.warning(
                     "agents service is not running; %s messages are not answered", self.channel
                 )
-            return
+            return "no-agent"
         cfg = self.config
         session_key = self.session_key(msg, route)
         text = msg.text
-        command = chan_commands.parse(text, cfg)
         if command is not None:
             result = chan_commands.apply(
                 command,
@@ -314,7 +367,7 @@ class Pipeline:
             if result.run_text is None:
                 if result.reply:
                     await self.deliver(transport, target, result.reply, reply_to=msg.message_id)
-                return
+                return "command"
             text = result.run_text
         if msg.chat_type != "direct":
             text = group_prompt(self.history.take(self._room(msg)), self._label(msg), text)
@@ -346,9 +399,10 @@ class Pipeline:
             )
         except QueueFull:
             await self.deliver(transport, target, BUSY_REPLY, reply_to=msg.message_id)
-            return
+            return "turn"
         outcome = await self._with_typing(transport, target, handle.wait())
         await self._deliver_result(outcome, msg, transport, target, decision)
+        return "turn"
 
     def _record_inbound(self, svc: AgentService, msg: InboundMessage, session_key: str) -> None:
         """lastInteractionAt, daily/idle expiry and the reply route of the session row."""

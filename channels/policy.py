@@ -237,6 +237,32 @@ def _telegram_group(
     return _mention_gate(msg, require, patterns, entry.system_prompt if entry else None)
 
 
+def sender_allowlists(
+    msg: InboundMessage, cfg: DiscordConfig | TelegramConfig
+) -> list[frozenset[str]]:
+    """The configured id lists that name who may talk here (command auth, channels.md §5.1).
+
+    DMs: `allowFrom`. Discord rooms: channel/guild `users` plus `allowFrom` (the reference's
+    command-auth list). Telegram groups: per-group `allowFrom` → `groupAllowFrom` → `allowFrom`,
+    plus `allowFrom`. Only lists that are set are returned.
+    """
+    ch = msg.channel
+    lists: list[Sequence[str | int] | None] = [cfg.allow_from]
+    if msg.chat_type != "direct":
+        if isinstance(cfg, DiscordConfig):
+            guild = _discord_guild(cfg, msg) if msg.guild_id else None
+            room = _discord_room(guild, msg)[0] if guild is not None and guild.channels else None
+            users = room.users if room is not None and room.users is not None else None
+            lists.append(users if users is not None else (guild.users if guild else None))
+        else:
+            entry = cfg.groups.get(msg.chat_id) or cfg.groups.get(WILDCARD)
+            if entry is not None and entry.allow_from is not None:
+                lists.append(entry.allow_from)
+            else:
+                lists.append(cfg.group_allow_from)
+    return [id_set(ch, values) for values in lists if values]
+
+
 def decide(
     msg: InboundMessage,
     cfg: DiscordConfig | TelegramConfig,

@@ -41,6 +41,7 @@ from telegram.request import HTTPXRequest
 
 from channels.base import AccountStatus, Chunking, InboundMessage, OutboundTarget, SentMessage
 from channels.chunking import chunk_text
+from channels.commands import NATIVE_COMMANDS as CORE_COMMANDS
 from channels.telegram.inbound import to_inbound
 from channels.telegram_html import html_to_plain, markdown_to_html
 from gateway.config.secrets import SecretError, resolve_secret
@@ -63,15 +64,8 @@ BAD_TOKEN_ERROR = (
     f"channels.telegram.botToken or {TOKEN_ENV} (account blocked, polling not started)"
 )
 # The text commands the pipeline answers, offered in Telegram's command menu (§5.2).
-NATIVE_COMMANDS = [
-    ("new", "Start a new session"),
-    ("reset", "Reset the current session"),
-    ("stop", "Stop the current answer"),
-    ("status", "Session, model and queue status"),
-    ("model", "Show the model in use"),
-    ("whoami", "Show your Telegram user id"),
-    ("help", "List the commands"),
-]
+NATIVE_COMMANDS = list(CORE_COMMANDS)
+MENU_LIMIT = 100  # Telegram's own cap on setMyCommands entries
 _PARSE_ERRORS = ("can't parse entities", "find end of the entity", "unsupported start tag")
 
 OnMessage = Callable[[InboundMessage, "TelegramTransport"], Awaitable[None]]
@@ -210,9 +204,16 @@ class TelegramChannel:
         config: TelegramConfig,
         on_message: OnMessage,
         token_error: str | None = None,
+        native_commands: bool | None = None,
     ) -> None:
         self.account_id = account_id
         self.config = config
+        # Resolved by the manager from `commands.native` + `channels.telegram.commands.native`;
+        # None (no root config at hand): the channel's own switch, "auto" meaning on.
+        self.native_commands = (
+            native_commands if native_commands is not None else config.commands.native is not False
+        )
+        self.menu: list[tuple[str, str]] = list(NATIVE_COMMANDS)
         self._token = token
         self._token_error = token_error
         self._on_message = on_message
@@ -329,16 +330,42 @@ class TelegramChannel:
             await bot.delete_webhook(drop_pending_updates=False)
         except TelegramError as exc:  # transient: polling may still work
             log.warning("[%s] deleteWebhook failed: %s", self.account_id, exc)
-        if self._native_commands():
-            try:
-                await bot.set_my_commands(NATIVE_COMMANDS)
-            except TelegramError as exc:  # the menu is a convenience; text commands still work
-                log.warning("[%s] setMyCommands failed: %s", self.account_id, exc)
+        if self.native_commands:
+            await self._register_menu(bot)
+        else:
+            log.info("[%s] native commands off: command menu not registered", self.account_id)
 
-    def _native_commands(self) -> bool:
-        commands = self.config.commands
-        native = commands.get("native", "auto") if isinstance(commands, dict) else "auto"
-        return native is not False
+    async def _register_menu(self, bot: Bot) -> None:
+        """`setMyCommands`: retried once on a timeout; BOT_COMMANDS_TOO_MUCH → trim and retry.
+
+        The menu is a convenience (typed commands still work), so failures only warn.
+        """
+        menu = list(self.menu[:MENU_LIMIT])
+        timeouts = 0
+        while menu:
+            try:
+                await bot.set_my_commands(menu)
+                self.menu = menu
+                return
+            except TimedOut as exc:
+                timeouts += 1
+                if timeouts > 1:
+                    log.warning("[%s] setMyCommands timed out twice: %s", self.account_id, exc)
+                    return
+            except BadRequest as exc:
+                if "bot_commands_too_much" not in str(exc).lower() or len(menu) == 1:
+                    log.warning("[%s] setMyCommands failed: %s", self.account_id, exc)
+                    return
+                # Keep the first (most important) entries; the order is the menu order.
+                menu = menu[: max(1, (len(menu) * 4) // 5)]
+                log.warning(
+                    "[%s] setMyCommands: too many commands; retrying with %d",
+                    self.account_id,
+                    len(menu),
+                )
+            except TelegramError as exc:
+                log.warning("[%s] setMyCommands failed: %s", self.account_id, exc)
+                return
 
     async def _run(self) -> None:
         bot = self._bot
@@ -416,7 +443,12 @@ class TelegramChannel:
         if message is None or me is None or self.transport is None:
             return  # edits, callbacks, membership changes: not turns (yet)
         try:
-            inbound = to_inbound(message, bot=me, account_id=self.account_id)
+            inbound = to_inbound(
+                message,
+                bot=me,
+                account_id=self.account_id,
+                native_names=frozenset(n for n, _ in self.menu) if self.native_commands else None,
+            )
         except Exception:
             log.exception("[%s] could not read update %s", self.account_id, update.update_id)
             return

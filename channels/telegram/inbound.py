@@ -55,7 +55,23 @@ def _mentions_bot(message: Message, bot: User) -> bool:
     return False
 
 
-def to_inbound(message: Message, *, bot: User, account_id: str) -> InboundMessage | None:
+def _is_menu_command(message: Message, text: str, names: frozenset[str] | None) -> bool:
+    """A `bot_command` entity opening the message and naming one of our menu commands."""
+    if not names or not text.startswith("/"):
+        return False
+    opening = any(e.type == MessageEntity.BOT_COMMAND and e.offset == 0 for e in message.entities)
+    name = text[1:].split(maxsplit=1)[0].lower() if len(text) > 1 else ""
+    return opening and name in names
+
+
+def to_inbound(
+    message: Message,
+    *,
+    bot: User,
+    account_id: str,
+    native_names: frozenset[str] | None = None,
+) -> InboundMessage | None:
+    """Map one message; `native_names` = the registered menu (None: native commands off)."""
     chat_type = _chat_type(message.chat.type)
     sender = message.from_user
     if chat_type is None or sender is None:
@@ -65,7 +81,10 @@ def to_inbound(message: Message, *, bot: User, account_id: str) -> InboundMessag
         if getattr(message, attr, None):
             text = f"{placeholder} {text}".strip()
             break
+    raw = text
     text, command_for_us = _strip_own_command(text, bot.username or "")
+    addressed_elsewhere = raw.startswith("/") and "@" in raw.split(maxsplit=1)[0]
+    native = not addressed_elsewhere or command_for_us
     reply = message.reply_to_message
     reply_from = reply.from_user if reply is not None else None
     thread = message.message_thread_id if message.is_topic_message else None
@@ -89,4 +108,5 @@ def to_inbound(message: Message, *, bot: User, account_id: str) -> InboundMessag
         chat_name=message.chat.title,
         thread_id=str(thread) if thread is not None else None,
         timestamp_ms=int(message.date.timestamp() * 1000) if message.date else 0,
+        native_command=native and _is_menu_command(message, text, native_names),
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from pydantic.alias_generators import to_camel
 
 # Accepted for compatibility with reference configs, not acted on (yet).
@@ -332,6 +332,50 @@ class PerDm(Strict):
     history_limit: int | None = Field(None, ge=0)
 
 
+# --- commands (channels.md §5, config.md commands.*) ---------------------------------------
+
+NativeSwitch = StrictBool | Literal["auto"]  # strict: "yes"/"on" are typos, not true
+
+
+class ChannelCommands(Strict):
+    """`channels.<ch>.commands`: per-channel override of the root switches."""
+
+    native: NativeSwitch | None = None  # None: inherit `commands.native`
+    native_skills: Later = None
+    enforce_owner_for_commands: Later = None
+
+
+class DiscordSlashCommand(Strict):
+    ephemeral: bool = True  # slash-command replies only the invoking user sees
+
+
+class CommandsConfig(Strict):
+    """Root `commands`: text/native switches and who may run commands."""
+
+    native: NativeSwitch = "auto"
+    text: StrictBool = True
+    # Per channel id lists with "*" as the default for channels not named; a plain list
+    # is the same as {"*": list}. When set it is the only command-authorization source.
+    allow_from: dict[str, IdList] | None = None
+    use_access_groups: StrictBool = True
+    native_skills: Later = None
+    bash: Later = None
+    bash_foreground_ms: Later = None
+    config: Later = None
+    mcp: Later = None
+    plugins: Later = None
+    debug: Later = None
+    restart: Later = None
+    owner_allow_from: Later = None
+    owner_display: Later = None
+    owner_display_secret: Later = None
+
+    @field_validator("allow_from", mode="before")
+    @classmethod
+    def _list_means_every_channel(cls, value: Any) -> Any:
+        return {"*": value} if isinstance(value, list) else value
+
+
 class DiscordConfig(Strict):
     enabled: bool = True
     name: str | None = None
@@ -366,7 +410,8 @@ class DiscordConfig(Strict):
     dangerously_allow_name_matching: Later = None
     config_writes: Later = None
     markdown: Later = None
-    commands: Later = None
+    commands: ChannelCommands = Field(default_factory=ChannelCommands)
+    slash_command: DiscordSlashCommand = Field(default_factory=DiscordSlashCommand)
 
 
 class TelegramGroup(Strict):
@@ -418,7 +463,7 @@ class TelegramConfig(Strict):
     capabilities: Later = None
     config_writes: Later = None
     markdown: Later = None
-    commands: Later = None
+    commands: ChannelCommands = Field(default_factory=ChannelCommands)
     retry: Later = None
     timeout_seconds: Later = None
 
@@ -529,7 +574,6 @@ UNMODELLED_SECTIONS = frozenset(
         "broadcast",
         "browser",
         "cloudWorkers",
-        "commands",
         "cron",
         "desktop",
         "diagnostics",
@@ -570,4 +614,5 @@ class OpenClawConfig(Strict):
     session: SessionConfig = Field(default_factory=SessionConfig)
     messages: MessagesConfig = Field(default_factory=MessagesConfig)
     env: EnvConfig = Field(default_factory=EnvConfig)
+    commands: CommandsConfig = Field(default_factory=CommandsConfig)
     meta: dict[str, Any] = Field(default_factory=dict)
