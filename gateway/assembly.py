@@ -11,9 +11,11 @@ def build_gateway(settings: RuntimeSettings, loaded: LoadedConfig) -> Gateway:
     import gateway.rpc  # noqa: F401  (registers the RPC methods)
     from channels.manager import attach as attach_channels
     from gateway.assistant.service import attach as attach_agents
+    from gateway.config.watch import attach as attach_config_watch
 
     gw = Gateway(settings=settings, loaded=loaded)
     agents = attach_agents(gw)  # before channels: channels hand messages to the agents
     attach_channels(gw)
+    attach_config_watch(gw)  # edits of openclaw.json apply like config.set (bad ones are refused)
     gw.services.append(agents)  # stopped first: runs drain while channels can still reply
     return gw
