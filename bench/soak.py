@@ -1,0 +1,344 @@
+"""Soak: chat, WebSocket reconnects, Telegram and Discord traffic mixed, for a bounded time.
+
+The gateway runs as a separate `python -m gateway` process with both channels enabled against
+the fake Bot API and fake Discord; the model is the zero-latency fake OpenAI server. Workers:
+  chat       CHAT_CLIENTS persistent clients, one turn after another over rotating sessions
+  reconnect  RECONNECT_CLIENTS loops of connect -> health -> close
+  telegram   one DM after another (inject at the fake, wait for the reply)
+  discord    the same through the fake Discord gateway
+Every minute: operations, errors, latency p50/p99 per kind; every 5 s the gateway's RSS.
+
+    .venv/bin/python bench/soak.py [minutes, default 3]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import websockets
+from _proc import ROOT, rss_mb, start, stop, wait_healthy
+
+sys.path.insert(0, str(ROOT))
+from tests.fakes.llm import FakeLLM
+
+TOKEN = "bench-token-0123456789"
+CHAT_CLIENTS = 4
+RECONNECT_CLIENTS = 2
+SAMPLE_S = 5.0
+RESET_EVERY = 25  # turns per session before sessions.reset keeps history bounded
+CONNECT = {
+    "minProtocol": 4,
+    "maxProtocol": 4,
+    "client": {"id": "soak", "version": "1", "platform": "linux", "mode": "bench"},
+    "role": "operator",
+    "scopes": ["operator.admin"],
+    "auth": {"token": TOKEN},
+}
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+@dataclass
+class Recorder:
+    """Latencies and errors per kind and per minute since `t0`; RSS samples over time."""
+
+    t0: float = field(default_factory=time.monotonic)
+    latencies: dict[tuple[int, str], list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: dict[tuple[int, str], int] = field(default_factory=lambda: defaultdict(int))
+    error_samples: list[str] = field(default_factory=list)
+    rss: list[tuple[float, float]] = field(default_factory=list)
+
+    def minute(self) -> int:
+        return int((time.monotonic() - self.t0) // 60)
+
+    def ok(self, kind: str, seconds: float) -> None:
+        self.latencies[(self.minute(), kind)].append(seconds)
+
+    def fail(self, kind: str, exc: BaseException | str) -> None:
+        self.errors[(self.minute(), kind)] += 1
+        if len(self.error_samples) < 10:
+            self.error_samples.append(f"{kind}: {exc!r}"[:200])
+
+    def kinds(self) -> list[str]:
+        return sorted({k for _, k in self.latencies} | {k for _, k in self.errors})
+
+    def minutes(self) -> list[int]:
+        return sorted({m for m, _ in self.latencies} | {m for m, _ in self.errors})
+
+    def all_latencies(self, kind: str) -> list[float]:
+        return [v for (_, k), vs in self.latencies.items() if k == kind for v in vs]
+
+
+# --- the protocol, minimal --------------------------------------------------------------------
+
+
+class Ws:
+    def __init__(self, ws: websockets.ClientConnection) -> None:
+        self.ws = ws
+        self.n = 0
+        self.waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.finals: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for raw in self.ws:
+                msg = json.loads(raw)
+                if msg.get("type") == "res" and msg.get("id") in self.waiting:
+                    self.waiting.pop(msg["id"]).set_result(msg)
+                elif msg.get("event") == "chat":
+                    payload = msg["payload"]
+                    fut = self.finals.get(payload.get("runId"))
+                    if fut is not None and payload["state"] in ("final", "error", "aborted"):
+                        self.finals.pop(payload["runId"])
+                        fut.set_result(payload)
+        for fut in [*self.waiting.values(), *self.finals.values()]:
+            if not fut.done():
+                fut.set_exception(ConnectionError("connection closed"))
+
+    async def call(self, method: str, params: Any = None, within: float = 30) -> Any:
+        self.n += 1
+        req_id = f"{self.n}"
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.waiting[req_id] = fut
+        frame = {"type": "req", "id": req_id, "method": method, "params": params or {}}
+        await self.ws.send(json.dumps(frame))
+        res = await asyncio.wait_for(fut, within)
+        if not res.get("ok"):
+            raise RuntimeError(f"{method}: {res.get('error')}")
+        return res.get("payload")
+
+    async def chat(self, session: str, text: str, within: float = 30) -> dict[str, Any]:
+        self.n += 1
+        ack = await self.call(
+            "chat.send",
+            {"sessionKey": session, "message": text, "idempotencyKey": f"{id(self)}-{self.n}"},
+        )
+        fut = self.finals.get(ack["runId"])
+        if fut is None:
+            fut = asyncio.get_running_loop().create_future()
+            self.finals[ack["runId"]] = fut
+        return await asyncio.wait_for(fut, within)
+
+
+@contextlib.asynccontextmanager
+async def session(port: int) -> AsyncIterator[Ws]:
+    async with websockets.connect(f"ws://127.0.0.1:{port}/", max_size=None) as raw:
+        json.loads(await asyncio.wait_for(raw.recv(), 10))  # connect.challenge
+        ws = Ws(raw)
+        await ws.call("connect", CONNECT)
+        try:
+            yield ws
+        finally:
+            ws.reader.cancel()
+
+
+# --- workers -----------------------------------------------------------------------------------
+
+
+async def chat_worker(port: int, rec: Recorder, me: int, deadline: float, sessions: int) -> int:
+    turns = 0
+    while time.monotonic() < deadline:
+        try:
+            async with session(port) as ws:
+                while time.monotonic() < deadline:
+                    key = f"soak-{me}-{turns % sessions}"
+                    t0 = time.perf_counter()
+                    final = await ws.chat(key, f"turn {turns}")
+                    if final["state"] != "final":
+                        rec.fail("chat", f"state {final['state']}: {final.get('errorMessage')}")
+                    else:
+                        rec.ok("chat", time.perf_counter() - t0)
+                    turns += 1
+                    if turns % (RESET_EVERY * sessions) == 0:
+                        for s in range(sessions):
+                            await ws.call("sessions.reset", {"key": f"soak-{me}-{s}"})
+        except Exception as exc:
+            rec.fail("chat", exc)
+            await asyncio.sleep(0.5)
+    return turns
+
+
+async def reconnect_worker(port: int, rec: Recorder, deadline: float) -> int:
+    n = 0
+    while time.monotonic() < deadline:
+        t0 = time.perf_counter()
+        try:
+            async with session(port) as ws:
+                await ws.call("health")
+            rec.ok("reconnect", time.perf_counter() - t0)
+        except Exception as exc:
+            rec.fail("reconnect", exc)
+            await asyncio.sleep(0.2)
+        n += 1
+    return n
+
+
+async def platform_worker(
+    name: str,
+    inject: Callable[[int, str], Awaitable[None]],
+    replies: Callable[[], int],
+    wait_replies: Callable[[int, float], Awaitable[None]],
+    rec: Recorder,
+    deadline: float,
+) -> int:
+    n = 0
+    while time.monotonic() < deadline:
+        before = replies()
+        t0 = time.perf_counter()
+        try:
+            await inject(n % 10, f"soak {n}")
+            await wait_replies(before + 1, 30)
+            rec.ok(name, time.perf_counter() - t0)
+        except Exception as exc:
+            rec.fail(name, exc)
+        n += 1
+    return n
+
+
+async def sample_rss(pid: int, rec: Recorder, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        rec.rss.append((time.monotonic() - rec.t0, rss_mb(pid)))
+        await asyncio.sleep(SAMPLE_S)
+    rec.rss.append((time.monotonic() - rec.t0, rss_mb(pid)))
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def report(rec: Recorder, title: str) -> None:
+    print(title)
+    print(f"{'min':>3} {'kind':<10} {'ops':>7} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8}")
+    for minute in rec.minutes():
+        for kind in rec.kinds():
+            lat = rec.latencies.get((minute, kind), [])
+            errs = rec.errors.get((minute, kind), 0)
+            if not lat and not errs:
+                continue
+            p50 = statistics.median(lat) * 1000 if lat else float("nan")
+            print(
+                f"{minute:>3} {kind:<10} {len(lat):>7} {errs:>6} {p50:>8.1f} {pct(lat, 0.99) * 1000:>8.1f}"
+            )
+    print("totals:")
+    for kind in rec.kinds():
+        lat = rec.all_latencies(kind)
+        errs = sum(v for (_, k), v in rec.errors.items() if k == kind)
+        if lat:
+            print(
+                f"  {kind:<10} {len(lat):>7} ok {errs:>4} errors   p50 {statistics.median(lat) * 1000:6.1f} ms"
+                f"   p99 {pct(lat, 0.99) * 1000:6.1f} ms   max {max(lat) * 1000:7.1f} ms"
+            )
+        else:
+            print(f"  {kind:<10}       0 ok {errs:>4} errors")
+    for sample in rec.error_samples:
+        print(f"  error: {sample}")
+    print_rss(rec)
+
+
+def print_rss(rec: Recorder) -> None:
+    if not rec.rss:
+        return
+    values = [v for _, v in rec.rss]
+    print(
+        f"RSS MB: start {values[0]:.1f}  end {values[-1]:.1f}  max {max(values):.1f}"
+        f"  (samples every {SAMPLE_S:.0f} s: {len(values)})"
+    )
+    by_minute: dict[int, list[float]] = defaultdict(list)
+    for at, value in rec.rss:
+        by_minute[int(at // 60)].append(value)
+    series = "  ".join(f"m{m}: {max(vs):.1f}" for m, vs in sorted(by_minute.items()))
+    print(f"RSS per minute (max): {series}")
+
+
+# --- main --------------------------------------------------------------------------------------
+
+
+async def main(minutes: float) -> None:
+    from tests.fakes.discord import FakeDiscord
+    from tests.fakes.telegram import FakeTelegram
+
+    # bench/channels.py by path: the name `channels` is the product package here.
+    spec = importlib.util.spec_from_file_location("bench_channels", ROOT / "bench" / "channels.py")
+    assert spec is not None and spec.loader is not None
+    bench_channels = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_channels)
+    telegram_platform, discord_platform = (
+        bench_channels.telegram_platform,
+        bench_channels.discord_platform,
+    )
+
+    llm, tg, dc = FakeLLM(default_text="pong"), FakeTelegram(), FakeDiscord()
+    for server in (llm, tg, dc):
+        await server.start()
+    state = tempfile.mkdtemp(prefix="clawgate-soak-")
+    open_dms = {"dmPolicy": "open", "allowFrom": ["*"]}
+    config = {
+        "models": {"providers": {"openai": {"baseUrl": llm.url + "/v1", "apiKey": "sk-bench"}}},
+        "agents": {"defaults": {"model": {"primary": "openai/gpt-bench"}}},
+        "session": {"dmScope": "per-channel-peer"},
+        "channels": {
+            "telegram": {"botToken": tg.token, "apiRoot": tg.url, **open_dms},
+            "discord": {"token": dc.token, **open_dms},
+        },
+    }
+    (Path(state) / "openclaw.json").write_text(json.dumps(config))
+    proc, port = start(state, {"OPENCLAW_SKIP_CHANNELS": "", "DISCORD_API_URL": dc.api_base})
+    rec = Recorder()
+    counts: dict[str, int] = {}
+    try:
+        await asyncio.to_thread(wait_healthy, port)
+        await tg.wait_until(lambda reqs: any(r["method"] == "getUpdates" for r in reqs), 30)
+        await dc.wait_until(lambda _: dc.connected_sockets > 0, 30)
+        rec = Recorder()
+        deadline = time.monotonic() + minutes * 60
+        tgp, dcp = telegram_platform(tg), discord_platform(dc)
+        jobs: dict[str, Awaitable[Any]] = {
+            **{
+                f"chat{i}": chat_worker(port, rec, i, deadline, sessions=5)
+                for i in range(CHAT_CLIENTS)
+            },
+            **{
+                f"reconnect{i}": reconnect_worker(port, rec, deadline)
+                for i in range(RECONNECT_CLIENTS)
+            },
+            "telegram": platform_worker(
+                "telegram", tgp.inject, tgp.replies, tgp.wait_replies, rec, deadline
+            ),
+            "discord": platform_worker(
+                "discord", dcp.inject, dcp.replies, dcp.wait_replies, rec, deadline
+            ),
+            "rss": sample_rss(proc.pid, rec, deadline),
+        }
+        results = await asyncio.gather(*jobs.values())
+        counts = {k: v for k, v in zip(jobs, results, strict=True) if isinstance(v, int)}
+        alive = proc.poll() is None
+    finally:
+        stop(proc)
+        for server in (llm, tg, dc):
+            await server.stop()
+    report(
+        rec,
+        f"soak {minutes:g} min, {time.strftime('%Y-%m-%d')}: {CHAT_CLIENTS} chat clients,"
+        f" {RECONNECT_CLIENTS} reconnect loops, Telegram + Discord DMs, zero-latency fake model",
+    )
+    print(f"operations per worker: {counts}")
+    print(f"gateway alive at the end: {alive}; exit code after SIGTERM: {proc.returncode}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main(float(sys.argv[1]) if len(sys.argv) > 1 else 3.0))
