@@ -129,6 +129,11 @@ class ChannelManager:
             # A task of the pipeline's own, so stopping the channel can cancel it.
             pipeline.spawn(msg, transport)
 
+        async def on_discord_command(msg: Any, transport: Transport) -> str | None:
+            # A pipeline task too (cancelled with the channel); its outcome tells the adapter
+            # what to answer when nothing was sent.
+            return await pipeline.spawn(msg, transport)
+
         runner: Any = DiscordChannel(
             gateway=self.gateway,
             account_id=DEFAULT_ACCOUNT,
@@ -136,6 +141,8 @@ class ChannelManager:
             config=cfg,
             on_message=on_discord_message,
             token_error=token_error,
+            on_command=on_discord_command,
+            native_commands=native_enabled(self.gateway.loaded.config, "discord"),
         )
         pipeline.status = runner.status()
         self._add(AccountRuntime("discord", DEFAULT_ACCOUNT, runner, pipeline))

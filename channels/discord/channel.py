@@ -21,11 +21,19 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import discord
+from discord import app_commands
 
 from channels.base import AccountStatus, Chunking, InboundMessage, OutboundTarget, SentMessage
 from channels.base import Transport as Transport
-from channels.discord.inbound import to_inbound
+from channels.discord.inbound import interaction_to_inbound, to_inbound
 from channels.discord.library import API_URL_ENV, ApiUrlError, apply_api_url
+from channels.discord.native import (
+    FALLBACK_REPLIES,
+    UNAVAILABLE_REPLY,
+    InteractionTransport,
+    build_tree,
+    sync_tree,
+)
 from gateway.config.secrets import resolve_secret
 from gateway.logs import now_ms, scrubber
 
@@ -37,6 +45,8 @@ log = logging.getLogger("channels.discord")
 
 TOKEN_ENV = "DISCORD_BOT_TOKEN"
 OnMessage = Callable[[InboundMessage, Transport], Awaitable[None]]
+# A slash command for the pipeline; returns its outcome (`pipeline.Outcome`) or None.
+OnCommand = Callable[[InboundMessage, Transport], Awaitable[str | None]]
 
 # Gateway close codes after which reconnecting cannot help (auth failed, bad shard/version/intents).
 _FATAL_CLOSE_CODES = {
@@ -96,6 +106,7 @@ class _Client(discord.Client):
     def __init__(self, owner: DiscordChannel, **options: Any) -> None:
         super().__init__(**options)
         self._owner = owner
+        self.tree: app_commands.CommandTree | None = None
 
     async def on_ready(self) -> None:
         self._owner._on_ready(self)
@@ -171,8 +182,13 @@ class DiscordChannel:
         on_message: OnMessage,
         env: Mapping[str, str] | None = None,
         token_error: str | None = None,
+        on_command: OnCommand | None = None,
+        native_commands: bool = True,
     ) -> None:
         self.gateway = gateway
+        # Slash commands: answered only with a handler; registered only when native is on.
+        self._on_command = on_command
+        self.native_commands = native_commands
         self.account_id = account_id
         self.config = config
         self._token = token
@@ -194,6 +210,7 @@ class DiscordChannel:
         self._ready_timer: asyncio.TimerHandle | None = None
         self._logged_in = False
         self._pending: set[asyncio.Task[None]] = set()
+        self._pending_sync: set[asyncio.Task[None]] = set()
         scrubber.add(token)  # never in a log line, whoever logs it
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -279,7 +296,7 @@ class DiscordChannel:
 
     def _new_client(self) -> _Client:
         self._logged_in = False
-        return _Client(
+        client = _Client(
             self,
             intents=intents(),
             guild_ready_timeout=self.guild_ready_timeout,
@@ -287,6 +304,10 @@ class DiscordChannel:
             max_ratelimit_timeout=self.max_ratelimit_timeout_s,
             chunk_guilds_at_startup=False,
         )
+        if self._on_command is not None:
+            # Also with native off: commands registered earlier stay usable until removed.
+            client.tree = build_tree(client, self._on_slash_command)
+        return client
 
     async def _retry_later(self, client: _Client | None, exc: BaseException, failures: int) -> int:
         if self._stop.is_set():
@@ -345,6 +366,79 @@ class DiscordChannel:
             int(self.ready_warning_s * 1000),
         )
 
+    def _register_commands(self, client: _Client) -> None:
+        """Once per client (READY after a fresh login): sync the slash commands."""
+        tree = client.tree
+        if tree is None:
+            return
+        if not self.native_commands:
+            self._status.extra["nativeCommands"] = "off"
+            log.info("native commands off: slash commands not registered")
+            return
+
+        async def sync() -> None:
+            try:
+                count = await sync_tree(tree)
+                self._status.extra["nativeCommands"] = count
+            except Exception as exc:  # typed commands still work; say why slash ones may not
+                self._status.extra["nativeCommands"] = f"failed: {exc}"
+                log.warning("could not register discord slash commands: %s", exc)
+            await self._notify()
+
+        task = asyncio.get_running_loop().create_task(sync(), name="discord-command-sync")
+        self._pending_sync.add(task)
+        task.add_done_callback(self._pending_sync.discard)
+
+    async def _on_slash_command(
+        self, interaction: discord.Interaction, command: str, args: str
+    ) -> None:
+        handler = self._on_command
+        client = self._client
+        if handler is None or client is None:
+            return
+        ephemeral = self.config.slash_command.ephemeral
+        try:
+            # Acknowledge within Discord's 3 s window; the answer follows as follow-ups.
+            await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+        except discord.HTTPException as exc:
+            log.warning("could not acknowledge discord interaction %s: %s", interaction.id, exc)
+            return
+        transport = InteractionTransport(interaction, ephemeral=ephemeral)
+        outcome: str | None = "dropped"
+        try:
+            inbound = interaction_to_inbound(
+                interaction,
+                account_id=self.account_id,
+                command=command,
+                args=args,
+                channel=await self._interaction_channel(client, interaction),
+                private_reply=ephemeral,
+            )
+            if inbound is not None:
+                self._status.last_inbound_at = now_ms()
+                outcome = await handler(inbound, transport)
+            if not transport.sent:
+                await transport.send_text(
+                    OutboundTarget(chat_id=str(interaction.channel_id)),
+                    FALLBACK_REPLIES.get(outcome or "", UNAVAILABLE_REPLY),
+                )
+        except Exception:
+            log.exception("handling discord slash command /%s failed", command)
+
+    async def _interaction_channel(
+        self, client: _Client, interaction: discord.Interaction
+    ) -> object | None:
+        channel = interaction.channel
+        if interaction.guild_id is not None and (
+            channel is None or isinstance(channel, discord.PartialMessageable)
+        ):
+            # Not cached: policy needs the name (allowlists by name) and a thread's parent.
+            try:
+                return await client.fetch_channel(int(interaction.channel_id or 0))
+            except discord.HTTPException as exc:
+                log.debug("could not fetch discord channel %s: %s", interaction.channel_id, exc)
+        return channel
+
     def _notify_soon(self) -> None:
         # From synchronous event callbacks; keep a reference so the task is not collected.
         task = asyncio.get_running_loop().create_task(self._notify())
@@ -370,6 +464,7 @@ class DiscordChannel:
         if not self._logged_in:
             self._logged_in = True
             log.info("logged in to discord as %s (%s)", me.id, me.name)
+            self._register_commands(client)
         else:
             log.info("gateway session re-established (new session)")
         self._notify_soon()

@@ -107,3 +107,55 @@ def to_inbound(
         member_role_ids=role_ids,
         timestamp_ms=int(message.created_at.timestamp() * 1000),
     )
+
+
+def interaction_to_inbound(
+    interaction: discord.Interaction,
+    *,
+    account_id: str,
+    command: str,
+    args: str,
+    channel: object | None = None,
+    private_reply: bool = True,
+) -> InboundMessage | None:
+    """A slash-command invocation as the message `/command args` (None: group DMs, later).
+
+    It is explicitly addressed to the bot (`mentioned`), so the group mention gate never
+    holds it back; `channel` replaces `interaction.channel` when the adapter had to fetch it.
+    """
+    if channel is None:
+        channel = interaction.channel
+    if isinstance(channel, discord.GroupChannel) or interaction.channel_id is None:
+        return None
+    author = interaction.user
+    guild = interaction.guild
+    role_ids: tuple[str, ...] = ()
+    if isinstance(author, discord.Member):
+        role_ids = tuple(str(r.id) for r in author.roles if not r.is_default())
+    thread_id = parent_id = None
+    if isinstance(channel, discord.Thread):
+        thread_id = str(channel.id)
+        parent_id = str(channel.parent_id)
+    in_guild = interaction.guild_id is not None
+    return InboundMessage(
+        channel="discord",
+        account_id=account_id,
+        chat_type="channel" if in_guild else "direct",
+        chat_id=str(interaction.channel_id),
+        message_id=str(interaction.id),
+        sender_id=str(author.id),
+        sender_name=author.display_name,
+        sender_username=author.name,
+        text=f"/{command} {args}".strip(),
+        sender_is_bot=author.bot,
+        mentioned=True,
+        guild_id=str(interaction.guild_id) if in_guild else None,
+        guild_name=guild.name if guild is not None else None,
+        chat_name=getattr(channel, "name", None),
+        thread_id=thread_id,
+        parent_chat_id=parent_id,
+        member_role_ids=role_ids,
+        timestamp_ms=int(interaction.created_at.timestamp() * 1000),
+        native_command=True,
+        private_reply=private_reply,
+    )

@@ -4,6 +4,12 @@ Point discord.py at it with env `DISCORD_API_URL=fake.api_base` (the adapter pat
 REST base and discovers the websocket URL from `GET /gateway`), or in library-only tests set
 `discord.http.Route.BASE` and `discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY` directly.
 
+Slash commands: `interaction_create()` dispatches an INTERACTION_CREATE (application command)
+and the fake answers the interaction endpoints discord.py uses — `POST /interactions/{id}/{token}/
+callback`, `POST /webhooks/{app}/{token}` (follow-ups) and `GET/PATCH/DELETE /webhooks/{app}/
+{token}/messages/@original` — checking the token, a single acknowledgement and that follow-ups
+come after it, like Discord (error codes 10062, 40060, 10015).
+
 Every REST call and gateway op is stored with `record()` so tests await them with
 `wait_until()` / `wait_rest()` / `wait_op()` instead of sleeping. Protocol facts (verified against
 discord.py 2.7, see the testing spec §3): responses must have exactly
@@ -127,6 +133,62 @@ def reply_to(original: Json, content: str, author: Json | None = None, **kw: Any
         referenced_message=original,
         **kw,
     )
+
+
+def interaction(
+    name: str,
+    options: dict[str, str] | None = None,
+    *,
+    channel_id: int = TEXT_CH,
+    guild_id: int | None = GUILD_ID,
+    author: Json | None = None,
+    roles: Iterable[int | str] = (),
+    channel: Json | None = None,
+) -> Json:
+    """An application-command INTERACTION_CREATE payload (type 2, chat input command)."""
+    author = author if author is not None else user()
+    data: Json = {"id": snowflake(), "name": name, "type": 1}
+    if options:
+        data["options"] = [{"name": k, "type": 3, "value": v} for k, v in options.items()]
+    payload: Json = {
+        "id": snowflake(),
+        "application_id": str(APP_ID),
+        "type": 2,
+        "token": f"itoken-{snowflake()}",
+        "version": 1,
+        "data": data,
+        "channel_id": str(channel_id),
+        "locale": "en-US",
+        "app_permissions": "0",
+        "entitlements": [],
+        "attachment_size_limit": 8 * 1024 * 1024,
+    }
+    if guild_id is not None:
+        payload["guild_id"] = str(guild_id)
+        payload["guild_locale"] = "en-US"
+        payload["context"] = 0
+        payload["authorizing_integration_owners"] = {"0": str(guild_id)}
+        payload["member"] = {
+            "user": author,
+            "roles": [str(r) for r in roles],
+            "joined_at": _now(),
+            "deaf": False,
+            "mute": False,
+            "flags": 0,
+            "permissions": "1071698660929",
+        }
+        payload["channel"] = channel or {
+            "id": str(channel_id),
+            "type": 0,
+            "guild_id": str(guild_id),
+            "name": "general" if channel_id == TEXT_CH else "random",
+        }
+    else:
+        payload["context"] = 1
+        payload["authorizing_integration_owners"] = {"1": author["id"]}
+        payload["user"] = author
+        payload["channel"] = channel or {"id": str(channel_id), "type": 1, "recipients": [author]}
+    return payload
 
 
 def _text_channel(cid: int, name: str, position: int) -> Json:
@@ -259,6 +321,8 @@ class FakeDiscord(LoopbackServer):
         # Channels only REST knows (GET /channels/{id}), e.g. a thread the client never saw.
         self.rest_channels: dict[str, Json] = {}
         self.hold_ready = False  # accept IDENTIFY but never send READY (a stuck gateway)
+        # Interactions by token: the payload, how it was acknowledged, the messages it got.
+        self.interactions: dict[str, Json] = {}
 
     @property
     def api_base(self) -> str:
@@ -321,6 +385,29 @@ class FakeDiscord(LoopbackServer):
         frame = json.dumps({"op": 0, "t": event, "s": self._seq, "d": data})
         for ws in list(self._sockets):
             await ws.send_str(frame)
+
+    async def interaction_create(self, payload: Json) -> Json:
+        """Dispatch an INTERACTION_CREATE (see `interaction()`); its token opens the webhooks."""
+        self.interactions[payload["token"]] = {"payload": payload, "ack": None, "messages": []}
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return payload
+
+    def callbacks(self, payload: Json) -> list[Json]:
+        """The interaction-response callbacks the client sent for this interaction."""
+        path = f"/interactions/{payload['id']}/{payload['token']}/callback"
+        return self.rest_calls("POST", path)
+
+    def followups(self, payload: Json) -> list[Json]:
+        """Bodies of the follow-up messages sent for this interaction, in order."""
+        path = f"/webhooks/{APP_ID}/{payload['token']}"
+        return [c["json"] for c in self.rest_calls("POST", path)]
+
+    async def wait_followup(self, payload: Json, count: int = 1, timeout: float = 5.0) -> Json:
+        call = await self.wait_rest(
+            "POST", f"/webhooks/{APP_ID}/{payload['token']}", count=count, timeout=timeout
+        )
+        body: Json = call["json"]
+        return body
 
     async def message_create(self, msg: Json) -> Json:
         await self.dispatch("MESSAGE_CREATE", msg)
@@ -435,7 +522,13 @@ class FakeDiscord(LoopbackServer):
                 "headers": dict(request.headers),
             }
         )
-        if path != "/gateway" and request.headers.get("Authorization") != f"Bot {self.token}":
+        # Interaction callbacks and follow-ups authenticate with the interaction token in the URL.
+        tokened = path.startswith(("/interactions/", "/webhooks/"))
+        if (
+            path != "/gateway"
+            and not tokened
+            and request.headers.get("Authorization") != f"Bot {self.token}"
+        ):
             return jr({"message": "401: Unauthorized", "code": 0}, status=401)
         fails = self._rest_failures.get((request.method, path))
         if fails:
@@ -443,8 +536,64 @@ class FakeDiscord(LoopbackServer):
             return jr(fail_body, status=status, headers=headers)
         return self._answer(request.method, path, body)
 
+    def _interaction_answer(self, method: str, parts: list[str], body: Any) -> web.Response:
+        unknown = jr({"message": "Unknown interaction", "code": 10062}, status=404)
+        if parts[0] == "interactions":  # POST /interactions/{id}/{token}/callback
+            state = self.interactions.get(parts[2])
+            if method != "POST" or parts[3:] != ["callback"] or state is None:
+                return unknown
+            if state["payload"]["id"] != parts[1]:
+                return unknown
+            if state["ack"] is not None:
+                return jr(
+                    {"message": "Interaction has already been acknowledged.", "code": 40060},
+                    status=400,
+                )
+            state["ack"] = body or {}
+            kind = int((body or {}).get("type", 0))
+            flags = int(((body or {}).get("data") or {}).get("flags") or 0)
+            answer: Json = {
+                "interaction": {
+                    "id": parts[1],
+                    "type": 2,
+                    "response_message_loading": kind == 5,
+                    "response_message_ephemeral": bool(flags & 64),
+                }
+            }
+            if kind == 4:
+                answer["resource"] = {"type": 4, "message": self._webhook_message(state, body)}
+            return jr(answer)
+        # /webhooks/{app}/{token}[/messages/@original]
+        state = self.interactions.get(parts[2]) if len(parts) >= 3 else None
+        if state is None or parts[1] != str(APP_ID):
+            return jr({"message": "Unknown Webhook", "code": 10015}, status=404)
+        if state["ack"] is None:  # Discord: no follow-up before the interaction is answered
+            return jr({"message": "Unknown Webhook", "code": 10015}, status=404)
+        if parts[3:] == [] and method == "POST":
+            return jr(self._webhook_message(state, {"data": body or {}}))
+        if parts[3:] == ["messages", "@original"]:
+            if method == "DELETE":
+                return web.Response(status=204)
+            return jr(self._webhook_message(state, {"data": body or {}}))
+        return jr({"message": "Unknown (fake)", "code": 0}, status=404)
+
+    def _webhook_message(self, state: Json, body: Any) -> Json:
+        data = (body or {}).get("data") or {}
+        payload = state["payload"]
+        msg = message(
+            str(data.get("content", "")),
+            payload["channel_id"],
+            BOT_USER,
+            webhook_id=str(APP_ID),
+            flags=int(data.get("flags") or 0),
+        )
+        state["messages"].append(msg)
+        return msg
+
     def _answer(self, method: str, path: str, body: Any) -> web.Response:
         parts = path.strip("/").split("/")
+        if parts[0] in ("interactions", "webhooks"):
+            return self._interaction_answer(method, parts, body)
         if (method, path) == ("GET", "/users/@me"):
             return jr(BOT_USER)
         if (method, path) == ("GET", "/oauth2/applications/@me"):
