@@ -112,9 +112,8 @@ def _ui_routes(gateway: Gateway, static_dir: Path) -> list[BaseRoute]:
     index_html = index_html.replace("<head>", f'<head>\n  <base href="{base}/">', 1)
 
     async def serve(request: Request) -> Response:
-        rel = request.path_params.get("path", "")
-        target = (root / rel).resolve()
-        if rel and target.is_file() and target.is_relative_to(root):
+        target = _static_file(root, request.path_params.get("path", ""))
+        if target is not None:
             # Revalidate every time: a gateway upgrade must never leave stale modules behind.
             return FileResponse(target, headers={**UI_HEADERS, "Cache-Control": "no-cache"})
         return Response(
@@ -134,3 +133,17 @@ def _ui_routes(gateway: Gateway, static_dir: Path) -> list[BaseRoute]:
         Route(base + "/{path:path}", serve, methods=["GET", "HEAD"]),
         Route("/{path:path}", not_found, methods=["GET", "HEAD"]),
     ]
+
+
+def _static_file(root: Path, rel: str) -> Path | None:
+    """The file under `root` that `rel` names, or None (outside, missing, or not a path)."""
+    if not rel or "\x00" in rel:
+        return None  # a NUL made resolve() raise: a 500 instead of the index
+    try:
+        target = (root / rel).resolve()
+        # Inside first: never even stat what a traversal points at.
+        if target.is_relative_to(root) and target.is_file():
+            return target
+    except (OSError, ValueError):
+        pass
+    return None

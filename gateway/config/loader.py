@@ -172,7 +172,10 @@ def _issues_from(
 
 
 def _short(value: Any) -> str:
-    text = repr(value) if not isinstance(value, str) else f'"{value}"'
+    from gateway.logs import scrubber
+
+    # A secret typed into the wrong key must not come back in the error (or its log line).
+    text = scrubber.scrub(repr(value) if not isinstance(value, str) else f'"{value}"')
     return text if len(text) <= 60 else text[:57] + "..."
 
 

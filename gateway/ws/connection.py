@@ -79,6 +79,11 @@ class Connection:
             log.warning(
                 "closing connection %s: send buffer over %d bytes", self.id, MAX_BUFFERED_BYTES
             )
+            # Drop what it never read: a stuck peer would otherwise pin the full buffer until
+            # it read it all (the close frame queued behind it).
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            self._buffered = 0
             self._start_close(CLOSE_POLICY, "slow consumer: send buffer full")
             return
         self._queue.put_nowait(text)
