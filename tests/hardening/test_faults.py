@@ -8,7 +8,7 @@ from pathlib import Path
 from tests.harness import ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))
-import faults
+import faults  # type: ignore[import-not-found]
 
 
 async def test_sigkill_with_a_turn_in_flight_never_breaks_the_state(tmp_path: Path) -> None:
