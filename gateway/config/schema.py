@@ -10,12 +10,13 @@ from gateway.config.secrets import SECRET_KEYS
 
 # Top-level sections and whether a change applies live ("hot") or needs a restart.
 HOT_SECTIONS = frozenset(
-    {"agents", "models", "bindings", "session", "messages", "auth", "meta", "$schema"}
+    {"agents", "models", "bindings", "session", "messages", "auth", "meta", "commands", "$schema"}
 )
 RESTART_SECTIONS = frozenset({"gateway", "channels", "env"})
 
 _LABELS = {
     "gateway": "Gateway",
+    "commands": "Commands",
     "agents": "Agents",
     "auth": "Provider credentials",
     "models": "Model providers",
