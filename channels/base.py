@@ -7,7 +7,8 @@ run, chunking, delivery) is the pipeline's job and is written once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -91,6 +92,30 @@ class AccountStatus:
     last_outbound_at: int | None = None
     reconnects: int = 0
     extra: dict[str, object] = field(default_factory=dict)
+
+
+class StatusBoard:
+    """An account's live status plus a way to await a change to it (manager, tests)."""
+
+    def __init__(self, status: AccountStatus) -> None:
+        self.status = status
+        self._changed = asyncio.Condition()
+
+    async def notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_for(
+        self, predicate: Callable[[AccountStatus], bool], timeout_s: float = 10.0
+    ) -> AccountStatus:
+        """Wait (bounded) until the status satisfies `predicate`."""
+
+        async def _wait() -> None:
+            async with self._changed:
+                await self._changed.wait_for(lambda: predicate(self.status))
+
+        await asyncio.wait_for(_wait(), timeout_s)
+        return self.status
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import discord
 from discord import app_commands
 
-from channels.base import AccountStatus, Chunking, InboundMessage, OutboundTarget, SentMessage
+from channels.base import (
+    AccountStatus,
+    Chunking,
+    InboundMessage,
+    OutboundTarget,
+    SentMessage,
+    StatusBoard,
+)
 from channels.base import Transport as Transport
 from channels.discord.inbound import interaction_to_inbound, to_inbound
 from channels.discord.library import API_URL_ENV, ApiUrlError, apply_api_url
@@ -206,7 +213,7 @@ class DiscordChannel:
         self._client: _Client | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
-        self._changed = asyncio.Condition()
+        self._board = StatusBoard(self._status)
         self._ready_timer: asyncio.TimerHandle | None = None
         self._logged_in = False
         self._pending: set[asyncio.Task[None]] = set()
@@ -255,13 +262,7 @@ class DiscordChannel:
         self, predicate: Callable[[AccountStatus], bool], timeout_s: float = 10.0
     ) -> AccountStatus:
         """Wait (bounded) until the status satisfies `predicate`; for the manager and tests."""
-
-        async def _wait() -> None:
-            async with self._changed:
-                await self._changed.wait_for(lambda: predicate(self._status))
-
-        await asyncio.wait_for(_wait(), timeout_s)
-        return self._status
+        return await self._board.wait_for(predicate, timeout_s)
 
     # --- supervisor -------------------------------------------------------------------------
 
@@ -446,8 +447,7 @@ class DiscordChannel:
         task.add_done_callback(self._pending.discard)
 
     async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+        await self._board.notify()
 
     # --- client events ----------------------------------------------------------------------
 

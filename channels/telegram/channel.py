@@ -39,7 +39,14 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
-from channels.base import AccountStatus, Chunking, InboundMessage, OutboundTarget, SentMessage
+from channels.base import (
+    AccountStatus,
+    Chunking,
+    InboundMessage,
+    OutboundTarget,
+    SentMessage,
+    StatusBoard,
+)
 from channels.chunking import chunk_text
 from channels.commands import NATIVE_COMMANDS as CORE_COMMANDS
 from channels.telegram.inbound import to_inbound
@@ -226,7 +233,7 @@ class TelegramChannel:
         self.bot_user: User | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
-        self._changed = asyncio.Condition()
+        self._board = StatusBoard(self._status)
         self._offset = 0
         scrubber.add(token)
 
@@ -295,17 +302,10 @@ class TelegramChannel:
         self, predicate: Callable[[AccountStatus], bool], timeout_s: float = 10.0
     ) -> AccountStatus:
         """Wait (bounded) until the status satisfies `predicate` (tests, manager)."""
-
-        async def _wait() -> None:
-            async with self._changed:
-                await self._changed.wait_for(lambda: predicate(self._status))
-
-        await asyncio.wait_for(_wait(), timeout_s)
-        return self._status
+        return await self._board.wait_for(predicate, timeout_s)
 
     async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+        await self._board.notify()
 
     def _fail(self, message: str) -> None:
         log.error("[%s] %s", self.account_id, message)
