@@ -57,6 +57,7 @@ def _inline(children: list[Token]) -> str:
 def markdown_to_html(text: str) -> str:
     out: list[str] = []
     lists: list[list[int]] = []  # stack of [is_ordered, next_number]
+    quote_depth = 0  # Telegram refuses nested blockquote entities: only the outer one is kept
 
     def block_sep() -> None:
         if not out:
@@ -101,11 +102,15 @@ def markdown_to_html(text: str) -> str:
             out.append("\x00")  # marks "item just started" for block_sep; removed below
         elif kind == "blockquote_open":
             block_sep()
-            out.append("<blockquote>")
+            if quote_depth == 0:
+                out.append("<blockquote>")
+            quote_depth += 1
         elif kind == "blockquote_close":
             while out and out[-1] in ("\n", "\n\n"):
                 out.pop()
-            out.append("</blockquote>")
+            quote_depth -= 1
+            if quote_depth == 0:
+                out.append("</blockquote>")
         elif kind in ("fence", "code_block"):
             block_sep()
             lang = tok.info.strip().split(" ")[0] if kind == "fence" else ""

@@ -25,6 +25,7 @@ Run events (`RunEvent.payload`) are protocol `chat` event payloads, ready to for
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import uuid
@@ -64,6 +65,14 @@ _ERROR_DETAIL_TEXT_KEYS = (
     "providerErrorMessagePreview",
 )
 _SUMMARY_MAX_CHARS = 160
+DISK_FULL_TEXT = (
+    "⚠️ The gateway's disk is full, so this conversation could not be saved."
+    " Free some space on the state volume and try again."
+)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def resolve_max_concurrent(value: float | None, cpu_count: int | None = None) -> int:
@@ -613,9 +622,14 @@ class Runner:
             self._store.for_key(key).append_messages(
                 key, [user_message], session_id=row.session_id, run_id=run.run_id, sync=False
             )
-        except Exception:
-            log.exception("run %s: could not prepare session %s", run.run_id, key)
-            self._finish_failure(run, None, RunFailure(GENERIC_FAILURE_TEXT, "unknown"), None)
+        except Exception as exc:
+            if _disk_full(exc):
+                log.error("run %s: cannot save session %s: %s", run.run_id, key, exc)
+                text = DISK_FULL_TEXT
+            else:
+                log.exception("run %s: could not prepare session %s", run.run_id, key)
+                text = GENERIC_FAILURE_TEXT
+            self._finish_failure(run, None, RunFailure(text, "unknown"), None)
             return
         run.started = True
         request = RunRequest(

@@ -390,8 +390,11 @@ class AgentSessionStore:
                 view = view[os.write(fd, view) :]
             if sync:
                 os.fsync(fd)
-        finally:
+        except BaseException:
             os.close(fd)
+            tmp.unlink(missing_ok=True)  # a full disk must not leave temp files behind
+            raise
+        os.close(fd)
         try:
             os.replace(tmp, self.index_path)
         except OSError:

@@ -12,6 +12,7 @@ The torn bytes stay in the file as evidence.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -99,8 +100,12 @@ class Transcript:
         try:
             _write_all(fd, _encode(header))
             os.fsync(fd)
-        finally:
+        except BaseException:
             os.close(fd)
+            with contextlib.suppress(OSError):
+                path.unlink()  # never leave a header-less file that later appends would reuse
+            raise
+        os.close(fd)
         fsync_dir(path.parent)
         transcript._last_id, transcript._last_id_known = None, True
         return transcript

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Mapping
@@ -78,6 +79,7 @@ class ModelTurns:
         self.pool = ProviderPool(self._provider_config, env)
         path: Path = gateway.settings.state_dir / "agents" / "model-health.json"
         self.health = ModelHealth(path, self.policy)
+        self._sdks_loaded = False
 
     def _provider_config(self, provider: str) -> dict[str, object]:
         entry = self.gateway.loaded.config.models.providers.get(provider)
@@ -100,6 +102,11 @@ class ModelTurns:
         text = req.text
         if req.overflow_summary:
             text = f"{req.overflow_summary}\n\n{text}"
+        if not self._sdks_loaded:
+            # The SDKs load on first use (idle memory stays low), off the event loop: importing
+            # them inline stalled every connection for about a second.
+            await asyncio.to_thread(_import_sdks)
+            self._sdks_loaded = True
         request = TurnRequest(model="", messages=to_messages(req.history, text), system=prompt)
         result = await run_turn(
             chain.candidates,
@@ -151,6 +158,11 @@ class ModelTurns:
 
     async def close(self) -> None:
         await self.pool.close()
+
+
+def _import_sdks() -> None:
+    import providers.anthropic_api
+    import providers.openai_api  # noqa: F401
 
 
 def _stop_reason(raw: str) -> str:

@@ -233,3 +233,12 @@ def test_history_limit_resolution() -> None:
     assert history_limit(own, "discord") == 3
     big = OpenClawConfig.model_validate({"messages": {"groupChat": {"historyLimit": 900}}})
     assert history_limit(big, "discord") == 200
+
+
+def test_nested_quotes_become_one_blockquote() -> None:
+    # Telegram refuses nested blockquote entities ("can't be nested"): keep only the outer one.
+    from channels.telegram_html import markdown_to_html
+
+    out = markdown_to_html("> outer\n> > inner\n\nafter")
+    assert out.count("<blockquote>") == 1 and out.count("</blockquote>") == 1
+    assert "outer" in out and "inner" in out and out.rstrip().endswith("after")

@@ -44,3 +44,9 @@ async def test_disk_full_fails_the_turn_and_leaves_no_unreadable_file(tmp_path: 
     assert figures["unreadable transcripts"] == 0, figures["unreadable samples"]
     assert figures["unreadable index files"] == 0
     assert figures["exit code"] == 0
+    # The user is told what is wrong; nothing half-written is left on the volume.
+    for name in ("existing session", "new session"):
+        assert "disk is full" in figures[f"turn when full ({name})"]["user sees"], figures
+    assert figures["headerless transcripts"] == [], figures
+    assert figures["temp files left"] in (0, [], None), figures
+    assert figures["tracebacks in log"] == 0

@@ -134,6 +134,7 @@ def test_telegram_html_is_well_formed_subset(text: str) -> None:
     parser.feed(out)
     parser.close()
     assert not parser.problems and not parser.stack, (parser.problems, parser.stack, out)
+    assert "nested <blockquote>" not in parser.rejected, out  # quotes in quotes are flattened
     if parser.rejected:
         COUNTS["  telegram html refused by entity rules (plain fallback)"] += 1
     assert "<" not in html_to_plain(out).replace("&lt;", "") or "<" in text
