@@ -188,6 +188,13 @@ class ConfigWatcher:
             "config file change applied (%s)",
             ", ".join(result["applied"][:10]) or "no live changes",
         )
+        restart = self.gateway.extensions.get("gateway.restart")
+        mode = self.gateway.loaded.config.gateway.reload.mode
+        if result.get("restartRequired") and restart is not None and mode in ("hybrid", "restart"):
+            # hybrid (the default): keys only a fresh process can take restart it on their own.
+            log.info("restarting to apply %s", ", ".join(result.get("restartPaths", [])[:10]))
+            restart(0)
+            return "restarting"
         return "applied"
 
     def _reject(self, digest: str, text: str) -> str:

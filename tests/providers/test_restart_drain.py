@@ -209,3 +209,32 @@ async def test_config_apply_of_a_restart_only_key_re_executes_the_gateway(
         out = await asyncio.to_thread(stop_process, gw.proc)
     assert "restarting to apply configuration changes" in out
     assert gw.proc.returncode == 0
+
+
+async def test_editing_a_restart_only_key_in_the_file_restarts_the_gateway(
+    tmp_path: Path, openai_fake: FakeLLM
+) -> None:
+    # gateway.reload.mode defaults to hybrid: hot keys apply live, the rest restart the process.
+    write_config(tmp_path, openai_fake)
+    gw = await launch(tmp_path, CLAWGATE_CONFIG_POLL_MS="100")
+    try:
+        raw = json.loads((tmp_path / "openclaw.json").read_text())
+        raw["gateway"] = {"controlUi": {"basePath": "/panel"}}
+        edited = time.monotonic()
+        (tmp_path / "openclaw.json").write_text(json.dumps(raw))
+        deadline = edited + 15
+        while True:
+            assert gw.proc.poll() is None, "gateway exited instead of restarting"
+            assert time.monotonic() < deadline, "gateway did not restart"
+            try:
+                status, body = await asyncio.to_thread(startupz, gw.port)
+            except OSError:
+                status, body = 0, {}
+            if status == 200 and body["uptimeMs"] < (time.monotonic() - edited) * 1000:
+                break
+            await asyncio.sleep(0.1)
+        ui_status, _ = await asyncio.to_thread(http_status, f"http://127.0.0.1:{gw.port}/panel/")
+        assert ui_status == 200
+    finally:
+        out = await asyncio.to_thread(stop_process, gw.proc)
+    assert "restarting to apply gateway" in out, out
