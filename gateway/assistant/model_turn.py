@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import importlib
 import logging
 import os
 from collections.abc import Mapping
@@ -16,7 +18,7 @@ from gateway.logs import scrubber
 from providers.classify import Failure, user_message
 from providers.failover import ModelHealth, RetryPolicy, run_turn
 from providers.pool import ProviderPool
-from providers.types import ChatMessage, MissingCredentials, TurnRequest
+from providers.types import DEFAULT_API, ChatMessage, MissingCredentials, TurnRequest
 
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
@@ -79,7 +81,7 @@ class ModelTurns:
         self.pool = ProviderPool(self._provider_config, env)
         path: Path = gateway.settings.state_dir / "agents" / "model-health.json"
         self.health = ModelHealth(path, self.policy)
-        self._sdks_loaded = False
+        self._sdks_loaded: set[str] = set()
 
     def _provider_config(self, provider: str) -> dict[str, object]:
         entry = self.gateway.loaded.config.models.providers.get(provider)
@@ -102,11 +104,17 @@ class ModelTurns:
         text = req.text
         if req.overflow_summary:
             text = f"{req.overflow_summary}\n\n{text}"
-        if not self._sdks_loaded:
-            # The SDKs load on first use (idle memory stays low), off the event loop: importing
-            # them inline stalled every connection for about a second.
-            await asyncio.to_thread(_import_sdks)
-            self._sdks_loaded = True
+        modules = {self._sdk_module(ref.partition("/")[0]) for ref in chain.candidates}
+        missing = sorted(modules - self._sdks_loaded)
+        if missing:
+            # Each SDK loads on first use of its API (idle memory stays low, and one never
+            # used is never loaded), off the event loop: importing inline stalled every
+            # connection for about a second.
+            await asyncio.to_thread(_import_modules, missing)
+            self._sdks_loaded.update(missing)
+            # Module-level objects live forever: keep the collector from rescanning them
+            # on every full collection (a 100+ ms pause with an SDK loaded).
+            gc.freeze()
         request = TurnRequest(model="", messages=to_messages(req.history, text), system=prompt)
         result = await run_turn(
             chain.candidates,
@@ -156,13 +164,18 @@ class ModelTurns:
             ),
         )
 
+    def _sdk_module(self, provider: str) -> str:
+        entry = self.gateway.loaded.config.models.providers.get(provider)
+        api = (entry.api if entry else None) or DEFAULT_API.get(provider)
+        return "providers.anthropic_api" if api == "anthropic-messages" else "providers.openai_api"
+
     async def close(self) -> None:
         await self.pool.close()
 
 
-def _import_sdks() -> None:
-    import providers.anthropic_api
-    import providers.openai_api  # noqa: F401
+def _import_modules(names: list[str]) -> None:
+    for name in names:
+        importlib.import_module(name)
 
 
 def _stop_reason(raw: str) -> str:
