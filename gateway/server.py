@@ -169,6 +169,9 @@ def make_server(gateway: Any, drain_timeout_s: float = 10.0) -> uvicorn.Server:
     return _Server(config)
 
 
+REPEAT_SIGNAL_GRACE_S = 1.0
+
+
 async def serve(gateway: Any, sock: socket.socket, drain_timeout_s: float | None = None) -> int:
     if drain_timeout_s is None:
         drain_timeout_s = float(gateway.drain_timeout_s)
@@ -180,7 +183,14 @@ async def serve(gateway: Any, sock: socket.socket, drain_timeout_s: float | None
     def on_signal(signum: int) -> None:
         name = signal.Signals(signum).name
         if stopping:
-            server.force_exit = True
+            # A second signal forces the exit, but not an echo of the first: `timeout`, `docker
+            # stop` and process-group kills often deliver the same SIGTERM twice at once.
+            if time.monotonic() - stopping["at"] > REPEAT_SIGNAL_GRACE_S:
+                log.warning("received %s again; exiting without waiting for the drain", name)
+                server.force_exit = True
+                server.should_exit = True
+                for task in stopping_tasks:
+                    task.cancel()
             return
         stopping["at"] = time.monotonic()
         log.info("received %s; shutting down", name)

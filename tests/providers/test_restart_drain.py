@@ -238,3 +238,39 @@ async def test_editing_a_restart_only_key_in_the_file_restarts_the_gateway(
     finally:
         out = await asyncio.to_thread(stop_process, gw.proc)
     assert "restarting to apply gateway" in out, out
+
+
+async def test_a_doubled_sigterm_is_one_clean_stop(tmp_path: Path, openai_fake: FakeLLM) -> None:
+    # `timeout` and process-group kills deliver SIGTERM twice at once: still a clean drain.
+    write_config(tmp_path, openai_fake)
+    gw = await launch(tmp_path)
+    gw.proc.terminate()
+    gw.proc.terminate()
+    out = await asyncio.to_thread(stop_process, gw.proc)
+    assert gw.proc.returncode == 0, out
+    assert "completed cleanly" in out and "Traceback" not in out, out
+
+
+async def test_a_second_sigterm_later_cuts_the_drain_short(
+    tmp_path: Path, openai_fake: FakeLLM
+) -> None:
+    write_config(tmp_path, openai_fake)
+    openai_fake.script.append({"delay": 30, "text": "never"})
+    gw = await launch(tmp_path, CLAWGATE_DRAIN_TIMEOUT_SECONDS="25")
+    try:
+        async with connected(gw) as client:  # type: ignore[arg-type]
+            await client.call(
+                "chat.send", {"sessionKey": "main", "message": "slow", "idempotencyKey": "x1"}
+            )
+            await openai_fake.wait_until(lambda reqs: len(reqs) == 1)
+            gw.proc.terminate()
+            await asyncio.sleep(1.3)
+            assert gw.proc.poll() is None  # still draining
+            again = time.monotonic()
+            gw.proc.terminate()
+            await asyncio.to_thread(gw.proc.wait, 10)
+            elapsed = time.monotonic() - again
+    finally:
+        out = await asyncio.to_thread(stop_process, gw.proc)
+    assert elapsed < 5, out
+    assert "exiting without waiting for the drain" in out
