@@ -1,0 +1,69 @@
+"""Results of the channel, config, logs and system methods against protocol.schema.json.
+
+A live gateway with Telegram connected (fake Bot API) and one pending pairing request, so the
+channel results are not empty shapes.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from gateway import logs
+from tests.channels.conftest import _fast_telegram, gateway_config, telegram_gateway
+from tests.compat.reference import Reference, validate
+from tests.fakes.llm import FakeLLM
+from tests.fakes.telegram import FakeTelegram
+from tests.harness import connected
+
+pytestmark = pytest.mark.compat
+__all__ = ["_fast_telegram"]  # autouse: short Telegram polls and back-offs, as in tests/channels
+
+
+@pytest.fixture
+async def fake_tg() -> FakeTelegram:
+    fake = FakeTelegram()
+    await fake.start()
+    yield fake  # type: ignore[misc]
+    await fake.stop()
+
+
+@pytest.fixture
+async def fake_llm() -> FakeLLM:
+    fake = FakeLLM()
+    await fake.start()
+    yield fake  # type: ignore[misc]
+    await fake.stop()
+
+
+async def test_channel_config_logs_and_system_results_match_the_schema(
+    reference: Reference, tmp_path: Path, fake_tg: FakeTelegram, fake_llm: FakeLLM
+) -> None:
+    async with telegram_gateway(tmp_path, gateway_config(fake_tg, fake_llm)) as live:
+        fake_tg.text_update("let me in", user_id=555, chat_id=555)
+        await fake_tg.wait_for("sendMessage", lambda p: str(p["chat_id"]) == "555")
+        async with connected(live) as client:
+            status = await client.call("channels.status", {})
+            validate("ChannelsStatusResult", status)
+            assert status["channelAccounts"]["telegram"][0]["connected"] is True
+
+            pending = await client.call("channels.pairing.list", {"channel": "telegram"})
+            validate("ChannelsPairingListResult", pending)
+            code = pending["requests"][0]["requestId"]
+            approved = await client.call(
+                "channels.pairing.approve", {"channel": "telegram", "code": code}
+            )
+            validate("ChannelsPairingApproveResult", approved)
+
+            validate("ConfigSchemaResponse", await client.call("config.schema", {}))
+            logging.getLogger("telegram").addHandler(logs.tail)
+            try:
+                logging.getLogger("telegram").warning("a line for the tail")
+            finally:
+                logging.getLogger("telegram").removeHandler(logs.tail)
+            tail = await client.call("logs.tail", {"limit": 20})
+            validate("LogsTailResult", tail)
+            assert tail["lines"], "the log tail is empty"
+            validate("SystemInfoResult", await client.call("system.info", {}))
