@@ -25,6 +25,7 @@ import time
 import urllib.request
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import websockets
 from _proc import ROOT, free_port
@@ -142,7 +143,7 @@ async def measure(kind: str, requests: int, clients: int) -> dict[str, float]:
             while json.loads(await probe.recv()).get("id") != f"h{n}":
                 pass
             lat.append((time.perf_counter() - t) * 1000)
-        conns = []
+        conns: list[Any] = []
         while len(conns) < clients:
             # Small batches: the reference answers 503 to bursts of handshakes.
             batch = await asyncio.gather(

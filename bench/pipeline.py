@@ -42,7 +42,8 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def main(turns: int, sessions: int) -> None:
-    fake = await FakeLLM(default_text="pong").start()
+    fake = FakeLLM(default_text="pong")
+    await fake.start()
     state = tempfile.mkdtemp(prefix="clawgate-bench-pipeline-")
     config = {
         "models": {"providers": {"openai": {"baseUrl": fake.url + "/v1", "apiKey": "sk-bench"}}},

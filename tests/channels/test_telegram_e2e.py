@@ -7,6 +7,7 @@ import logging
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -124,7 +125,7 @@ async def test_group_mention_gate_and_pending_history(
 ) -> None:
     fake_llm.script.append({"text": "group answer"})
     cfg = gateway_config(fake_tg, fake_llm, {"groups": {"-100": {}}, "replyToMode": "first"})
-    group = {"chat_id": -100, "chat_type": "supergroup"}
+    group: dict[str, Any] = {"chat_id": -100, "chat_type": "supergroup"}
     async with telegram_gateway(tmp_path, cfg):
         fake_tg.text_update("the sky is green today", user_id=7, first_name="Bob", **group)
         fake_tg.text_update("unlisted group", chat_id=-200, chat_type="group")

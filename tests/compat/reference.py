@@ -70,6 +70,10 @@ class Reference:
         return self.node_modules / "@openclaw" / "gateway-protocol" / "protocol.schema.json"
 
 
+def _text(output: bytes | str | None) -> str:
+    return output.decode(errors="replace") if isinstance(output, bytes) else (output or "")
+
+
 def cache_dir() -> Path:
     configured = os.environ.get("CLAWGATE_COMPAT_CACHE")
     if configured:
@@ -130,7 +134,7 @@ def _npm_install(cache: Path, specs: Sequence[str]) -> None:
     except subprocess.TimeoutExpired as exc:
         raise ReferenceInstallError(
             f"`{' '.join(cmd)}` in {cache} timed out after {NPM_TIMEOUT_S}s\n"
-            f"{exc.stdout or ''}{exc.stderr or ''}"
+            f"{_text(exc.stdout)}{_text(exc.stderr)}"
         ) from exc
     if result.returncode != 0:
         raise ReferenceInstallError(

@@ -7,6 +7,7 @@ channel results are not empty shapes.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,18 +24,18 @@ __all__ = ["_fast_telegram"]  # autouse: short Telegram polls and back-offs, as 
 
 
 @pytest.fixture
-async def fake_tg() -> FakeTelegram:
+async def fake_tg() -> AsyncIterator[FakeTelegram]:
     fake = FakeTelegram()
     await fake.start()
-    yield fake  # type: ignore[misc]
+    yield fake
     await fake.stop()
 
 
 @pytest.fixture
-async def fake_llm() -> FakeLLM:
+async def fake_llm() -> AsyncIterator[FakeLLM]:
     fake = FakeLLM()
     await fake.start()
-    yield fake  # type: ignore[misc]
+    yield fake
     await fake.stop()
 
 

@@ -88,7 +88,7 @@ def threaded_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveG
 
 def _healthy(live: LiveGateway) -> bool:
     with urllib.request.urlopen(f"{live.http}/healthz", timeout=2) as r:
-        return r.status == 200
+        return bool(r.status == 200)
 
 
 def _drain_until_close_or_res(ws: ClientConnection) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ import pytest
 
 from gateway.config.models import OpenClawConfig
 from gateway.settings import (
+    AuthSettings,
     Flags,
     StartupError,
     parse_env_port,
@@ -69,7 +70,7 @@ def auth(
     host: str = "127.0.0.1",
     container: bool = False,
     **auth_cfg: object,
-):  # type: ignore[no-untyped-def]
+) -> AuthSettings:
     return resolve_auth(flags or Flags(), cfg(auth=auth_cfg), env or {}, host, "lan", container)
 
 

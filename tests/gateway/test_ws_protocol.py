@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import websockets
@@ -165,16 +166,15 @@ async def test_failed_auth_is_rate_limited_per_client_address(tmp_path: Path) ->
             return res
 
         for _ in range(3):
-            assert (await attempt("203.0.113.9", "bad"))["error"]["details"][
-                "code"
-            ] == "AUTH_TOKEN_MISMATCH"  # type: ignore[index]
-        limited = await attempt("203.0.113.9", TOKEN)  # even the right token waits out the lockout
+            refused: Any = await attempt("203.0.113.9", "bad")
+            assert refused["error"]["details"]["code"] == "AUTH_TOKEN_MISMATCH"
+        limited: Any = await attempt("203.0.113.9", TOKEN)  # the right token waits out the lockout
         error = limited["error"]
         assert (
             error["code"] == "UNAVAILABLE"
             and error["retryable"] is True
             and error["retryAfterMs"] > 0
-        )  # type: ignore[index]
+        )
         assert (await attempt("198.51.100.7", TOKEN))["ok"]  # other addresses are unaffected
 
 
@@ -231,7 +231,7 @@ async def test_tick_events_follow_the_advertised_interval(tmp_path: Path) -> Non
         live.gateway._tick_task = asyncio.create_task(live.gateway._ticker())
         async with connected(live) as client:
             assert client.hello["policy"]["tickIntervalMs"] == 50  # type: ignore[attr-defined]
-            ticks = []
+            ticks: list[dict[str, Any]] = []
             while len(ticks) < 2:
                 frame = await client.recv(2)
                 if frame.get("event") == "tick":

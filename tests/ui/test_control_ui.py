@@ -80,6 +80,7 @@ async def test_wrong_token_shows_the_gateways_reason(tmp_path: Path, watched: Wa
         await page.fill("#secret", "wrong-token")
         await page.click("#login-submit")
         error = await page.wait_for_selector("#login-error:not([hidden])")
+        assert error is not None
         assert "gateway token mismatch" in await error.inner_text()
         assert await page.get_attribute("#conn", "data-state") == "auth-failed"
         assert await page.evaluate("sessionStorage.getItem('clawgate.auth')") is None
@@ -115,8 +116,8 @@ async def test_chat_streams_reply_renders_markdown_safely(
         await page.fill("#chat-input", "Say something dangerous")
         await page.keyboard.press("Enter")
         reply = await page.wait_for_selector(".msg.assistant:not(.streaming) >> text=bold")
-        body = await reply.evaluate_handle("el => el.closest('.msg')")
-        text = await body.inner_text()  # type: ignore[attr-defined]
+        assert reply is not None
+        text = await reply.evaluate("el => el.closest('.msg').innerText")
         assert "<script>window.__pwned = 1</script>" in text
         assert '<img src=x onerror="window.__pwned = 2">' in text
         assert await page.evaluate("window.__pwned") is None
