@@ -236,3 +236,24 @@ class PairingStore:
                 (req.channel, req.account_id, req.sender_id, now, "pairing"),
             )
             return req
+
+    def dismiss(
+        self, channel: str, code: str, account_id: str | None = None
+    ) -> PairingRequest | None:
+        """Drop a pending request without admitting the sender; None if no such code."""
+        with self._db(write=True) as conn:
+            self._expire(conn, self._clock())
+            sql = f"SELECT {self._COLS} FROM channel_pairing_requests WHERE channel=? AND code=?"
+            args = [channel, code.strip().upper()]
+            if account_id:
+                sql += " AND account_id=?"
+                args.append(account_id)
+            row = conn.execute(sql, args).fetchone()
+            if row is None:
+                return None
+            req = self._row(row)
+            conn.execute(
+                "DELETE FROM channel_pairing_requests WHERE channel=? AND account_id=? AND code=?",
+                (req.channel, req.account_id, req.code),
+            )
+            return req

@@ -1,4 +1,4 @@
-"""Channel methods: `channels.status`, `send`, `channels.pairing.list` / `.approve`."""
+"""Channel methods: `channels.status`, `send`, `channels.pairing.list` / `.approve` / `.dismiss`."""
 
 from __future__ import annotations
 
@@ -193,3 +193,19 @@ async def pairing_approve(ctx: CallContext, params: PairingApproveParams) -> dic
         if params.bootstrap_command_owner
         else "not-requested",
     }
+
+
+class PairingDismissParams(_Params):
+    channel: str = Field(min_length=1)
+    account_id: str | None = Field(None, alias="accountId", min_length=1)
+    request_id: str = Field(alias="requestId", min_length=1)
+
+
+@method("channels.pairing.dismiss", scope=PAIRING, params=PairingDismissParams)
+async def pairing_dismiss(ctx: CallContext, params: PairingDismissParams) -> dict[str, Any]:
+    dismissed = _store(ctx).dismiss(params.channel, params.request_id, params.account_id)
+    if dismissed is None:
+        raise RpcError(
+            NOT_FOUND, f"no pending {params.channel} pairing request {params.request_id.upper()}"
+        )
+    return {"requestId": dismissed.code, "senderId": dismissed.sender_id}

@@ -45,6 +45,8 @@ async def test_channel_config_logs_and_system_results_match_the_schema(
     async with telegram_gateway(tmp_path, gateway_config(fake_tg, fake_llm)) as live:
         fake_tg.text_update("let me in", user_id=555, chat_id=555)
         await fake_tg.wait_for("sendMessage", lambda p: str(p["chat_id"]) == "555")
+        fake_tg.text_update("me too", user_id=556, chat_id=556)
+        await fake_tg.wait_for("sendMessage", lambda p: str(p["chat_id"]) == "556")
         async with connected(live) as client:
             status = await client.call("channels.status", {})
             validate("ChannelsStatusResult", status)
@@ -52,7 +54,16 @@ async def test_channel_config_logs_and_system_results_match_the_schema(
 
             pending = await client.call("channels.pairing.list", {"channel": "telegram"})
             validate("ChannelsPairingListResult", pending)
-            code = pending["requests"][0]["requestId"]
+            by_sender = {r["senderId"]: r["requestId"] for r in pending["requests"]}
+            code = by_sender["555"]
+            dismissed = await client.call(
+                "channels.pairing.dismiss",
+                {"channel": "telegram", "accountId": "default", "requestId": by_sender["556"]},
+            )
+            validate("ChannelsPairingDismissResult", dismissed)
+            assert dismissed["senderId"] == "556"
+            left = await client.call("channels.pairing.list", {"channel": "telegram"})
+            assert [r["senderId"] for r in left["requests"]] == ["555"]
             approved = await client.call(
                 "channels.pairing.approve", {"channel": "telegram", "code": code}
             )
