@@ -259,3 +259,39 @@ def test_chat_events_match_schema(
     assert events[-1]["state"] == "final"
     for payload in events:
         validate("ChatEvent", payload)
+
+
+READ_METHODS: list[tuple[str, dict[str, Any] | None, str | None]] = [
+    # (method, params, result definition in protocol.schema.json or None)
+    ("health", None, None),
+    ("status", None, None),
+    ("sessions.list", None, None),
+    ("chat.history", {"sessionKey": "main"}, None),
+    ("agents.list", None, "AgentsListResult"),
+    ("models.list", None, "ModelsListResult"),
+    ("channels.status", None, "ChannelsStatusResult"),
+    ("channels.pairing.list", None, "ChannelsPairingListResult"),
+    ("config.get", None, None),
+    ("config.schema", None, "ConfigSchemaResponse"),
+    ("logs.tail", {"limit": 5}, "LogsTailResult"),
+    ("system.info", None, "SystemInfoResult"),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "definition"), READ_METHODS, ids=[m[0] for m in READ_METHODS]
+)
+def test_cli_calls_every_read_method(
+    reference: Reference,
+    chat_gateway: tuple[GatewayProcess, Any],
+    method: str,
+    params: dict[str, Any] | None,
+    definition: str | None,
+) -> None:
+    gw, _ = chat_gateway
+    payload = call_json(gw, method, params)
+    assert isinstance(payload, dict), payload
+    if definition is not None:
+        validate(definition, payload)
+    if method == "config.get":
+        assert "sk-test" not in json.dumps(payload)  # the provider key is redacted
