@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -110,4 +111,14 @@ async def status(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
             "byAgent": [{"agentId": a["agentId"], **a["sessions"]} for a in snapshot["agents"]],
         },
         "connections": len(gateway.connections),
+        "process": {"pid": os.getpid(), "rssBytes": _rss_bytes()},
     }
+
+
+def _rss_bytes() -> int | None:
+    """Resident memory of this process (Linux /proc; None elsewhere)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None

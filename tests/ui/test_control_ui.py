@@ -60,7 +60,7 @@ async def test_login_overview_csp_and_session_storage(tmp_path: Path, watched: W
         await page.wait_for_selector("text=Agents and model chain")
         overview = await page.inner_text("#page")
         assert live.gateway.version in overview and "loopback" in overview
-        assert "token" in overview and "Memory" in overview
+        assert "token" in overview and "MB (this process)" in overview
         await shot(page, "overview")
         stored = await page.evaluate(
             "[sessionStorage.getItem('clawgate.auth'), localStorage.getItem('clawgate.auth')]"

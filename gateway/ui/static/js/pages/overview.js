@@ -39,6 +39,7 @@ async function load(root, { client }) {
           ["Auth mode", gw.authMode],
           ["Clients", String(status.connections ?? "—")],
           ["Sessions", String(status.sessions?.count ?? 0)],
+          ["Memory", status.process?.rssBytes ? `${bytes(status.process.rssBytes)} (this process)` : "—"],
         ]),
       ),
       card(
@@ -49,7 +50,7 @@ async function load(root, { client }) {
               ["OS", system.osLabel],
               ["Runtime", system.nodeVersion],
               ["PID", String(system.pid)],
-              ["Memory", `${bytes(used)} used of ${bytes(system.memoryTotalBytes)}`],
+              ["Host memory", `${bytes(used)} used of ${bytes(system.memoryTotalBytes)}`],
               ["Load", (system.loadAverage || []).map((n) => n.toFixed(2)).join(" ")],
             ])
           : h("p", { class: "muted", text: "Host details are not available." }),
