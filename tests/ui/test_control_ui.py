@@ -12,12 +12,14 @@ import pytest
 import pytest_asyncio
 
 from gateway import logs
-from gateway.rpc.registry import CallContext, Registry
+from tests.channels.conftest import _fast_telegram, gateway_config, telegram_gateway
 from tests.fakes.llm import FakeLLM
+from tests.fakes.telegram import FakeTelegram
 from tests.harness import TOKEN, live_gateway
 from tests.ui.conftest import Watched, login, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+__all__ = ["_fast_telegram"]  # the channels suite's short Telegram polls, as a fixture here
 
 HOSTILE = (
     "Here is **bold** and `code`.\n\n"
@@ -228,85 +230,43 @@ async def test_config_validation_error_then_valid_save(
         await assert_clean(watched)
 
 
-def _pairing_stub(live_registry: Registry, state_dir: Path) -> Registry:
-    """channels.pairing.* over the real PairingStore, until channels_methods.py registers them."""
-    from channels.pairing import TTL_MS, PairingStore
-    from gateway.protocol.scopes import ADMIN
-    from gateway.rpc.registry import EmptyParams
-
-    registry = Registry()
-    for name in live_registry.names():
-        spec = live_registry.get(name)
-        assert spec is not None
-        registry.method(name, scope=spec.scope, params=spec.params)(spec.handler)
-    if live_registry.get("channels.pairing.list") is not None:
-        return registry
-    store = PairingStore(state_dir)
-
-    def iso(ms: int) -> str:
-        from datetime import UTC, datetime
-
-        return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
-
-    @registry.method("channels.pairing.list", scope=ADMIN, params=EmptyParams)
-    async def pairing_list(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
-        reqs = store.pending()
-        return {
-            "accounts": [],
-            "requests": [
-                {
-                    "requestId": r.code,
-                    "channel": r.channel,
-                    "channelLabel": r.channel.title(),
-                    "accountId": r.account_id,
-                    "senderId": r.sender_id,
-                    "senderLabel": r.sender_label or r.sender_id,
-                    "createdAt": iso(r.created_at),
-                    "lastSeenAt": iso(r.last_seen_at),
-                    "expiresAt": iso(r.expires_at),
-                    "notifySupported": False,
-                }
-                for r in reqs
-            ],
-            "commandOwnerConfigured": False,
-            "limits": {"pendingPerAccount": 3, "ttlMs": TTL_MS},
-        }
-
-    @registry.method("channels.pairing.approve", scope=ADMIN, params=EmptyParams)
-    async def pairing_approve(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
-        extra = params.model_extra or {}
-        req = store.approve(extra["channel"], extra["requestId"], extra["accountId"])
-        assert req is not None
-        return {
-            "requestId": extra["requestId"],
-            "senderId": req.sender_id,
-            "notification": "not-requested",
-            "commandOwnerBootstrap": "not-requested",
-        }
-
-    return registry
-
-
-async def test_approve_a_telegram_pairing_request(tmp_path: Path, watched: Watched) -> None:
-    from channels.pairing import PairingStore
-
-    page = watched.page
-    async with live_gateway(tmp_path, {"gateway": {"mode": "local"}}) as live:
-        live.gateway.registry = _pairing_stub(live.gateway.registry, tmp_path)
-        store = PairingStore(tmp_path)
-        outcome = store.request("telegram", "default", "4242", "Alice Example")
-        assert outcome.created
-        await login(page, live.http)
-        await page.click("nav >> text=Channels")
-        item = page.locator(".request", has_text="Alice Example")
-        await item.wait_for()
-        assert "4242" in await item.inner_text()
-        await shot(page, "channels")
-        await item.locator("button", has_text="Approve").click()
-        await page.wait_for_selector("#toast >> text=Approved Alice Example")
-        await page.wait_for_selector("#pairing >> text=No pending requests")
-        assert "4242" in store.allowed("telegram", "default")
-        await assert_clean(watched)
+async def test_approve_a_telegram_pairing_request(
+    tmp_path: Path, watched: Watched, fake: FakeLLM, _fast_telegram: None
+) -> None:
+    # The whole flow with the real Telegram channel against the fake Bot API: an unknown DM
+    # gets a code, the operator approves it in the browser, the next DM reaches the agent.
+    tg = FakeTelegram()
+    await tg.start()
+    try:
+        cfg = gateway_config(tg, fake)
+        async with telegram_gateway(tmp_path, cfg) as live:
+            tg.text_update("hello?", user_id=4242, chat_id=4242, first_name="Alice")
+            await tg.wait_for("sendMessage", lambda p: str(p["chat_id"]) == "4242")
+            tg.text_update("me too", user_id=5151, chat_id=5151, first_name="Mallory")
+            await tg.wait_for("sendMessage", lambda p: str(p["chat_id"]) == "5151")
+            page = watched.page
+            await login(page, live.http)
+            await page.click("nav >> text=Channels")
+            await page.wait_for_selector("#page >> text=connected")
+            alice = page.locator(".request", has_text="4242")
+            await alice.wait_for()
+            await shot(page, "channels")
+            mallory = page.locator(".request", has_text="5151")
+            await mallory.locator("button", has_text="Dismiss").click()
+            await page.click("#confirm-ok")
+            await page.wait_for_selector("#toast >> text=Request dismissed")
+            await alice.locator("button", has_text="Approve").click()
+            await page.wait_for_selector("#toast >> text=Approved")
+            await page.wait_for_selector("#pairing >> text=No pending requests")
+            fake.script.append({"text": "welcome, Alice"})
+            tg.text_update("now?", user_id=4242, chat_id=4242, first_name="Alice")
+            reply = await tg.wait_for(
+                "sendMessage", lambda p: str(p["chat_id"]) == "4242" and "welcome" in p["text"]
+            )
+            assert reply["text"] == "welcome, Alice"
+            await assert_clean(watched)
+    finally:
+        await tg.stop()
 
 
 async def test_logs_tail_with_level_filter(tmp_path: Path, watched: Watched) -> None:
