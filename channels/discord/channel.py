@@ -33,7 +33,7 @@ from channels.base import (
 )
 from channels.base import Transport as Transport
 from channels.discord.inbound import interaction_to_inbound, to_inbound
-from channels.discord.library import API_URL_ENV, ApiUrlError, apply_api_url
+from channels.discord.library import API_URL_ENV, ApiUrlError, apply_api_url, guard_parsers
 from channels.discord.native import (
     FALLBACK_REPLIES,
     UNAVAILABLE_REPLY,
@@ -305,6 +305,7 @@ class DiscordChannel:
             max_ratelimit_timeout=self.max_ratelimit_timeout_s,
             chunk_guilds_at_startup=False,
         )
+        guard_parsers(client)
         if self._on_command is not None:
             # Also with native off: commands registered earlier stay usable until removed.
             client.tree = build_tree(client, self._on_slash_command)

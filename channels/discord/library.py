@@ -93,6 +93,37 @@ async def apply_api_url(url: str | None) -> None:
     log.info("using Discord API at %s (gateway %s)", base, gateway)
 
 
+def guard_parsers(client: discord.Client) -> None:
+    """Drop a dispatch discord.py cannot parse instead of losing the connection over it.
+
+    discord.py calls its `parse_*` handlers straight from the socket reader: a payload missing a
+    field (KeyError) or of the wrong shape (TypeError) escaped `Client.connect`, so one odd event
+    cost a full client restart (2 s back-off, a fresh IDENTIFY) and every message meanwhile.
+    """
+    parsers: dict[str, Any] = client._connection.parsers
+    for event, parse in list(parsers.items()):
+        if getattr(parse, "_clawgate_guarded", False):
+            continue
+        parsers[event] = _guarded(event, parse)
+
+
+def _guarded(event: str, parse: Any) -> Any:
+    def guarded(data: Any) -> Any:
+        try:
+            return parse(data)
+        except Exception as exc:
+            log.warning(
+                "dropped a %s event discord.py could not read (%s: %s)",
+                event,
+                type(exc).__name__,
+                str(exc)[:200],
+            )
+            return None
+
+    guarded._clawgate_guarded = True  # type: ignore[attr-defined]
+    return guarded
+
+
 class _CappedBackoff(discord.backoff.ExponentialBackoff[bool]):
     """discord.py's jittered exponential back-off, never longer than RECONNECT_CAP_S."""
 

@@ -72,6 +72,7 @@ BAD_TOKEN_ERROR = (
 )
 # The text commands the pipeline answers, offered in Telegram's command menu (§5.2).
 NATIVE_COMMANDS = list(CORE_COMMANDS)
+POLL_READ_TIMEOUT_S = 15.0  # on top of the long-poll timeout itself
 MENU_LIMIT = 100  # Telegram's own cap on setMyCommands entries
 _PARSE_ERRORS = ("can't parse entities", "find end of the entity", "unsupported start tag")
 
@@ -258,8 +259,10 @@ class TelegramChannel:
             write_timeout=60,
             pool_timeout=10,  # many chats answered at once queue here instead of failing
         )
-        # PTB adds the long-poll timeout to this read timeout itself (→ 45 s with timeout=30).
-        poll_request = HTTPXRequest(connection_pool_size=1, connect_timeout=10, read_timeout=15)
+        # _fetch_updates adds the long-poll timeout to this read timeout (→ 45 s with 30).
+        poll_request = HTTPXRequest(
+            connection_pool_size=1, connect_timeout=10, read_timeout=POLL_READ_TIMEOUT_S
+        )
         return Bot(
             token,
             base_url=f"{root}/bot",
@@ -378,11 +381,7 @@ class TelegramChannel:
                 if not connected_once:
                     await self._connect(bot)
                     connected_once = True
-                updates = await bot.get_updates(
-                    offset=self._offset,
-                    timeout=self.poll_timeout_s,
-                    allowed_updates=ALLOWED_UPDATES,
-                )
+                updates = await self._fetch_updates(bot)
             except asyncio.CancelledError:
                 raise
             except InvalidToken:
@@ -434,8 +433,47 @@ class TelegramChannel:
             restart_delay = self.restart_initial_s
             network_failures = 0
             for update in updates:
-                self._offset = max(self._offset, update.update_id + 1)
-                await self._dispatch(update)
+                try:
+                    await self._dispatch(update)
+                except Exception:  # one bad update must not end polling for the account
+                    log.exception("[%s] update %s failed", self.account_id, update.update_id)
+
+    async def _fetch_updates(self, bot: Bot) -> list[Update]:
+        """One long poll; each update parsed on its own and confirmed even when unreadable.
+
+        `Bot.get_updates` parses the whole batch at once: one malformed update raised out of
+        the poll for every update, was never confirmed, and ended the polling task.
+        """
+        raw = await bot._post(  # the same request get_updates makes, minus the batch parse
+            "getUpdates",
+            {
+                "offset": self._offset,
+                "timeout": self.poll_timeout_s,
+                "allowed_updates": ALLOWED_UPDATES,
+            },
+            read_timeout=POLL_READ_TIMEOUT_S + self.poll_timeout_s,
+        )
+        if not isinstance(raw, list):
+            raise NetworkError(f"getUpdates returned {type(raw).__name__}, not a list")
+        updates: list[Update] = []
+        for item in raw:
+            uid = item.get("update_id") if isinstance(item, dict) else None
+            if isinstance(uid, int) and not isinstance(uid, bool):
+                self._offset = max(self._offset, uid + 1)
+            try:
+                update = Update.de_json(item, bot) if isinstance(item, dict) else None
+                if not isinstance(update, Update):
+                    raise TypeError(f"not an object: {type(item).__name__}")
+                updates.append(update)
+            except Exception as exc:
+                log.warning(
+                    "[%s] skipped unreadable update %s (%s: %s)",
+                    self.account_id,
+                    uid,
+                    type(exc).__name__,
+                    str(exc)[:200],
+                )
+        return updates
 
     async def _dispatch(self, update: Update) -> None:
         message = update.message
