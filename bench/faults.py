@@ -6,8 +6,11 @@
             what the user sees and how long it takes; a second client's `health` meanwhile
   disk      state dir on a tiny tmpfs (root only), filled up: what a chat turn does, whether
             the process survives, and whether any file is left unreadable
+  discord   fake Discord closes the bot's gateway socket 20 times: reconnect time, a DM after each
+  telegram  getUpdates answers 409 / 429 / 502 / 500x3: recovery time, getUpdates calls meanwhile
+  firstturn a neighbour's `health` latency while a fresh process runs its first chat turn
 
-    .venv/bin/python bench/faults.py [cycles, default 50] [sigkill|provider|disk ...]
+    .venv/bin/python bench/faults.py [cycles, default 50] [sigkill|provider|disk|discord|telegram|firstturn ...]
 
 tests/hardening/test_faults.py runs the same functions with a handful of cycles.
 """
@@ -26,6 +29,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +41,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from gateway.agents.transcript import Transcript  # noqa: E402
+from tests.fakes import discord as fd  # noqa: E402
 from tests.fakes.base import LoopbackServer  # noqa: E402
+from tests.fakes.discord import FakeDiscord  # noqa: E402
 from tests.fakes.llm import FakeLLM  # noqa: E402
+from tests.fakes.telegram import FakeTelegram  # noqa: E402
 from tests.harness import Client, connect_params, free_port  # noqa: E402
 
 TOKEN = "faults-token-0123456789abcdef"
@@ -496,6 +503,248 @@ def _text(message: Any) -> str:
     return str(content or "")
 
 
+# --- 4. channel faults (in-process gateway, both channels against the fakes) ----------------
+
+DC_DM_USER = 880_042
+TG_DM_CHAT = 880_043
+
+
+@contextlib.asynccontextmanager
+async def channel_gateway(
+    workdir: Path, fast: bool
+) -> AsyncIterator[tuple[Any, FakeTelegram, FakeDiscord, FakeLLM]]:
+    """A live gateway with Telegram and Discord on the fakes; `fast` shortens the long poll
+    and the back-offs (the bounded test), otherwise the shipped values are measured."""
+    import discord
+    import pytest
+
+    from channels.discord import DiscordChannel
+    from channels.telegram import TelegramChannel
+    from tests.harness import live_gateway
+
+    workdir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (once, before anything runs)
+    llm, tg, dc = FakeLLM(default_text="ok"), FakeTelegram(), FakeDiscord()
+    for server in (llm, tg, dc):
+        await server.start()
+    open_dms = {"dmPolicy": "open", "allowFrom": ["*"]}
+    config = {
+        "gateway": {"mode": "local"},
+        **provider_config(llm.url),
+        "session": {"dmScope": "per-channel-peer"},
+        "channels": {
+            "telegram": {"botToken": tg.token, "apiRoot": tg.url, **open_dms},
+            "discord": {"token": dc.token, **open_dms},
+        },
+    }
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            # discord.py keeps the API host in class attributes: restore them afterwards.
+            mp.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
+            ws_cls = discord.gateway.DiscordWebSocket
+            mp.setattr(ws_cls, "DEFAULT_GATEWAY", ws_cls.DEFAULT_GATEWAY)
+            mp.setenv("DISCORD_API_URL", dc.api_base)
+            mp.setenv("CLAWGATE_FAILOVER_TIME_SCALE", "0.001")
+            mp.setattr(DiscordChannel, "guild_ready_timeout", 0.05)
+            if fast:
+                mp.setattr(TelegramChannel, "poll_timeout_s", 1)
+                mp.setattr(TelegramChannel, "restart_initial_s", 0.05)
+                mp.setattr(TelegramChannel, "network_retry_max_s", 0.05)
+            async with live_gateway(workdir, config) as live:
+                manager = live.gateway.extensions["channels"]
+                await manager.get("telegram").runner.wait_for_status(lambda s: s.connected, 30)
+                await manager.get("discord").runner.wait_for_status(lambda s: s.connected, 30)
+                yield live, tg, dc, llm
+    finally:
+        for server in (llm, tg, dc):
+            await server.stop()
+
+
+async def _discord_dm_answered(dc: FakeDiscord, text: str, within: float) -> float:
+    path = f"/channels/{DC_DM_USER}/messages"
+    before = len(dc.rest_calls("POST", path))
+    t0 = time.perf_counter()
+    author = fd.user(DC_DM_USER, "faults")
+    await dc.message_create(fd.message(text, DC_DM_USER, author))
+    await dc.wait_until(lambda _: len(dc.rest_calls("POST", path)) > before, within)
+    return time.perf_counter() - t0
+
+
+async def _telegram_dm_answered(tg: FakeTelegram, text: str, within: float) -> float:
+    def replies() -> int:
+        return sum(
+            1
+            for r in tg.requests
+            if r["method"] == "sendMessage" and r["params"].get("chat_id") == str(TG_DM_CHAT)
+        )
+
+    before = replies()
+    t0 = time.perf_counter()
+    tg.text_update(text, chat_id=TG_DM_CHAT, user_id=TG_DM_CHAT)
+    await tg.wait_until(lambda _: replies() > before, within)
+    return time.perf_counter() - t0
+
+
+async def discord_drops(workdir: Path, drops: int, fast: bool = False) -> dict[str, Any]:
+    """Close the bot's gateway socket `drops` times (close 4000, as Discord does on its side):
+    time until discord.py has RESUMEd (or re-IDENTIFYed), then a DM must still be answered."""
+    reconnect: list[float] = []
+    answer: list[float] = []
+    failures: list[str] = []
+    async with channel_gateway(workdir, fast) as (live, _tg, dc, _llm):
+        runner = live.gateway.extensions["channels"].get("discord").runner
+        await _discord_dm_answered(dc, "warm-up", 15)
+        for i in range(drops):
+            seen = len(dc.ops(6)) + len(dc.ops(2))
+            t0 = time.perf_counter()
+            await dc.drop_sockets(4000)
+            try:
+                await dc.wait_until(partial(_reconnected, dc, seen), 60)
+                reconnect.append(time.perf_counter() - t0)
+                answer.append(await _discord_dm_answered(dc, f"after drop {i}", 15))
+            except TimeoutError:
+                failures.append(f"drop {i}: no reconnect or no answer")
+        status = runner.status()
+        return {
+            "drops": drops,
+            "reconnect s median / max": _median_max(reconnect),
+            "DM after each drop answered": f"{len(answer)}/{drops}",
+            "answer s median / max": _median_max(answer),
+            "RESUME / IDENTIFY": (len(dc.ops(6)), len(dc.ops(2))),
+            "connected at the end": status.connected,
+            "reconnects counted": status.reconnects,
+            "failures": failures,
+        }
+
+
+def _reconnected(dc: FakeDiscord, seen: int, _reqs: list[dict[str, Any]]) -> bool:
+    return len(dc.ops(6)) + len(dc.ops(2)) > seen
+
+
+def _polls(reqs: list[dict[str, Any]], start: int) -> list[dict[str, Any]]:
+    return [r for r in reqs[start:] if r["method"] == "getUpdates"]
+
+
+def _failed_once(start: int, code: int, reqs: list[dict[str, Any]]) -> bool:
+    return any(r["status"] == code for r in _polls(reqs, start))
+
+
+def _recovered(start: int, code: int, times: int, reqs: list[dict[str, Any]]) -> bool:
+    polls = _polls(reqs, start)
+    return sum(r["status"] == code for r in polls) == times and bool(polls[-1]["status"] == 200)
+
+
+TELEGRAM_FAULTS: list[tuple[str, int, str, dict[str, Any], int]] = [
+    # name, status, description, parameters, how many in a row
+    ("409 Conflict", 409, "Conflict: terminated by other getUpdates request", {}, 1),
+    ("429 retry_after=2", 429, "Too Many Requests: retry after 2", {"retry_after": 2}, 1),
+    ("502 Bad Gateway", 502, "Bad Gateway", {}, 1),
+    ("500 x3 in a row", 500, "Internal Server Error", {}, 3),
+]
+
+
+async def telegram_poll_faults(workdir: Path, fast: bool = False) -> dict[str, Any]:
+    """getUpdates answers an error (once or a few times in a row): seconds until polling works
+    again, how many getUpdates calls the back-off made (a crash loop would make many), and
+    whether a DM right after is answered."""
+    out: dict[str, Any] = {}
+    async with channel_gateway(workdir, fast) as (live, tg, _dc, _llm):
+        runner = live.gateway.extensions["channels"].get("telegram").runner
+        await _telegram_dm_answered(tg, "warm-up", 15)
+        for name, code, description, params, times in TELEGRAM_FAULTS:
+            start = len(tg.requests)
+            for _ in range(times):
+                tg.fail_next("getUpdates", code, description, **params)
+
+            # An update releases the held long poll, so the next getUpdates gets the error now.
+            tg.text_update("release the poll", chat_id=TG_DM_CHAT + 1, user_id=TG_DM_CHAT + 1)
+            await tg.wait_until(partial(_failed_once, start, code), 60)
+            t_fail = time.perf_counter()
+            await tg.wait_until(partial(_recovered, start, code, times), 120)
+            recovered = time.perf_counter() - t_fail
+            calls = len(_polls(tg.requests, start))
+            answered = await _telegram_dm_answered(tg, f"after {name}", 15)
+            out[name] = {
+                "recovery s": round(recovered, 2),
+                "getUpdates calls (errors + the one that worked)": calls,
+                "DM after answered in s": round(answered, 3),
+                "connected": runner.status().connected,
+            }
+    return out
+
+
+async def first_turn_stall(workdir: Path, runs: int) -> dict[str, Any]:
+    """A fresh gateway process; a neighbour polls `health` every ~5 ms while another client
+    runs the first chat turn (the provider SDK is imported then) and the second one."""
+    fake = FakeLLM(default_text="hello")
+    await fake.start()
+    per_run: dict[str, list[float]] = {k: [] for k in ("idle", "first turn", "second turn")}
+    maxima: dict[str, list[float]] = {k: [] for k in per_run}
+    turn_s: dict[str, list[float]] = {"first turn": [], "second turn": []}
+    try:
+        for run in range(runs):
+            state = workdir / f"run{run}"
+            state.mkdir(parents=True, exist_ok=True)
+            (state / "openclaw.json").write_text(json.dumps(provider_config(fake.url)))
+            gw = launch(state, workdir / "logs")
+            try:
+                await healthy(gw)
+                async with client(gw) as c, client(gw) as neighbour:
+                    idle: list[float] = []
+                    for _ in range(40):
+                        t0 = time.perf_counter()
+                        await neighbour.call("health")
+                        idle.append(time.perf_counter() - t0)
+                    per_run["idle"] += idle
+                    maxima["idle"].append(max(idle))
+                    for turn in ("first turn", "second turn"):
+                        stop = asyncio.Event()
+                        lat: list[float] = []
+                        probe = asyncio.create_task(_probe_health_fast(neighbour, stop, lat))
+                        t0 = time.perf_counter()
+                        ack = await c.call(
+                            "chat.send",
+                            {"sessionKey": "s", "message": "hi", "idempotencyKey": f"{turn}{run}"},
+                        )
+                        events = await turn_events(c, ack["runId"], 30)
+                        turn_s[turn].append(time.perf_counter() - t0)
+                        stop.set()
+                        await probe
+                        if events[-1]["state"] != "final":
+                            raise RuntimeError(f"{turn}: {events[-1]}")
+                        per_run[turn] += lat
+                        maxima[turn].append(max(lat))
+            finally:
+                await terminate(gw)
+    finally:
+        await fake.stop()
+    out: dict[str, Any] = {"runs (fresh process each)": runs}
+    for key, values in per_run.items():
+        out[f"health during {key}: ms p50 / max"] = (
+            round(statistics.median(values) * 1000, 2),
+            round(max(values) * 1000, 1),
+        )
+        out[f"health during {key}: median of per-run max ms"] = round(
+            statistics.median(maxima[key]) * 1000, 1
+        )
+    for key, values in turn_s.items():
+        out[f"{key} took s (median)"] = round(statistics.median(values), 3)
+    return out
+
+
+async def _probe_health_fast(c: Client, stop: asyncio.Event, latencies: list[float]) -> None:
+    while not stop.is_set():
+        t0 = time.perf_counter()
+        await c.call("health")
+        latencies.append(time.perf_counter() - t0)
+        await asyncio.sleep(0.005)
+
+
+def _median_max(values: list[float]) -> tuple[float, float] | None:
+    if not values:
+        return None
+    return (round(statistics.median(values), 3), round(max(values), 3))
+
+
 # --- main -----------------------------------------------------------------------------------
 
 
@@ -512,7 +761,8 @@ def show(title: str, figures: dict[str, Any]) -> None:
 
 async def main(argv: list[str]) -> None:
     cycles = int(argv[0]) if argv and argv[0].isdigit() else 50
-    which = [a for a in argv if not a.isdigit()] or ["sigkill", "provider", "disk"]
+    everything = ["sigkill", "provider", "disk", "discord", "telegram", "firstturn"]
+    which = [a for a in argv if not a.isdigit()] or everything
     print(f"faults bench {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(prefix="clawgate-faults-") as tmp:
         work = Path(tmp)
@@ -525,6 +775,12 @@ async def main(argv: list[str]) -> None:
                 print("\n== disk full: needs root to mount a tmpfs; not run")
             else:
                 show("disk full", await disk_full(work / "disk"))
+        if "discord" in which:
+            show("Discord gateway socket dropped x20", await discord_drops(work / "dc", 20))
+        if "telegram" in which:
+            show("Telegram getUpdates errors", await telegram_poll_faults(work / "tg"))
+        if "firstturn" in which:
+            show("first chat turn after start (x5)", await first_turn_stall(work / "ft", 5))
 
 
 if __name__ == "__main__":

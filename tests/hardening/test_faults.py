@@ -50,3 +50,29 @@ async def test_disk_full_fails_the_turn_and_leaves_no_unreadable_file(tmp_path: 
     assert figures["headerless transcripts"] == [], figures
     assert figures["temp files left"] in (0, [], None), figures
     assert figures["tracebacks in log"] == 0
+
+
+async def test_discord_socket_drops_reconnect_and_answer(tmp_path: Path) -> None:
+    figures = await faults.discord_drops(tmp_path, 3, fast=True)
+    assert figures["failures"] == [], figures
+    assert figures["DM after each drop answered"] == "3/3", figures
+    assert figures["connected at the end"] is True
+    # discord.py RESUMEs after a close 4000 (one IDENTIFY at login, none after).
+    assert figures["RESUME / IDENTIFY"] == (3, 1), figures
+
+
+async def test_telegram_poll_errors_back_off_without_a_crash_loop(tmp_path: Path) -> None:
+    figures = await faults.telegram_poll_faults(tmp_path, fast=True)
+    for name, _code, _desc, _params, times in faults.TELEGRAM_FAULTS:
+        outcome = figures[name]
+        assert outcome["connected"] is True, (name, outcome)
+        # Each error costs one getUpdates call, then the next one works: no tight retry loop.
+        assert outcome["getUpdates calls (errors + the one that worked)"] == times + 1, outcome
+    # 429 waits retry_after (2 s) even with the test's short back-offs.
+    assert figures["429 retry_after=2"]["recovery s"] >= 1.9, figures
+
+
+async def test_first_chat_turn_does_not_stall_other_clients(tmp_path: Path) -> None:
+    figures = await faults.first_turn_stall(tmp_path, 1)
+    # The SDK import runs in a thread: a neighbour's health stays far below the old ~1 s stall.
+    assert figures["health during first turn: median of per-run max ms"] < 250, figures
