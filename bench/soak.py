@@ -7,8 +7,13 @@ the fake Bot API and fake Discord; the model is the zero-latency fake OpenAI ser
   telegram   one DM after another (inject at the fake, wait for the reply)
   discord    the same through the fake Discord gateway
 Every minute: operations, errors, latency p50/p99 per kind; every 5 s the gateway's RSS.
+The RSS and chat latency p50/p99 per 15 s interval are drawn to test-output/soak.svg.
 
-    .venv/bin/python bench/soak.py [minutes, default 3]
+    .venv/bin/python bench/soak.py [minutes, default 3] [--new-every N]
+
+`--new-every N` sends `/new` in each Telegram and Discord conversation every N messages, so
+channel session histories stay short: compare its RSS with a plain run to see how much of the
+growth is those histories.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +43,8 @@ TOKEN = "bench-token-0123456789"
 CHAT_CLIENTS = 4
 RECONNECT_CLIENTS = 2
 SAMPLE_S = 5.0
+PLOT_INTERVAL_S = 15.0  # latency percentiles per interval in the SVG
+SVG_PATH = ROOT / "test-output" / "soak.svg"
 RESET_EVERY = 25  # turns per session before sessions.reset keeps history bounded
 CONNECT = {
     "minProtocol": 4,
@@ -62,12 +70,17 @@ class Recorder:
     errors: dict[tuple[int, str], int] = field(default_factory=lambda: defaultdict(int))
     error_samples: list[str] = field(default_factory=list)
     rss: list[tuple[float, float]] = field(default_factory=list)
+    # chat latencies per PLOT_INTERVAL_S bucket, for the plot
+    chat_buckets: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
 
     def minute(self) -> int:
         return int((time.monotonic() - self.t0) // 60)
 
     def ok(self, kind: str, seconds: float) -> None:
         self.latencies[(self.minute(), kind)].append(seconds)
+        if kind == "chat":
+            bucket = int((time.monotonic() - self.t0) // PLOT_INTERVAL_S)
+            self.chat_buckets[bucket].append(seconds)
 
     def fail(self, kind: str, exc: BaseException | str) -> None:
         self.errors[(self.minute(), kind)] += 1
@@ -196,13 +209,17 @@ async def platform_worker(
     wait_replies: Callable[[int, float], Awaitable[None]],
     rec: Recorder,
     deadline: float,
+    new_every: int = 0,
 ) -> int:
     n = 0
     while time.monotonic() < deadline:
         before = replies()
         t0 = time.perf_counter()
+        # Ten conversations in turn; with new_every, each one starts over every N messages.
+        rounds = n // 10
+        reset = new_every > 0 and rounds > 0 and rounds % new_every == 0
         try:
-            await inject(n % 10, f"soak {n}")
+            await inject(n % 10, "/new" if reset else f"soak {n}")
             await wait_replies(before + 1, 30)
             rec.ok(name, time.perf_counter() - t0)
         except Exception as exc:
@@ -265,10 +282,99 @@ def print_rss(rec: Recorder) -> None:
     print(f"RSS per minute (max): {series}")
 
 
+def _polyline(points: list[tuple[float, float]], color: str, dash: str = "") -> str:
+    coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+    extra = f' stroke-dasharray="{dash}"' if dash else ""
+    return f'<polyline fill="none" stroke="{color}" stroke-width="2"{extra} points="{coords}"/>'
+
+
+def _panel(
+    top: float,
+    title: str,
+    unit: str,
+    series: list[tuple[str, str, str, list[tuple[float, float]]]],
+    t_max: float,
+) -> list[str]:
+    """One chart 760x230 at y=`top`: axes, 4 gridlines, one polyline per (label, color, dash)."""
+    left, width, height = 70.0, 660.0, 180.0
+    values = [v for _, _, _, pts in series for _, v in pts]
+    lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
+    lo = 0.0 if unit == "ms" else lo * 0.98
+    hi = hi * 1.05 if hi > lo else lo + 1.0
+    out = [f'<text x="{left}" y="{top - 8}" font-weight="bold">{title}</text>']
+    for i in range(5):
+        value = lo + (hi - lo) * i / 4
+        y = top + height - height * i / 4
+        out.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{left + width}" y2="{y:.1f}" stroke="#ddd"/>'
+        )
+        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{value:.1f}</text>')
+    out.append(f'<text x="{left - 6}" y="{top - 8}" text-anchor="end">{unit}</text>')
+    for i in range(7):
+        t = t_max * i / 6
+        x = left + width * i / 6
+        out.append(
+            f'<text x="{x:.1f}" y="{top + height + 16}" text-anchor="middle">{t:.0f} s</text>'
+        )
+    out.append(
+        f'<rect x="{left}" y="{top}" width="{width}" height="{height}" fill="none" stroke="#888"/>'
+    )
+    for n, (label, color, dash, pts) in enumerate(series):
+        scaled = [
+            (left + width * t / t_max, top + height - height * (v - lo) / (hi - lo)) for t, v in pts
+        ]
+        if scaled:
+            out.append(_polyline(scaled, color, dash))
+        lx = left + width - 150
+        ly = top + 16 + 16 * n
+        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+        out.append(
+            f'<line x1="{lx}" y1="{ly - 4}" x2="{lx + 24}" y2="{ly - 4}" stroke="{color}"'
+            f' stroke-width="2"{dash_attr}/>'
+        )
+        out.append(f'<text x="{lx + 30}" y="{ly}">{label}</text>')
+    return out
+
+
+def write_svg(rec: Recorder, path: Path, title: str) -> None:
+    """RSS over time and chat latency p50/p99 per interval, as a dependency-free SVG."""
+    half = PLOT_INTERVAL_S / 2
+    p50 = [
+        (b * PLOT_INTERVAL_S + half, statistics.median(v) * 1000)
+        for b, v in sorted(rec.chat_buckets.items())
+        if v
+    ]
+    p99 = [
+        (b * PLOT_INTERVAL_S + half, pct(v, 0.99) * 1000)
+        for b, v in sorted(rec.chat_buckets.items())
+        if v
+    ]
+    t_max = max([t for t, _ in rec.rss] + [t + half for t, _ in p50] + [1.0])
+    body = [
+        '<svg xmlns="http://www.w3.org/2000/svg" width="800" height="560"'
+        ' font-family="sans-serif" font-size="12">',
+        '<rect width="100%" height="100%" fill="white"/>',
+        f'<text x="400" y="22" text-anchor="middle" font-size="14">{escape(title)}</text>',
+        *_panel(
+            60, "gateway RSS (sampled every 5 s)", "MB", [("RSS", "#1f77b4", "", rec.rss)], t_max
+        ),
+        *_panel(
+            330,
+            f"chat turn latency per {PLOT_INTERVAL_S:.0f} s",
+            "ms",
+            [("p50", "#2ca02c", "", p50), ("p99", "#d62728", "5,3", p99)],
+            t_max,
+        ),
+        "</svg>",
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(body) + "\n")
+
+
 # --- main --------------------------------------------------------------------------------------
 
 
-async def main(minutes: float) -> None:
+async def main(minutes: float, new_every: int = 0) -> None:
     from tests.fakes.discord import FakeDiscord
     from tests.fakes.telegram import FakeTelegram
 
@@ -317,10 +423,10 @@ async def main(minutes: float) -> None:
                 for i in range(RECONNECT_CLIENTS)
             },
             "telegram": platform_worker(
-                "telegram", tgp.inject, tgp.replies, tgp.wait_replies, rec, deadline
+                "telegram", tgp.inject, tgp.replies, tgp.wait_replies, rec, deadline, new_every
             ),
             "discord": platform_worker(
-                "discord", dcp.inject, dcp.replies, dcp.wait_replies, rec, deadline
+                "discord", dcp.inject, dcp.replies, dcp.wait_replies, rec, deadline, new_every
             ),
             "rss": sample_rss(proc.pid, rec, deadline),
         }
@@ -331,14 +437,24 @@ async def main(minutes: float) -> None:
         stop(proc)
         for server in (llm, tg, dc):
             await server.stop()
-    report(
-        rec,
+    resets = f", /new every {new_every} messages per DM" if new_every else ""
+    title = (
         f"soak {minutes:g} min, {time.strftime('%Y-%m-%d')}: {CHAT_CLIENTS} chat clients,"
-        f" {RECONNECT_CLIENTS} reconnect loops, Telegram + Discord DMs, zero-latency fake model",
+        f" {RECONNECT_CLIENTS} reconnect loops, Telegram + Discord DMs{resets},"
+        " zero-latency fake model"
     )
+    report(rec, title)
+    write_svg(rec, SVG_PATH, title)
+    print(f"plot: {SVG_PATH}")
     print(f"operations per worker: {counts}")
     print(f"gateway alive at the end: {alive}; exit code after SIGTERM: {proc.returncode}")
 
 
 if __name__ == "__main__":
-    asyncio.run(main(float(sys.argv[1]) if len(sys.argv) > 1 else 3.0))
+    args = sys.argv[1:]
+    every = 0
+    if "--new-every" in args:
+        i = args.index("--new-every")
+        every = int(args[i + 1])
+        del args[i : i + 2]
+    asyncio.run(main(float(args[0]) if args else 3.0, every))
