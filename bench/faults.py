@@ -551,7 +551,9 @@ async def channel_gateway(
                 mp.setattr(TelegramChannel, "network_retry_max_s", 0.05)
             async with live_gateway(workdir, config) as live:
                 manager = live.gateway.extensions["channels"]
-                await manager.get("telegram").runner.wait_for_status(lambda s: s.connected, 30)
+                # `connected` waits for the first long poll to return (30 s unless fast): the
+                # first getUpdates arriving at the fake is enough to start.
+                await tg.wait_until(lambda _: bool(tg.polls), 30)
                 await manager.get("discord").runner.wait_for_status(lambda s: s.connected, 30)
                 yield live, tg, dc, llm
     finally:
