@@ -8,6 +8,7 @@ together with those structured fields.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -124,11 +125,20 @@ def retry_after(headers: Any) -> float | None:
     return None
 
 
-def classify(exc: BaseException) -> Failure:
-    # Imported here so loading this module does not load the SDKs (idle memory).
-    import anthropic
-    import openai
+def _sdk_errors(name: str) -> tuple[type[BaseException], ...]:
+    """`name` (e.g. "APIStatusError") from each provider SDK that is loaded.
 
+    An exception can only come from a loaded SDK, and importing one here would stall the
+    event loop for about a second on the first failure (and cost its memory for nothing).
+    """
+    return tuple(
+        getattr(sys.modules[module], name)
+        for module in ("anthropic", "openai")
+        if module in sys.modules
+    )
+
+
+def classify(exc: BaseException) -> Failure:
     if isinstance(exc, MissingCredentials):
         return Failure("auth", preview=str(exc))
     if isinstance(exc, ContentFiltered):
@@ -141,13 +151,14 @@ def classify(exc: BaseException) -> Failure:
             error_type=exc.error_type,
             preview=_preview(exc.message or (exc.error_type or "")),
         )
-    if isinstance(exc, anthropic.APITimeoutError | openai.APITimeoutError | TimeoutError):
+    if isinstance(exc, TimeoutError) or isinstance(exc, _sdk_errors("APITimeoutError")):
         return Failure("timeout", preview="request timed out")
-    if isinstance(exc, anthropic.APIConnectionError | openai.APIConnectionError):
+    if isinstance(exc, _sdk_errors("APIConnectionError")):
         return Failure("timeout", preview="connection failed")
-    if isinstance(exc, anthropic.APIStatusError | openai.APIStatusError):
-        status = exc.status_code
-        kind, message = _body_error(exc.body)
+    sdk_exc: Any = exc  # an SDK error: typed by the checks below, not statically
+    if isinstance(exc, _sdk_errors("APIStatusError")):
+        status: int = sdk_exc.status_code
+        kind, message = _body_error(sdk_exc.body)
         reason: Reason = "unknown"
         if kind in _BODY_TYPES:
             reason = _BODY_TYPES[kind]
@@ -167,12 +178,14 @@ def classify(exc: BaseException) -> Failure:
             reason,
             status=status if status != 200 else None,
             error_type=kind,
-            retry_after_s=retry_after(exc.response.headers if exc.response is not None else None),
+            retry_after_s=retry_after(
+                sdk_exc.response.headers if sdk_exc.response is not None else None
+            ),
             preview=_preview(message or (kind or "")),
         )
-    if isinstance(exc, anthropic.APIError | openai.APIError):
+    if isinstance(exc, _sdk_errors("APIError")):
         # An error object inside an SSE stream (no HTTP status): only its structured type counts.
-        kind, message = _body_error(exc.body)
+        kind, message = _body_error(sdk_exc.body)
         return Failure(
             _BODY_TYPES.get(kind or "", "unknown"), error_type=kind, preview=_preview(message)
         )
