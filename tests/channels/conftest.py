@@ -7,9 +7,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import discord
 import pytest
 
+from channels.discord import DiscordChannel
 from channels.telegram import TelegramChannel, TelegramTransport
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import FakeLLM
 from tests.fakes.telegram import TOKEN, FakeTelegram
 from tests.harness import LiveGateway, live_gateway
@@ -21,6 +24,25 @@ async def fake_tg() -> AsyncIterator[FakeTelegram]:
     await fake.start()
     yield fake
     await fake.stop()
+
+
+@pytest.fixture
+async def fake_discord(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
+    """The fake Discord, with the gateway's channel pointed at it through DISCORD_API_URL."""
+    srv = FakeDiscord()
+    await srv.start()
+    # The gateway patches these discord.py class attributes from DISCORD_API_URL; restore them.
+    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
+    monkeypatch.setattr(
+        discord.gateway.DiscordWebSocket,
+        "DEFAULT_GATEWAY",
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY,
+    )
+    monkeypatch.setenv("DISCORD_API_URL", srv.api_base)
+    monkeypatch.setenv("DISCORD_BOT_TOKEN", srv.token)
+    monkeypatch.setattr(DiscordChannel, "guild_ready_timeout", 0.05)
+    yield srv
+    await srv.stop()
 
 
 @pytest.fixture

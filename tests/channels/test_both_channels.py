@@ -12,14 +12,11 @@ import copy
 import json
 import re
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import discord
 import pytest
 
-from channels.discord import DiscordChannel
 from tests.fakes import discord as fd
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import FakeLLM
@@ -31,21 +28,8 @@ FLY_GUIDE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "fly-g
 
 
 @pytest.fixture
-async def fake_dc(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
-    srv = FakeDiscord()
-    await srv.start()
-    # The gateway patches these discord.py class attributes from DISCORD_API_URL; restore them.
-    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
-    monkeypatch.setattr(
-        discord.gateway.DiscordWebSocket,
-        "DEFAULT_GATEWAY",
-        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY,
-    )
-    monkeypatch.setenv("DISCORD_API_URL", srv.api_base)
-    monkeypatch.setenv("DISCORD_BOT_TOKEN", srv.token)
-    monkeypatch.setattr(DiscordChannel, "guild_ready_timeout", 0.05)
-    yield srv
-    await srv.stop()
+def fake_dc(fake_discord: FakeDiscord) -> FakeDiscord:
+    return fake_discord
 
 
 def config(llm: FakeLLM, tg: FakeTelegram) -> dict[str, Any]:

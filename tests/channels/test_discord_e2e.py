@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import discord
 import pytest
 
 from channels.discord import BAD_TOKEN_ERROR, DiscordChannel
@@ -55,28 +54,13 @@ def fly_guide_config(llm_url: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
-    srv = FakeDiscord()
-    await srv.start()
-    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
-    monkeypatch.setattr(
-        discord.gateway.DiscordWebSocket,
-        "DEFAULT_GATEWAY",
-        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY,
-    )
-    monkeypatch.setenv("DISCORD_API_URL", srv.api_base)
-    monkeypatch.setenv("DISCORD_BOT_TOKEN", srv.token)
-    monkeypatch.setattr(DiscordChannel, "guild_ready_timeout", 0.05)
-    yield srv
-    await srv.stop()
+def fake(fake_discord: FakeDiscord) -> FakeDiscord:
+    return fake_discord
 
 
 @pytest.fixture
-async def llm() -> AsyncIterator[FakeLLM]:
-    srv = FakeLLM()
-    await srv.start()
-    yield srv
-    await srv.stop()
+def llm(fake_llm: FakeLLM) -> FakeLLM:
+    return fake_llm
 
 
 def discord_runner(live: LiveGateway) -> DiscordChannel:

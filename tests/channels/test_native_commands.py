@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import discord
 import pytest
 
 from channels.command_auth import NOT_AUTHORIZED_REPLY
@@ -39,29 +38,13 @@ Json = dict[str, Any]
 
 
 @pytest.fixture
-async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
-    srv = FakeDiscord()
-    await srv.start()
-    # The gateway patches these discord.py class attributes from DISCORD_API_URL; restore them.
-    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
-    monkeypatch.setattr(
-        discord.gateway.DiscordWebSocket,
-        "DEFAULT_GATEWAY",
-        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY,
-    )
-    monkeypatch.setenv("DISCORD_API_URL", srv.api_base)
-    monkeypatch.setenv("DISCORD_BOT_TOKEN", srv.token)
-    monkeypatch.setattr(DiscordChannel, "guild_ready_timeout", 0.05)
-    yield srv
-    await srv.stop()
+def fake(fake_discord: FakeDiscord) -> FakeDiscord:
+    return fake_discord
 
 
 @pytest.fixture
-async def llm() -> AsyncIterator[FakeLLM]:
-    srv = FakeLLM()
-    await srv.start()
-    yield srv
-    await srv.stop()
+def llm(fake_llm: FakeLLM) -> FakeLLM:
+    return fake_llm
 
 
 def config(llm: FakeLLM, discord_section: Json | None = None, **root: Any) -> Json:

@@ -62,6 +62,20 @@ def startupz(port: int) -> tuple[int, dict[str, Any]]:
         return exc.code, json.loads(exc.read())
 
 
+async def wait_restarted(gw: Proc, since: float, timeout: float = 15) -> None:
+    """Until a fresh process (uptime shorter than the time since `since`) answers /startupz."""
+    while True:
+        assert gw.proc.poll() is None, "gateway exited instead of restarting"
+        assert time.monotonic() < since + timeout, "gateway did not come back"
+        try:
+            status, body = await asyncio.to_thread(startupz, gw.port)
+        except OSError:
+            status, body = 0, {}
+        if status == 200 and body["uptimeMs"] < (time.monotonic() - since) * 1000:
+            return
+        await asyncio.sleep(0.1)
+
+
 def http_status(url: str) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=1) as r:
@@ -187,18 +201,7 @@ async def test_config_apply_of_a_restart_only_key_re_executes_the_gateway(
             )
             assert result["restartRequired"] is True and result["restartScheduled"] is True
         # Same process (re-exec keeps the PID), back up with the new setting.
-        applied = time.monotonic()
-        deadline = applied + 15
-        while True:
-            assert gw.proc.poll() is None, "gateway exited instead of restarting"
-            assert time.monotonic() < deadline, "gateway did not come back"
-            try:
-                status, body = await asyncio.to_thread(startupz, gw.port)
-            except OSError:
-                status, body = 0, {}
-            if status == 200 and body["uptimeMs"] < (time.monotonic() - applied) * 1000:
-                break  # a fresh process answers
-            await asyncio.sleep(0.1)
+        await wait_restarted(gw, since=time.monotonic())
         ui_status, _ = await asyncio.to_thread(http_status, f"http://127.0.0.1:{gw.port}/ui/")
         assert ui_status == 200
         assert gw.proc.pid == pid
@@ -222,17 +225,7 @@ async def test_editing_a_restart_only_key_in_the_file_restarts_the_gateway(
         raw["gateway"] = {"controlUi": {"basePath": "/panel"}}
         edited = time.monotonic()
         (tmp_path / "openclaw.json").write_text(json.dumps(raw))
-        deadline = edited + 15
-        while True:
-            assert gw.proc.poll() is None, "gateway exited instead of restarting"
-            assert time.monotonic() < deadline, "gateway did not restart"
-            try:
-                status, body = await asyncio.to_thread(startupz, gw.port)
-            except OSError:
-                status, body = 0, {}
-            if status == 200 and body["uptimeMs"] < (time.monotonic() - edited) * 1000:
-                break
-            await asyncio.sleep(0.1)
+        await wait_restarted(gw, since=edited)
         ui_status, _ = await asyncio.to_thread(http_status, f"http://127.0.0.1:{gw.port}/panel/")
         assert ui_status == 200
     finally:
