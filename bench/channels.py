@@ -15,12 +15,15 @@ parallel up to the gateway's concurrency limit).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -117,13 +120,26 @@ async def measure(p: Platform, llm: FakeLLM, messages: int, conversations: int) 
     return {"in": inbound, "out": outbound, "rate": messages / elapsed}
 
 
-async def main(messages: int, conversations: int) -> None:
+@dataclass
+class Rig:
+    """A gateway process with Telegram and Discord on the fakes and a zero-latency model."""
+
+    llm: FakeLLM
+    tg: FakeTelegram
+    dc: FakeDiscord
+    proc: subprocess.Popen[bytes]
+    port: int
+
+
+@contextlib.asynccontextmanager
+async def channel_rig(prefix: str) -> AsyncIterator[Rig]:
+    """Start the fakes and the gateway; yield once both channels are connected."""
     llm = FakeLLM(default_text="pong")
     tg = FakeTelegram()
     dc = FakeDiscord()
     for server in (llm, tg, dc):
         await server.start()
-    state = tempfile.mkdtemp(prefix="clawgate-bench-channels-")
+    state = tempfile.mkdtemp(prefix=prefix)
     open_dms = {"dmPolicy": "open", "allowFrom": ["*"]}
     config = {
         "models": {"providers": {"openai": {"baseUrl": llm.url + "/v1", "apiKey": "sk-bench"}}},
@@ -136,19 +152,24 @@ async def main(messages: int, conversations: int) -> None:
     }
     (Path(state) / "openclaw.json").write_text(json.dumps(config))
     proc, port = start(state, {"OPENCLAW_SKIP_CHANNELS": "", "DISCORD_API_URL": dc.api_base})
-    results: dict[str, dict[str, Any]] = {}
     try:
         await asyncio.to_thread(wait_healthy, port)
         await tg.wait_until(lambda reqs: any(r["method"] == "getUpdates" for r in reqs), 30)
         await dc.wait_op(2, timeout=30)  # IDENTIFY: the Discord client is connecting
         await dc.wait_until(lambda _: dc.connected_sockets > 0, 30)
-        for platform in (telegram_platform(tg), discord_platform(dc)):
-            results[platform.name] = await measure(platform, llm, messages, conversations)
-        rss = rss_mb(proc.pid)
+        yield Rig(llm, tg, dc, proc, port)
     finally:
         stop(proc)
         for server in (llm, tg, dc):
             await server.stop()
+
+
+async def main(messages: int, conversations: int) -> None:
+    results: dict[str, dict[str, Any]] = {}
+    async with channel_rig("clawgate-bench-channels-") as rig:
+        for platform in (telegram_platform(rig.tg), discord_platform(rig.dc)):
+            results[platform.name] = await measure(platform, rig.llm, messages, conversations)
+        rss = rss_mb(rig.proc.pid)
     print(
         f"{messages} messages per channel, {conversations} DM conversations, "
         "zero-latency fake OpenAI (streaming)"

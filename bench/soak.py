@@ -24,7 +24,6 @@ import importlib.util
 import json
 import statistics
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -34,10 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import websockets
-from _proc import ROOT, rss_mb, start, stop, wait_healthy
+from _proc import ROOT, rss_mb
 
 sys.path.insert(0, str(ROOT))
-from tests.fakes.llm import FakeLLM
 
 TOKEN = "bench-token-0123456789"
 CHAT_CLIENTS = 4
@@ -375,41 +373,20 @@ def write_svg(rec: Recorder, path: Path, title: str) -> None:
 
 
 async def main(minutes: float, new_every: int = 0) -> None:
-    from tests.fakes.discord import FakeDiscord
-    from tests.fakes.telegram import FakeTelegram
-
     # bench/channels.py by path: the name `channels` is the product package here.
     spec = importlib.util.spec_from_file_location("bench_channels", ROOT / "bench" / "channels.py")
     assert spec is not None and spec.loader is not None
     bench_channels = importlib.util.module_from_spec(spec)
+    sys.modules["bench_channels"] = bench_channels  # dataclasses look their module up there
     spec.loader.exec_module(bench_channels)
     telegram_platform, discord_platform = (
         bench_channels.telegram_platform,
         bench_channels.discord_platform,
     )
 
-    llm, tg, dc = FakeLLM(default_text="pong"), FakeTelegram(), FakeDiscord()
-    for server in (llm, tg, dc):
-        await server.start()
-    state = tempfile.mkdtemp(prefix="clawgate-soak-")
-    open_dms = {"dmPolicy": "open", "allowFrom": ["*"]}
-    config = {
-        "models": {"providers": {"openai": {"baseUrl": llm.url + "/v1", "apiKey": "sk-bench"}}},
-        "agents": {"defaults": {"model": {"primary": "openai/gpt-bench"}}},
-        "session": {"dmScope": "per-channel-peer"},
-        "channels": {
-            "telegram": {"botToken": tg.token, "apiRoot": tg.url, **open_dms},
-            "discord": {"token": dc.token, **open_dms},
-        },
-    }
-    (Path(state) / "openclaw.json").write_text(json.dumps(config))
-    proc, port = start(state, {"OPENCLAW_SKIP_CHANNELS": "", "DISCORD_API_URL": dc.api_base})
-    rec = Recorder()
     counts: dict[str, int] = {}
-    try:
-        await asyncio.to_thread(wait_healthy, port)
-        await tg.wait_until(lambda reqs: any(r["method"] == "getUpdates" for r in reqs), 30)
-        await dc.wait_until(lambda _: dc.connected_sockets > 0, 30)
+    async with bench_channels.channel_rig("clawgate-soak-") as rig:
+        proc, port, tg, dc = rig.proc, rig.port, rig.tg, rig.dc
         rec = Recorder()
         deadline = time.monotonic() + minutes * 60
         tgp, dcp = telegram_platform(tg), discord_platform(dc)
@@ -433,10 +410,6 @@ async def main(minutes: float, new_every: int = 0) -> None:
         results = await asyncio.gather(*jobs.values())
         counts = {k: v for k, v in zip(jobs, results, strict=True) if isinstance(v, int)}
         alive = proc.poll() is None
-    finally:
-        stop(proc)
-        for server in (llm, tg, dc):
-            await server.stop()
     resets = f", /new every {new_every} messages per DM" if new_every else ""
     title = (
         f"soak {minutes:g} min, {time.strftime('%Y-%m-%d')}: {CHAT_CLIENTS} chat clients,"
