@@ -216,15 +216,9 @@ class PairingStore:
         now = self._clock()
         with self._db(write=True) as conn:
             self._expire(conn, now)
-            sql = f"SELECT {self._COLS} FROM channel_pairing_requests WHERE channel=? AND code=?"
-            args = [channel, code.strip().upper()]
-            if account_id:
-                sql += " AND account_id=?"
-                args.append(account_id)
-            row = conn.execute(sql, args).fetchone()
-            if row is None:
+            req = self._find(conn, channel, code, account_id)
+            if req is None:
                 return None
-            req = self._row(row)
             conn.execute(
                 "DELETE FROM channel_pairing_requests "
                 "WHERE channel=? AND account_id=? AND sender_id=?",
@@ -243,17 +237,23 @@ class PairingStore:
         """Drop a pending request without admitting the sender; None if no such code."""
         with self._db(write=True) as conn:
             self._expire(conn, self._clock())
-            sql = f"SELECT {self._COLS} FROM channel_pairing_requests WHERE channel=? AND code=?"
-            args = [channel, code.strip().upper()]
-            if account_id:
-                sql += " AND account_id=?"
-                args.append(account_id)
-            row = conn.execute(sql, args).fetchone()
-            if row is None:
+            req = self._find(conn, channel, code, account_id)
+            if req is None:
                 return None
-            req = self._row(row)
             conn.execute(
                 "DELETE FROM channel_pairing_requests WHERE channel=? AND account_id=? AND code=?",
                 (req.channel, req.account_id, req.code),
             )
             return req
+
+    def _find(
+        self, conn: sqlite3.Connection, channel: str, code: str, account_id: str | None
+    ) -> PairingRequest | None:
+        """The pending request with `code` (case-insensitive) on `channel`, if any."""
+        sql = f"SELECT {self._COLS} FROM channel_pairing_requests WHERE channel=? AND code=?"
+        args = [channel, code.strip().upper()]
+        if account_id:
+            sql += " AND account_id=?"
+            args.append(account_id)
+        row = conn.execute(sql, args).fetchone()
+        return self._row(row) if row is not None else None
