@@ -92,7 +92,7 @@ def resolve_settings(flags: Flags, loaded: LoadedConfig, env: Mapping[str, str])
     port = resolve_port(flags, config, env)
     bind, host = resolve_bind(flags, config, container)
     auth = resolve_auth(flags, config, env, host, bind, container)
-    allowed, seeded = seed_origins(config, host, port)
+    allowed, seeded = seed_origins(config, host, port, env)
     return RuntimeSettings(
         port=port,
         bind=bind,

@@ -192,9 +192,20 @@ def resolve_auth(
     return AuthSettings(mode=mode, token=token, password=password, notes=notes)
 
 
-def seed_origins(config: OpenClawConfig, host: str, port: int) -> tuple[list[str], list[str]]:
-    """Allowed browser origins; loopback origins for this port are always allowed at runtime."""
+def seed_origins(
+    config: OpenClawConfig, host: str, port: int, env: Mapping[str, str] | None = None
+) -> tuple[list[str], list[str]]:
+    """Allowed browser origins; loopback origins for this port are always allowed at runtime.
+
+    On a Fly Machine the app's own `https://<FLY_APP_NAME>.fly.dev` is added too: it is where
+    the Fly guide sends the user, and nobody but this app serves pages from that origin.
+    """
     configured = [o.rstrip("/") for o in config.gateway.control_ui.allowed_origins]
     seeded = [f"http://localhost:{port}", f"http://127.0.0.1:{port}"]
+    env = env or {}
+    app = env.get("FLY_APP_NAME", "").strip().lower()
+    on_fly = bool(app and env.get("FLY_MACHINE_ID", "").strip())
+    if on_fly and re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", app):
+        seeded.append(f"https://{app}.fly.dev")
     added = [o for o in seeded if o not in configured]
     return configured + added, (added if host not in LOOPBACK_HOSTS else [])

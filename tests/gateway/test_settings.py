@@ -122,3 +122,17 @@ def test_loopback_without_secret_generates_runtime_token() -> None:
 def test_password_flag_warns_about_process_listings() -> None:
     settings = auth(Flags(password="pw"))
     assert settings.mode == "password" and any("process listings" in n for n in settings.notes)
+
+
+def test_fly_seeds_the_apps_own_https_origin() -> None:
+    from gateway.settings import seed_origins
+
+    fly = {"FLY_APP_NAME": "My-Claw", "FLY_MACHINE_ID": "148e"}
+    allowed, seeded = seed_origins(cfg(), "0.0.0.0", 3000, fly)
+    assert "https://my-claw.fly.dev" in allowed and "https://my-claw.fly.dev" in seeded
+    # Not on Fly (no machine id), or a name that is not a hostname label: nothing extra.
+    assert not any(
+        "fly.dev" in o for o in seed_origins(cfg(), "0.0.0.0", 3000, {"FLY_APP_NAME": "x"})[0]
+    )
+    odd = {"FLY_APP_NAME": "evil.com/x", "FLY_MACHINE_ID": "1"}
+    assert not any("fly.dev" in o for o in seed_origins(cfg(), "0.0.0.0", 3000, odd)[0])

@@ -11,7 +11,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from tests.harness import TOKEN, Client, connect_params, connected, live_gateway
+from tests.harness import TOKEN, Client, connect_params, connected, free_port, live_gateway
 
 
 async def open_raw(url: str, **kwargs: object) -> tuple[websockets.ClientConnection, Client]:
@@ -238,3 +238,17 @@ async def test_tick_events_follow_the_advertised_interval(tmp_path: Path) -> Non
                     ticks.append(frame)
             assert ticks[0]["payload"]["ts"] <= ticks[1]["payload"]["ts"]
             assert ticks[0]["seq"] < ticks[1]["seq"]
+
+
+async def test_a_fly_app_accepts_its_own_https_origin(tmp_path: Path) -> None:
+    from gateway.settings import Flags
+
+    env = {"FLY_APP_NAME": "my-claw", "FLY_MACHINE_ID": "148e"}
+    flags = Flags(port=free_port(), bind="loopback")
+    async with live_gateway(tmp_path, None, flags=flags, env=env) as live:
+        for origin, ok in (("https://my-claw.fly.dev", True), ("https://other.fly.dev", False)):
+            async with websockets.connect(live.ws, origin=origin) as ws:  # type: ignore[arg-type]
+                client = Client(ws)
+                await client.recv()
+                res = await client.request("connect", connect_params())
+                assert res["ok"] is ok, (origin, res)
