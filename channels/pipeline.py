@@ -18,7 +18,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Literal
 
-from channels import commands as chan_commands
 from channels.base import (
     AccountStatus,
     ChannelId,
@@ -43,6 +42,7 @@ from gateway.agents.freshness import ResetPolicy, ResetRules, select_reset_polic
 from gateway.agents.routing import NoOwner, Route, RouteInput, resolve_route
 from gateway.agents.runner import QueueFull, RunResult, SubmitRequest
 from gateway.agents.session_keys import build_session_key, may_update_last_route
+from gateway.assistant import commands as chan_commands
 from gateway.assistant import roster as rv
 from gateway.config.models import DiscordConfig, OpenClawConfig, TelegramConfig
 

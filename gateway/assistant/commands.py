@@ -1,7 +1,9 @@
-"""Text commands on channels (/new /reset /stop /status /help /model /whoami), channels.md §5.1.
+"""Commands answered without a model (/new /reset /stop /status /help /model /whoami).
 
-Parsing and wording come from `gateway.agents.commands`; this module applies a command to
-the agents service and returns the reply text. Everything here is synchronous so a reset
+One place for every entry point: channel messages, Discord slash commands, the Telegram menu
+and `chat.send` from the Control UI (channels.md §5.1, agents.md §1 step 4). Parsing and
+wording come from `gateway.agents.commands`; this module applies a command to the agents
+service and returns the reply text. Everything here is synchronous so a reset
 takes effect before the next message of the same chat is looked at.
 """
 
