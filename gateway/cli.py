@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
 from gateway import __version__, logs
+from gateway.config.models import OpenClawConfig
 from gateway.settings import AUTH_MODES, BIND_MODES, LOOPBACK_HOSTS, Flags, StartupError
 
 log = logging.getLogger("gateway")
@@ -155,6 +156,8 @@ def run(flags: Flags) -> int:
                 " configured before exposing it to public networks."
             )
         log.info("agent model: %s", defaults_chain(loaded.config).primary)
+        for problem in credential_problems(loaded.config, env):
+            log.warning(problem)
         gateway = build_gateway(settings, loaded)
         gateway.drain_timeout_s = drain_timeout(env)
         code = asyncio.run(serve(gateway, sock))
@@ -168,6 +171,43 @@ def run(flags: Flags) -> int:
         logging.shutdown()
         os.execv(sys.executable, [sys.executable, "-m", "gateway", *sys.argv[1:]])
     return code
+
+
+def credential_problems(config: OpenClawConfig, env: Mapping[str, str]) -> list[str]:
+    """One line per configured model whose provider has no usable credentials.
+
+    Said at startup, so a missing key shows in the first log lines rather than as a failed
+    first reply.
+    """
+    from gateway.assistant.roster import model_chain, roster
+    from gateway.config.secrets import SecretError, resolve_secret
+    from providers.endpoints import provider_settings
+    from providers.types import MissingCredentials
+
+    problems: list[str] = []
+    seen: set[str] = set()
+    for agent_id in roster(config).agent_ids:
+        for ref in model_chain(config, agent_id).candidates:
+            provider = ref.partition("/")[0]
+            if provider in seen:
+                continue
+            seen.add(provider)
+            entry = config.models.providers.get(provider)
+            try:
+                key = resolve_secret(
+                    entry.api_key if entry else None, f"models.providers.{provider}.apiKey", env
+                )
+                provider_settings(
+                    provider,
+                    api=entry.api if entry else None,
+                    base_url=entry.base_url if entry else None,
+                    api_key=key,
+                    timeout_s=None,
+                    env=env,
+                )
+            except (MissingCredentials, SecretError) as exc:
+                problems.append(f"model {ref}: {exc} (turns on it will fall back or fail)")
+    return problems
 
 
 DRAIN_TIMEOUT_ENV = "CLAWGATE_DRAIN_TIMEOUT_SECONDS"

@@ -129,3 +129,25 @@ def test_credentials_resolution_names_the_env_var_and_never_a_value() -> None:
         assert "ANTHROPIC_API_KEY" in str(exc)
     else:
         raise AssertionError("expected MissingCredentials")
+
+
+def test_startup_names_models_without_credentials() -> None:
+    from gateway.cli import credential_problems
+    from gateway.config.models import OpenClawConfig
+
+    config = OpenClawConfig.model_validate(
+        {
+            "agents": {
+                "defaults": {
+                    "model": {"primary": "anthropic/claude-x", "fallbacks": ["openai/gpt-y"]}
+                }
+            },
+            "models": {"providers": {"openai": {"apiKey": {"source": "env", "id": "MY_OPENAI"}}}},
+        }
+    )
+    problems = credential_problems(config, {"ANTHROPIC_API_KEY": "sk-ant-123456"})
+    assert len(problems) == 1 and problems[0].startswith("model openai/gpt-y:")
+    assert "MY_OPENAI" in problems[0]
+    env = {"ANTHROPIC_API_KEY": "sk-ant-123456", "MY_OPENAI": "sk-oai-123456"}
+    assert credential_problems(config, env) == []
+    assert all("sk-" not in p for p in problems)
