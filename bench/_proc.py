@@ -1,7 +1,8 @@
-"""Helpers for the benches: start the real gateway process and watch it."""
+"""Helpers shared by the benches: the gateway process, a protocol client, percentiles."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -10,8 +11,12 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
+
+import websockets
 
 ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "bench-token-0123456789"
 
 
 def free_port() -> int:
@@ -27,7 +32,7 @@ def start(
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCLAW_")}
     env.update(
         OPENCLAW_STATE_DIR=state_dir or tempfile.mkdtemp(prefix="clawgate-bench-"),
-        OPENCLAW_GATEWAY_TOKEN="bench-token-0123456789",
+        OPENCLAW_GATEWAY_TOKEN=TOKEN,
         OPENCLAW_SKIP_CHANNELS="1",
     )
     env.update(extra_env or {})
@@ -75,3 +80,38 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def connect_params(
+    scopes: list[str], client_id: str = "bench", mode: str = "bench"
+) -> dict[str, Any]:
+    """`connect` params for an operator client with the bench token."""
+    return {
+        "minProtocol": 4,
+        "maxProtocol": 4,
+        "client": {"id": client_id, "version": "1", "platform": "linux", "mode": mode},
+        "role": "operator",
+        "scopes": scopes,
+        "auth": {"token": TOKEN},
+    }
+
+
+async def open_client(
+    url: str, params: dict[str, Any], open_timeout: float = 30
+) -> websockets.ClientConnection:
+    """A connected, authenticated WebSocket client (raises if `connect` is refused)."""
+    ws = await websockets.connect(url, max_size=None, open_timeout=open_timeout, ping_interval=None)
+    await ws.recv()  # connect.challenge
+    await ws.send(json.dumps({"type": "req", "id": "c", "method": "connect", "params": params}))
+    while True:
+        msg = json.loads(await ws.recv())
+        if msg.get("id") == "c":
+            if not msg.get("ok"):
+                raise RuntimeError(f"connect refused: {msg}")
+            return ws
+
+
+def pct(values: list[float], q: float) -> float:
+    """Nearest-rank percentile, `q` in 0..1 (NaN for no values)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")

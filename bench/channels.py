@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _proc import ROOT, rss_mb, start, stop, wait_healthy
+from _proc import ROOT, pct, rss_mb, start, stop, wait_healthy
 
 sys.path.insert(0, str(ROOT))
 from tests.fakes import discord as fd
@@ -37,11 +37,6 @@ from tests.fakes.telegram import FakeTelegram
 
 WARMUP = 20
 DM_BASE = 880_000  # fake Discord DM channel ids (discord.py builds DM channels itself)
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def line(name: str, values: list[float]) -> str:

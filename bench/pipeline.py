@@ -19,26 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import websockets
-from _proc import ROOT, rss_mb, start, stop, wait_healthy
+from _proc import ROOT, connect_params, open_client, pct, rss_mb, start, stop, wait_healthy
 
 sys.path.insert(0, str(ROOT))
 from tests.fakes.llm import FakeLLM
-
-TOKEN = "bench-token-0123456789"
-CONNECT = {
-    "minProtocol": 4,
-    "maxProtocol": 4,
-    "client": {"id": "bench", "version": "1", "platform": "linux", "mode": "bench"},
-    "role": "operator",
-    "scopes": ["operator.write"],
-    "auth": {"token": TOKEN},
-}
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def main(turns: int, sessions: int) -> None:
@@ -53,13 +37,8 @@ async def main(turns: int, sessions: int) -> None:
     proc, port = start(state)
     try:
         await asyncio.to_thread(wait_healthy, port)
-        async with websockets.connect(f"ws://127.0.0.1:{port}/", max_size=None) as ws:
-            await ws.recv()
-            await ws.send(
-                json.dumps({"type": "req", "id": "c", "method": "connect", "params": CONNECT})
-            )
-            while json.loads(await ws.recv()).get("id") != "c":
-                pass
+        url = f"ws://127.0.0.1:{port}/"
+        async with await open_client(url, connect_params(["operator.write"])) as ws:
             inbound: list[float] = []
             outbound: list[float] = []
             for n in range(turns + 20):  # the first 20 warm up imports and caches

@@ -33,30 +33,17 @@ from pathlib import Path
 from typing import Any
 
 import websockets
-from _proc import ROOT, rss_mb
+from _proc import ROOT, connect_params, pct, rss_mb
 
 sys.path.insert(0, str(ROOT))
 
-TOKEN = "bench-token-0123456789"
 CHAT_CLIENTS = 4
 RECONNECT_CLIENTS = 2
 SAMPLE_S = 5.0
 PLOT_INTERVAL_S = 15.0  # latency percentiles per interval in the SVG
 SVG_PATH = ROOT / "test-output" / "soak.svg"
 RESET_EVERY = 25  # turns per session before sessions.reset keeps history bounded
-CONNECT = {
-    "minProtocol": 4,
-    "maxProtocol": 4,
-    "client": {"id": "soak", "version": "1", "platform": "linux", "mode": "bench"},
-    "role": "operator",
-    "scopes": ["operator.admin"],
-    "auth": {"token": TOKEN},
-}
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+CONNECT = connect_params(["operator.admin"], client_id="soak")
 
 
 @dataclass

@@ -16,26 +16,9 @@ import sys
 import time
 
 import websockets
-from _proc import rss_mb, start, stop, wait_healthy
+from _proc import connect_params, open_client, pct, rss_mb, start, stop, wait_healthy
 
-TOKEN = "bench-token-0123456789"
-CONNECT = {
-    "minProtocol": 4,
-    "maxProtocol": 4,
-    "client": {"id": "bench", "version": "1", "platform": "linux", "mode": "bench"},
-    "role": "operator",
-    "scopes": ["operator.read"],
-    "auth": {"token": TOKEN},
-}
-
-
-async def open_client(url: str) -> websockets.ClientConnection:
-    ws = await websockets.connect(url, max_size=None, open_timeout=30, ping_interval=None)
-    await ws.recv()  # connect.challenge
-    await ws.send(json.dumps({"type": "req", "id": "c", "method": "connect", "params": CONNECT}))
-    while json.loads(await ws.recv()).get("id") != "c":
-        pass
-    return ws
+READ = connect_params(["operator.read"])
 
 
 async def idle_reader(ws: websockets.ClientConnection) -> None:
@@ -55,11 +38,6 @@ async def call_health(ws: websockets.ClientConnection, n: int) -> float:
     return (time.perf_counter() - t0) * 1000
 
 
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
 async def main() -> None:
     counts = [int(c) for c in (sys.argv[1] if len(sys.argv) > 1 else "0,500,2000").split(",")]
     per_level = int(sys.argv[2]) if len(sys.argv) > 2 else 400
@@ -71,18 +49,18 @@ async def main() -> None:
     readers: list[asyncio.Task[None]] = []
     try:
         wait_healthy(port)
-        probe = await open_client(url)
+        probe = await open_client(url, READ)
         print(f"{'clients':>8} {'health p50 ms':>14} {'p99 ms':>8} {'RSS MB':>8}")
         for target in counts:
             while len(clients) < target:
                 batch = min(200, target - len(clients))
-                clients += await asyncio.gather(*(open_client(url) for _ in range(batch)))
+                clients += await asyncio.gather(*(open_client(url, READ) for _ in range(batch)))
                 readers += [asyncio.create_task(idle_reader(c)) for c in clients[len(readers) :]]
             await asyncio.sleep(1.0)
             # The probe asks while all the other clients stay connected (and reading).
             latencies = [await call_health(probe, n) for n in range(per_level)]
             print(
-                f"{len(clients):>8} {statistics.median(latencies):>14.2f} {pct(latencies, 99):>8.2f} {rss_mb(proc.pid):>8.1f}"
+                f"{len(clients):>8} {statistics.median(latencies):>14.2f} {pct(latencies, 0.99):>8.2f} {rss_mb(proc.pid):>8.1f}"
             )
     finally:
         await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
