@@ -68,17 +68,10 @@ def to_inbound(
     author = message.author
     guild = message.guild
     bot_role_ids: set[int] = set()
-    role_ids: tuple[str, ...] = ()
-    if guild is not None:
-        me = guild.me
-        if me is not None:
-            bot_role_ids = {r.id for r in me.roles if not r.is_default()}
-        if isinstance(author, discord.Member):
-            role_ids = tuple(str(r.id) for r in author.roles if not r.is_default())
-    thread_id = parent_id = None
-    if isinstance(channel, discord.Thread):
-        thread_id = str(channel.id)
-        parent_id = str(channel.parent_id)
+    if guild is not None and guild.me is not None:
+        bot_role_ids = {r.id for r in guild.me.roles if not r.is_default()}
+    role_ids = _role_ids(author) if guild is not None else ()
+    thread_id, parent_id = _thread_ids(channel)
     replied = _replied(message)
     ref_id = message.reference.message_id if message.reference else None
     text = "\n".join(p for p in [message.content, *_media_placeholders(message)] if p)
@@ -129,13 +122,8 @@ def interaction_to_inbound(
         return None
     author = interaction.user
     guild = interaction.guild
-    role_ids: tuple[str, ...] = ()
-    if isinstance(author, discord.Member):
-        role_ids = tuple(str(r.id) for r in author.roles if not r.is_default())
-    thread_id = parent_id = None
-    if isinstance(channel, discord.Thread):
-        thread_id = str(channel.id)
-        parent_id = str(channel.parent_id)
+    role_ids = _role_ids(author)
+    thread_id, parent_id = _thread_ids(channel)
     in_guild = interaction.guild_id is not None
     return InboundMessage(
         channel="discord",
@@ -159,3 +147,17 @@ def interaction_to_inbound(
         native_command=True,
         private_reply=private_reply,
     )
+
+
+def _role_ids(author: object) -> tuple[str, ...]:
+    """A guild member's role ids (not @everyone); nothing for users outside a guild."""
+    if isinstance(author, discord.Member):
+        return tuple(str(r.id) for r in author.roles if not r.is_default())
+    return ()
+
+
+def _thread_ids(channel: object) -> tuple[str | None, str | None]:
+    """(thread id, parent channel id) when `channel` is a thread, else (None, None)."""
+    if isinstance(channel, discord.Thread):
+        return str(channel.id), str(channel.parent_id)
+    return None, None
