@@ -28,7 +28,7 @@ async def fake_tg() -> AsyncIterator[FakeTelegram]:
 
 @pytest.fixture
 async def fake_discord(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
-    """The fake Discord, with the gateway's channel pointed at it through DISCORD_API_URL."""
+    """The fake Discord, with discord.py pointed at it through DISCORD_API_URL."""
     srv = FakeDiscord()
     await srv.start()
     # The gateway patches these discord.py class attributes from DISCORD_API_URL; restore them.
@@ -39,10 +39,16 @@ async def fake_discord(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDis
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY,
     )
     monkeypatch.setenv("DISCORD_API_URL", srv.api_base)
-    monkeypatch.setenv("DISCORD_BOT_TOKEN", srv.token)
     monkeypatch.setattr(DiscordChannel, "guild_ready_timeout", 0.05)
     yield srv
     await srv.stop()
+
+
+@pytest.fixture
+def fake_discord_bot(fake_discord: FakeDiscord, monkeypatch: pytest.MonkeyPatch) -> FakeDiscord:
+    """`fake_discord` with its bot token in DISCORD_BOT_TOKEN, as a gateway reads it."""
+    monkeypatch.setenv("DISCORD_BOT_TOKEN", fake_discord.token)
+    return fake_discord
 
 
 @pytest.fixture

@@ -28,8 +28,8 @@ FLY_GUIDE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "fly-g
 
 
 @pytest.fixture
-def fake_dc(fake_discord: FakeDiscord) -> FakeDiscord:
-    return fake_discord
+def fake_dc(fake_discord_bot: FakeDiscord) -> FakeDiscord:
+    return fake_discord_bot
 
 
 def config(llm: FakeLLM, tg: FakeTelegram) -> dict[str, Any]:

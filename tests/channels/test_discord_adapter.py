@@ -41,20 +41,8 @@ class Inbox:
 
 
 @pytest.fixture
-async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
-    srv = FakeDiscord()
-    await srv.start()
-    # Restore discord.py's class attributes after the test whatever the adapter set.
-    monkeypatch.setattr(discord.http.Route, "BASE", discord.http.Route.BASE)
-    monkeypatch.setattr(
-        discord.gateway.DiscordWebSocket,
-        "DEFAULT_GATEWAY",
-        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY,
-    )
-    monkeypatch.setenv("DISCORD_API_URL", srv.api_base)
-    monkeypatch.setattr(DiscordChannel, "guild_ready_timeout", 0.05)
-    yield srv
-    await srv.stop()
+def fake(fake_discord: FakeDiscord) -> FakeDiscord:
+    return fake_discord
 
 
 def make_channel(inbox: Inbox, token: str = fd.TOKEN) -> DiscordChannel:

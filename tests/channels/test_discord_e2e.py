@@ -54,8 +54,8 @@ def fly_guide_config(llm_url: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def fake(fake_discord: FakeDiscord) -> FakeDiscord:
-    return fake_discord
+def fake(fake_discord_bot: FakeDiscord) -> FakeDiscord:
+    return fake_discord_bot
 
 
 @pytest.fixture

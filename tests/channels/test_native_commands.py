@@ -38,8 +38,8 @@ Json = dict[str, Any]
 
 
 @pytest.fixture
-def fake(fake_discord: FakeDiscord) -> FakeDiscord:
-    return fake_discord
+def fake(fake_discord_bot: FakeDiscord) -> FakeDiscord:
+    return fake_discord_bot
 
 
 @pytest.fixture
