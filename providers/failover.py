@@ -210,10 +210,7 @@ class TurnResult:
     attempts: list[Attempt] = field(default_factory=list)
     failure: Failure | None = None  # set when no candidate answered
     streamed: bool = False  # text reached the sink before the end
-
-    @property
-    def ok(self) -> bool:
-        return self.completion is not None
+    api: str | None = None  # the API the answering candidate spoke
 
 
 ProviderFor = Callable[[str], Provider]  # provider id -> provider (may raise MissingCredentials)
@@ -334,6 +331,7 @@ async def _try_candidate(
                 else:
                     result.completion = event
             if result.completion is not None:
+                result.api = provider.settings.api
                 return None, tries
             failure = Failure("empty", preview="stream ended without a final message")
         except asyncio.CancelledError:

@@ -7,6 +7,7 @@ import gc
 import importlib
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -81,7 +82,6 @@ class ModelTurns:
         self.pool = ProviderPool(self._provider_config, env)
         path: Path = gateway.settings.state_dir / "agents" / "model-health.json"
         self.health = ModelHealth(path, self.policy)
-        self._sdks_loaded: set[str] = set()
 
     def _provider_config(self, provider: str) -> dict[str, object]:
         entry = self.gateway.loaded.config.models.providers.get(provider)
@@ -105,13 +105,12 @@ class ModelTurns:
         if req.overflow_summary:
             text = f"{req.overflow_summary}\n\n{text}"
         modules = {self._sdk_module(ref.partition("/")[0]) for ref in chain.candidates}
-        missing = sorted(modules - self._sdks_loaded)
+        missing = sorted(m for m in modules if m not in sys.modules)
         if missing:
             # Each SDK loads on first use of its API (idle memory stays low, and one never
             # used is never loaded), off the event loop: importing inline stalled every
             # connection for about a second.
             await asyncio.to_thread(_import_modules, missing)
-            self._sdks_loaded.update(missing)
             # Module-level objects live forever: keep the collector from rescanning them
             # on every full collection (a 100+ ms pause with an SDK loaded).
             gc.freeze()
@@ -138,7 +137,7 @@ class ModelTurns:
                 ),
                 provider=provider,
                 model=model,
-                api=self.pool.get(provider).settings.api,
+                api=result.api,
                 stop_reason=_stop_reason(done.stop_reason),
                 response_id=done.response_id,
             )
