@@ -179,9 +179,8 @@ def credential_problems(config: OpenClawConfig, env: Mapping[str, str]) -> list[
     Said at startup, so a missing key shows in the first log lines rather than as a failed
     first reply.
     """
+    from gateway.assistant.model_turn import provider_settings_from_config
     from gateway.assistant.roster import model_chain, roster
-    from gateway.config.secrets import SecretError, resolve_secret
-    from providers.endpoints import provider_settings
     from providers.types import MissingCredentials
 
     problems: list[str] = []
@@ -192,20 +191,9 @@ def credential_problems(config: OpenClawConfig, env: Mapping[str, str]) -> list[
             if provider in seen:
                 continue
             seen.add(provider)
-            entry = config.models.providers.get(provider)
             try:
-                key = resolve_secret(
-                    entry.api_key if entry else None, f"models.providers.{provider}.apiKey", env
-                )
-                provider_settings(
-                    provider,
-                    api=entry.api if entry else None,
-                    base_url=entry.base_url if entry else None,
-                    api_key=key,
-                    timeout_s=None,
-                    env=env,
-                )
-            except (MissingCredentials, SecretError) as exc:
+                provider_settings_from_config(config, provider, env)
+            except MissingCredentials as exc:
                 problems.append(f"model {ref}: {exc} (turns on it will fall back or fail)")
     return problems
 

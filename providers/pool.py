@@ -2,36 +2,21 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
-from providers.endpoints import provider_settings
 from providers.types import Provider, ProviderSettings
 
 
 class ProviderPool:
-    """Hands out one client per provider; a changed config (key, URL) builds a new one."""
+    """Hands out one client per provider; changed settings (key, URL) build a new one."""
 
-    def __init__(
-        self,
-        provider_config: Callable[[str], dict[str, object]],
-        env: Mapping[str, str] = os.environ,
-    ) -> None:
-        # provider_config(provider) -> {"api", "baseUrl", "apiKey", "timeoutSeconds"} (resolved)
-        self._config = provider_config
-        self._env = env
+    def __init__(self, settings_for: Callable[[str], ProviderSettings]) -> None:
+        # settings_for(provider) resolves config + env; raises MissingCredentials.
+        self._settings_for = settings_for
         self._clients: dict[str, tuple[ProviderSettings, Provider]] = {}
 
     def get(self, provider: str) -> Provider:
-        cfg = self._config(provider)
-        settings = provider_settings(
-            provider,
-            api=_str(cfg.get("api")),
-            base_url=_str(cfg.get("baseUrl")),
-            api_key=_str(cfg.get("apiKey")),
-            timeout_s=_float(cfg.get("timeoutSeconds")),
-            env=self._env,
-        )
+        settings = self._settings_for(provider)
         cached = self._clients.get(provider)
         if cached is not None and cached[0] == settings:
             return cached[1]
@@ -56,11 +41,3 @@ def _build(settings: ProviderSettings) -> Provider:
     from providers.openai_api import OpenAIProvider
 
     return OpenAIProvider(settings)
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _float(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) else None

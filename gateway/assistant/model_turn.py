@@ -14,12 +14,20 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.agents.runner import DeltaSink, RunFailure, RunOutcome, RunRequest, Usage
 from gateway.assistant.roster import ModelChain
+from gateway.config.models import OpenClawConfig
 from gateway.config.secrets import SecretError, resolve_secret
 from gateway.logs import scrubber
 from providers.classify import Failure, user_message
+from providers.endpoints import provider_settings
 from providers.failover import ModelHealth, RetryPolicy, run_turn
 from providers.pool import ProviderPool
-from providers.types import DEFAULT_API, ChatMessage, MissingCredentials, TurnRequest
+from providers.types import (
+    DEFAULT_API,
+    ChatMessage,
+    MissingCredentials,
+    ProviderSettings,
+    TurnRequest,
+)
 
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
@@ -34,6 +42,30 @@ _ERROR_KIND = {
     "context_overflow": "context_length",
     "content_filter": "refusal",
 }
+
+
+def provider_settings_from_config(
+    config: OpenClawConfig, provider: str, env: Mapping[str, str]
+) -> ProviderSettings:
+    """`models.providers.<provider>` plus the environment, resolved.
+
+    Raises MissingCredentials (naming the key or env var to set, never a value).
+    """
+    entry = config.models.providers.get(provider)
+    try:
+        key = resolve_secret(
+            entry.api_key if entry else None, f"models.providers.{provider}.apiKey", env
+        )
+    except SecretError as exc:
+        raise MissingCredentials(str(exc)) from exc
+    return provider_settings(
+        provider,
+        api=entry.api if entry else None,
+        base_url=entry.base_url if entry else None,
+        api_key=key,
+        timeout_s=entry.timeout_seconds if entry else None,
+        env=env,
+    )
 
 
 def to_messages(history: tuple[dict[str, Any], ...], text: str) -> tuple[ChatMessage, ...]:
@@ -79,24 +111,12 @@ class ModelTurns:
         self.gateway = gateway
         self.env = env
         self.policy = policy or RetryPolicy.from_env(env)
-        self.pool = ProviderPool(self._provider_config, env)
+        self.pool = ProviderPool(self._settings_for)
         path: Path = gateway.settings.state_dir / "agents" / "model-health.json"
         self.health = ModelHealth(path, self.policy)
 
-    def _provider_config(self, provider: str) -> dict[str, object]:
-        entry = self.gateway.loaded.config.models.providers.get(provider)
-        if entry is None:
-            return {}
-        try:
-            key = resolve_secret(entry.api_key, f"models.providers.{provider}.apiKey", self.env)
-        except SecretError as exc:
-            raise MissingCredentials(str(exc)) from exc
-        return {
-            "api": entry.api,
-            "baseUrl": entry.base_url,
-            "apiKey": key,
-            "timeoutSeconds": entry.timeout_seconds,
-        }
+    def _settings_for(self, provider: str) -> ProviderSettings:
+        return provider_settings_from_config(self.gateway.loaded.config, provider, self.env)
 
     async def __call__(
         self, req: RunRequest, sink: DeltaSink, chain: ModelChain, prompt: str
