@@ -102,7 +102,9 @@ class Gateway:
         self._tick_task = asyncio.create_task(self._ticker(), name="gateway-tick")
         self.phase = "started"
 
-    async def drain(self, reason: str = "gateway stopping") -> None:
+    async def drain(
+        self, reason: str = "gateway stopping", restart_expected_ms: int | None = None
+    ) -> None:
         """Stop taking work, tell clients, close their sockets, stop services."""
         self.phase = "draining"
         if self._tick_task is not None:
@@ -114,7 +116,10 @@ class Gateway:
             except Exception:
                 log.exception("%s failed to stop cleanly", service.name)
         for conn in list(self.connections):
-            conn.send_event("shutdown", {"reason": reason})
+            notice: dict[str, Any] = {"reason": reason}
+            if restart_expected_ms is not None:
+                notice["restartExpectedMs"] = restart_expected_ms
+            conn.send_event("shutdown", notice)
         await asyncio.gather(
             *(conn.close(1012, "service restart") for conn in list(self.connections)),
             return_exceptions=True,

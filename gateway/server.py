@@ -205,14 +205,15 @@ async def serve(gateway: Any, sock: socket.socket, drain_timeout_s: float | None
         if stopping or gateway.restart_requested:
             return
         gateway.restart_requested = True
-        gateway.broadcast("shutdown", {"reason": "config change", "restartExpectedMs": 3000})
 
         def begin() -> None:
             if stopping:
                 return
             stopping["at"] = time.monotonic()
             log.info("restarting to apply configuration changes")
-            task = loop.create_task(_drain_then_exit(gateway, server, drain_timeout_s))
+            task = loop.create_task(
+                _drain_then_exit(gateway, server, drain_timeout_s, "config change", 3000)
+            )
             stopping_tasks.add(task)
 
         loop.call_later(max(0, delay_ms) / 1000, begin)
@@ -239,9 +240,15 @@ async def serve(gateway: Any, sock: socket.socket, drain_timeout_s: float | None
     return 0
 
 
-async def _drain_then_exit(gateway: Any, server: uvicorn.Server, timeout_s: float) -> None:
+async def _drain_then_exit(
+    gateway: Any,
+    server: uvicorn.Server,
+    timeout_s: float,
+    reason: str = "gateway stopping",
+    restart_expected_ms: int | None = None,
+) -> None:
     try:
-        await asyncio.wait_for(gateway.drain("gateway stopping"), timeout_s)
+        await asyncio.wait_for(gateway.drain(reason, restart_expected_ms), timeout_s)
     except TimeoutError:
         log.warning("drain took longer than %.0fs; stopping anyway", timeout_s)
     except Exception:
