@@ -192,10 +192,16 @@ async def serve(gateway: Any, sock: socket.socket, drain_timeout_s: float | None
                 for task in stopping_tasks:
                     task.cancel()
             return
-        stopping["at"] = time.monotonic()
         log.info("received %s; shutting down", name)
-        drain = loop.create_task(_drain_then_exit(gateway, server, drain_timeout_s))
-        stopping_tasks.add(drain)
+        begin_stop("gateway stopping")
+
+    def begin_stop(reason: str, restart_expected_ms: int | None = None) -> None:
+        """The one way a stop starts: drain (bounded), then let uvicorn exit."""
+        stopping["at"] = time.monotonic()
+        task = loop.create_task(
+            _drain_then_exit(gateway, server, drain_timeout_s, reason, restart_expected_ms)
+        )
+        stopping_tasks.add(task)
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
@@ -207,14 +213,9 @@ async def serve(gateway: Any, sock: socket.socket, drain_timeout_s: float | None
         gateway.restart_requested = True
 
         def begin() -> None:
-            if stopping:
-                return
-            stopping["at"] = time.monotonic()
-            log.info("restarting to apply configuration changes")
-            task = loop.create_task(
-                _drain_then_exit(gateway, server, drain_timeout_s, "config change", 3000)
-            )
-            stopping_tasks.add(task)
+            if not stopping:
+                log.info("restarting to apply configuration changes")
+                begin_stop("config change", restart_expected_ms=3000)
 
         loop.call_later(max(0, delay_ms) / 1000, begin)
 
