@@ -7,36 +7,26 @@ channel results are not empty shapes.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from gateway import logs
-from tests.channels.conftest import _fast_telegram, gateway_config, telegram_gateway
+from tests.channels.conftest import (
+    _fast_telegram,
+    fake_llm,
+    fake_tg,
+    gateway_config,
+    telegram_gateway,
+)
 from tests.compat.reference import Reference, validate
 from tests.fakes.llm import FakeLLM
 from tests.fakes.telegram import FakeTelegram
 from tests.harness import connected
 
 pytestmark = pytest.mark.compat
-__all__ = ["_fast_telegram"]  # autouse: short Telegram polls and back-offs, as in tests/channels
-
-
-@pytest.fixture
-async def fake_tg() -> AsyncIterator[FakeTelegram]:
-    fake = FakeTelegram()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
-async def fake_llm() -> AsyncIterator[FakeLLM]:
-    fake = FakeLLM()
-    await fake.start()
-    yield fake
-    await fake.stop()
+# Fixtures shared with tests/channels (_fast_telegram is autouse: short polls and back-offs).
+__all__ = ["_fast_telegram", "fake_llm", "fake_tg"]
 
 
 async def test_channel_config_logs_and_system_results_match_the_schema(
