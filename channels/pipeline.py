@@ -37,17 +37,17 @@ from channels.command_auth import (
 from channels.context import Dedupe, HistoryEntry, PendingHistory, group_prompt, history_limit
 from channels.pairing import PairingStore, pairing_reply
 from channels.policy import Decision, decide
+from gateway.agents import commands as chan_commands
+from gateway.agents import roster as rv
 from gateway.agents.commands import Command
 from gateway.agents.freshness import ResetPolicy, ResetRules, select_reset_policy
 from gateway.agents.routing import NoOwner, Route, RouteInput, resolve_route
 from gateway.agents.runner import QueueFull, RunResult, SubmitRequest
 from gateway.agents.session_keys import build_session_key, may_update_last_route
-from gateway.assistant import commands as chan_commands
-from gateway.assistant import roster as rv
 from gateway.config.models import DiscordConfig, OpenClawConfig, TelegramConfig
 
 if TYPE_CHECKING:
-    from gateway.assistant.service import AgentService
+    from gateway.agents.service import AgentService
     from gateway.runtime import Gateway
 
 TYPING_FAILURE_LIMIT = 5

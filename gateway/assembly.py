@@ -10,7 +10,7 @@ from gateway.settings import RuntimeSettings
 def build_gateway(settings: RuntimeSettings, loaded: LoadedConfig) -> Gateway:
     import gateway.rpc  # noqa: F401  (registers the RPC methods)
     from channels.manager import attach as attach_channels
-    from gateway.assistant.service import attach as attach_agents
+    from gateway.agents.service import attach as attach_agents
     from gateway.config.watch import attach as attach_config_watch
 
     gw = Gateway(settings=settings, loaded=loaded)

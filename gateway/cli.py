@@ -104,8 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(flags: Flags) -> int:
+    from gateway.agents.roster import defaults_chain
     from gateway.assembly import build_gateway
-    from gateway.assistant.roster import defaults_chain
     from gateway.lock import StateLock
     from gateway.portfree import free_port
     from gateway.server import (
@@ -179,8 +179,8 @@ def credential_problems(config: OpenClawConfig, env: Mapping[str, str]) -> list[
     Said at startup, so a missing key shows in the first log lines rather than as a failed
     first reply.
     """
-    from gateway.assistant.model_turn import provider_settings_from_config
-    from gateway.assistant.roster import model_chain, roster
+    from gateway.agents.model_turn import provider_settings_from_config
+    from gateway.agents.roster import model_chain, roster
     from providers.types import MissingCredentials
 
     problems: list[str] = []

@@ -20,7 +20,7 @@ from discord import app_commands
 
 from channels.base import OutboundTarget, SentMessage
 from channels.command_auth import NOT_AUTHORIZED_REPLY
-from gateway.assistant.commands import NATIVE_COMMANDS
+from gateway.agents.commands import NATIVE_COMMANDS
 
 log = logging.getLogger("channels.discord")
 
@@ -92,7 +92,7 @@ def _command(
 
 
 def build_tree(client: discord.Client, handler: SlashHandler) -> app_commands.CommandTree:
-    """A command tree on `client` holding the core set (`gateway.assistant.commands.NATIVE_COMMANDS`)."""
+    """A command tree on `client` holding the core set (`gateway.agents.commands.NATIVE_COMMANDS`)."""
     tree: app_commands.CommandTree = app_commands.CommandTree(client)
     for name, description in NATIVE_COMMANDS:
         tree.add_command(_command(name, description, handler))

@@ -50,7 +50,7 @@ from channels.base import (
 from channels.chunking import chunk_text
 from channels.telegram.inbound import to_inbound
 from channels.telegram_html import html_to_plain, markdown_to_html
-from gateway.assistant.commands import NATIVE_COMMANDS as CORE_COMMANDS
+from gateway.agents.commands import NATIVE_COMMANDS as CORE_COMMANDS
 from gateway.config.secrets import SecretError, resolve_secret
 from gateway.logs import scrubber
 

@@ -6,17 +6,17 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.agents import commands as chat_commands
+from gateway.agents import roster as rv
 from gateway.agents.routing import agents_list_result
 from gateway.agents.runner import QueueFull, SubmitRequest
 from gateway.agents.session_keys import agent_id_from_session_key
-from gateway.assistant import commands as chat_commands
-from gateway.assistant import roster as rv
 from gateway.protocol.errors import INVALID_REQUEST, NOT_FOUND, UNAVAILABLE, RpcError
 from gateway.protocol.scopes import ADMIN, READ, WRITE
 from gateway.rpc.registry import CallContext, EmptyParams, method
 
 if TYPE_CHECKING:
-    from gateway.assistant.service import AgentService
+    from gateway.agents.service import AgentService
 
 
 class _Params(BaseModel):

@@ -25,7 +25,7 @@ _HEARTBEAT_OFF = {
 
 def _agent_sessions(gateway: Gateway) -> list[dict[str, Any]]:
     """Per-agent session summaries in the health shape; counts come from the agents service."""
-    from gateway.assistant import roster as rv
+    from gateway.agents import roster as rv
 
     config = gateway.loaded.config
     default = rv.default_agent_id(config)

@@ -21,8 +21,7 @@ import pytest
 
 from channels.command_auth import NOT_AUTHORIZED_REPLY
 from channels.discord import DiscordChannel
-from gateway.agents.commands import NEW_SESSION_REPLY
-from gateway.assistant.commands import NATIVE_COMMANDS
+from gateway.agents.commands import NATIVE_COMMANDS, NEW_SESSION_REPLY
 from tests.channels.conftest import gateway_config, telegram_gateway
 from tests.fakes import discord as fd
 from tests.fakes.discord import FakeDiscord

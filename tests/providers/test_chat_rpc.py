@@ -136,8 +136,8 @@ async def test_chat_send_is_refused_while_draining(tmp_path: Path, openai_fake: 
 async def test_group_system_prompt_joins_the_workspace_prompt(
     tmp_path: Path, openai_fake: FakeLLM
 ) -> None:
+    from gateway.agents import roster
     from gateway.agents.runner import RunRequest
-    from gateway.assistant import roster
 
     async with live_gateway(tmp_path, config(openai_fake)) as live:
         svc = live.gateway.extensions["agents"]

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gateway.agents import roster as rv
 from gateway.agents.runner import (
     DeltaSink,
     ReplyFn,
@@ -32,7 +33,6 @@ from gateway.agents.workspace import (
     ensure_workspace,
     load_bootstrap_files,
 )
-from gateway.assistant import roster as rv
 from gateway.config.models import AgentDefaults, OpenClawConfig
 from gateway.runtime import Service
 
@@ -218,7 +218,7 @@ def attach(gateway: Gateway) -> Service:
     The caller appends the Service after the channels' so that on shutdown the agent runs
     drain first, while channels can still deliver their replies.
     """
-    from gateway.assistant.model_turn import ModelTurns
+    from gateway.agents.model_turn import ModelTurns
 
     turns = ModelTurns(gateway)
     svc = AgentService(gateway, turns)

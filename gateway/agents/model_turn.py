@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gateway.agents.roster import ModelChain
 from gateway.agents.runner import DeltaSink, RunFailure, RunOutcome, RunRequest, Usage
-from gateway.assistant.roster import ModelChain
 from gateway.config.models import OpenClawConfig
 from gateway.config.secrets import SecretError, resolve_secret
 from gateway.logs import scrubber

@@ -1,1 +1,0 @@
-"""The assistant: agents wired to sessions, the run queue and the model providers."""
