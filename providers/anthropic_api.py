@@ -19,6 +19,7 @@ from providers.types import (
     EmptyResponse,
     ProviderSettings,
     StreamEvent,
+    Text,
     TextDelta,
     TurnRequest,
     Usage,
@@ -43,7 +44,7 @@ class AnthropicProvider:
         body: dict[str, Any] = {
             "model": request.model,
             "max_tokens": request.max_tokens,
-            "messages": [{"role": m.role, "content": m.text} for m in request.messages],
+            "messages": [{"role": m.role, "content": m.plain_text} for m in request.messages],
             "stream": True,
         }
         if request.system:
@@ -80,7 +81,7 @@ class AnthropicProvider:
         if not text:
             raise EmptyResponse()
         yield Completion(
-            text=text,
+            content=(Text(text),),
             usage=Usage(input_tokens, output_tokens, cache_read, cache_write),
             stop_reason=stop_reason,
             model=model,

@@ -21,6 +21,7 @@ from providers.types import (
     ProviderSettings,
     StreamEvent,
     StreamFailure,
+    Text,
     TextDelta,
     TurnRequest,
     Usage,
@@ -49,7 +50,7 @@ class OpenAIProvider:
         messages: list[dict[str, Any]] = []
         if request.system:
             messages.append({"role": "system", "content": request.system})
-        messages += [{"role": m.role, "content": m.text} for m in request.messages]
+        messages += [{"role": m.role, "content": m.plain_text} for m in request.messages]
         body = {
             "model": request.model,
             "messages": messages,
@@ -90,13 +91,17 @@ class OpenAIProvider:
         if not text:
             raise EmptyResponse()
         yield Completion(
-            text=text, usage=usage, stop_reason=finish, model=model, response_id=response_id
+            content=(Text(text),),
+            usage=usage,
+            stop_reason=finish,
+            model=model,
+            response_id=response_id,
         )
 
     async def _responses(self, request: TurnRequest) -> AsyncIterator[StreamEvent]:
         body: dict[str, Any] = {
             "model": request.model,
-            "input": [{"role": m.role, "content": m.text} for m in request.messages],
+            "input": [{"role": m.role, "content": m.plain_text} for m in request.messages],
             "max_output_tokens": request.max_tokens,
             "stream": True,
         }
@@ -128,7 +133,7 @@ class OpenAIProvider:
             raise EmptyResponse()
         usage = final.usage if final else None
         yield Completion(
-            text=text,
+            content=(Text(text),),
             usage=Usage(
                 input_tokens=usage.input_tokens if usage else 0,
                 output_tokens=usage.output_tokens if usage else 0,

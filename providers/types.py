@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 Api = Literal["anthropic-messages", "openai-completions", "openai-responses"]
 DEFAULT_API: dict[str, Api] = {"anthropic": "anthropic-messages", "openai": "openai-completions"}
@@ -21,18 +21,85 @@ class ProviderSettings:
     timeout_s: float | None = None
 
 
+# --- content blocks: one neutral shape, mapped once per API (tools.md §5.5) ----------------------
+
+
 @dataclass(frozen=True)
-class ChatMessage:
-    role: Literal["user", "assistant"]
+class Text:
     text: str
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A model's request to run a tool.
+
+    `arguments` is the parsed JSON object; when the model sent something that is not a JSON
+    object, `arguments` is empty and `raw_arguments` keeps the text so the tool loop can answer
+    with an error result naming it.
+    """
+
+    id: str
+    name: str
+    arguments: Mapping[str, Any]
+    raw_arguments: str | None = None
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """The answer to one ToolCall, sent back in the next user message."""
+
+    call_id: str
+    name: str
+    text: str
+    is_error: bool = False
+
+
+@dataclass(frozen=True)
+class Image:
+    media_type: str  # image/png, image/jpeg, image/gif, image/webp
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Document:
+    media_type: str  # application/pdf, text/plain, ...
+    data: bytes = field(repr=False)
+    name: str | None = None
+
+
+Block = Text | ToolCall | ToolResult | Image | Document
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Literal["user", "assistant"]
+    content: tuple[Block, ...]
+
+    @classmethod
+    def text(cls, role: Literal["user", "assistant"], text: str) -> Message:
+        return cls(role, (Text(text),))
+
+    @property
+    def plain_text(self) -> str:
+        return "".join(b.text for b in self.content if isinstance(b, Text))
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """What the model sees of a tool: its name, description and JSON-Schema parameters."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
 class TurnRequest:
     model: str
-    messages: tuple[ChatMessage, ...]
+    messages: tuple[Message, ...]
     system: str | None = None
     max_tokens: int = 8192
+    tools: tuple[ToolSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -50,11 +117,21 @@ class TextDelta:
 
 @dataclass(frozen=True)
 class Completion:
-    text: str
+    """One finished model response: text and tool calls in the order the model produced them."""
+
+    content: tuple[Block, ...]
     usage: Usage
-    stop_reason: str
+    stop_reason: str  # normalised: "stop" | "toolUse" | "length" | the provider's own value
     model: str
     response_id: str | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(b.text for b in self.content if isinstance(b, Text))
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        return tuple(b for b in self.content if isinstance(b, ToolCall))
 
 
 StreamEvent = TextDelta | Completion
@@ -87,4 +164,4 @@ class StreamFailure(Exception):
 
 
 class EmptyResponse(Exception):
-    """The model finished without producing any text."""
+    """The model finished without producing any text or tool call."""

@@ -23,7 +23,7 @@ from providers.failover import ModelHealth, RetryPolicy, run_turn
 from providers.pool import ProviderPool
 from providers.types import (
     DEFAULT_API,
-    ChatMessage,
+    Message,
     MissingCredentials,
     ProviderSettings,
     TurnRequest,
@@ -68,9 +68,9 @@ def provider_settings_from_config(
     )
 
 
-def to_messages(history: tuple[dict[str, Any], ...], text: str) -> tuple[ChatMessage, ...]:
+def to_messages(history: tuple[dict[str, Any], ...], text: str) -> tuple[Message, ...]:
     """Transcript messages plus the new user text, merged so roles alternate."""
-    out: list[ChatMessage] = []
+    out: list[Message] = []
     for message in (*history, {"role": "user", "content": text}):
         role = message.get("role")
         if role not in ("user", "assistant"):
@@ -79,9 +79,9 @@ def to_messages(history: tuple[dict[str, Any], ...], text: str) -> tuple[ChatMes
         if not body.strip():
             continue
         if out and out[-1].role == role:
-            out[-1] = ChatMessage(role, f"{out[-1].text}\n\n{body}")
+            out[-1] = Message.text(role, f"{out[-1].plain_text}\n\n{body}")
         else:
-            out.append(ChatMessage(role, body))
+            out.append(Message.text(role, body))
     while out and out[0].role != "user":
         out.pop(0)  # both APIs want the conversation to open with the user
     return tuple(out)
