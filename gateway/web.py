@@ -20,6 +20,7 @@ from starlette.responses import (
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from gateway import http_api
 from gateway.auth import client_address
 from gateway.runtime import Gateway
 from gateway.ws.connection import Connection
@@ -91,6 +92,7 @@ def create_app(gateway: Gateway, static_dir: Path = STATIC_DIR) -> Starlette:
         (("/startupz", "/startup"), startupz),
     ):
         routes += [Route(p, endpoint, methods=["GET", "HEAD"]) for p in paths]
+    routes += http_api.routes(gateway)
     routes += _ui_routes(gateway, static_dir)
     routes.append(WebSocketRoute("/{path:path}", websocket))
     return Starlette(routes=routes, lifespan=lifespan)

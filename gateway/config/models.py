@@ -104,7 +104,7 @@ class GatewayConfig(Strict):
     tailscale: Later = None
     remote: Later = None
     nodes: Later = None
-    http: Later = None
+    http: GatewayHttp = Field(default_factory=lambda: GatewayHttp())
     roles: Later = None
     terminal: Later = None
     push: Later = None
@@ -112,6 +112,80 @@ class GatewayConfig(Strict):
     cli_agents: Later = None
     portals: Later = None
     channel_health_check_minutes: Later = None
+
+
+# --- HTTP APIs (gateway.http.endpoints.*, hooks.*) ----------------------------------------
+
+
+class HttpEndpoint(Strict):
+    enabled: bool = False
+    # clawgate: turns from this endpoint get the owner's tools only when set (default: a
+    # stranger's, tools.md §2.8); the reference treats every bearer caller as the owner.
+    sender_is_owner: bool = False
+    images: Later = None
+    max_body_bytes: int | None = Field(None, ge=1024)
+
+
+class HttpEndpoints(Strict):
+    chat_completions: HttpEndpoint = Field(default_factory=HttpEndpoint)
+    responses: HttpEndpoint = Field(default_factory=HttpEndpoint)
+    embeddings: Later = None
+
+
+class GatewayHttp(Strict):
+    endpoints: HttpEndpoints = Field(default_factory=HttpEndpoints)
+    security_headers: Later = None
+
+
+class HookMatch(Strict):
+    path: str | None = None
+    source: str | None = None
+
+
+class HookMapping(Strict):
+    id: str | None = None
+    match: HookMatch = Field(default_factory=HookMatch)
+    action: Literal["agent", "wake"] = "agent"
+    wake_mode: Literal["now", "next-heartbeat"] = "now"
+    name: str | None = None
+    agent_id: str | None = None
+    session_key: str | None = None
+    session_mode: Literal["isolated", "persistent"] = "isolated"
+    message_template: str | None = None
+    text_template: str | None = None
+    deliver: bool = True
+    channel: str | None = None
+    to: str | None = None
+    model: str | None = None
+    thinking: Later = None
+    timeout_seconds: int | None = Field(None, ge=1)
+    allow_unsafe_external_content: bool = False
+    for_each: Later = None
+    transform: Later = None  # JS transforms are not run by clawgate (reported at load)
+
+
+class HooksConfig(Strict):
+    enabled: bool = False
+    token: str | None = None
+    path: str = "/hooks"
+    allowed_agent_ids: list[str] | None = None
+    default_session_key: str | None = None
+    allow_request_session_key: bool = False
+    allowed_session_key_prefixes: list[str] = Field(default_factory=list)
+    presets: list[str] = Field(default_factory=list)
+    mappings: list[HookMapping] = Field(default_factory=list)
+    max_body_bytes: int = Field(256 * 1024, ge=1024)
+    transforms_dir: Later = None
+    gmail: Later = None
+    internal: Later = None
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        path = "/" + value.strip().strip("/")
+        if path == "/":
+            raise ValueError("hooks.path must not be / (use a dedicated subpath such as /hooks)")
+        return path
 
 
 # --- agents --------------------------------------------------------------------------------
@@ -578,7 +652,6 @@ UNMODELLED_SECTIONS = frozenset(
         "desktop",
         "diagnostics",
         "discovery",
-        "hooks",
         "logging",
         "mcp",
         "memory",
@@ -615,4 +688,5 @@ class OpenClawConfig(Strict):
     messages: MessagesConfig = Field(default_factory=MessagesConfig)
     env: EnvConfig = Field(default_factory=EnvConfig)
     commands: CommandsConfig = Field(default_factory=CommandsConfig)
+    hooks: HooksConfig = Field(default_factory=HooksConfig)
     meta: dict[str, Any] = Field(default_factory=dict)

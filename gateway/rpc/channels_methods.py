@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from channels.base import OutboundTarget
+from channels.base import DeliveryError
 from channels.pairing import MAX_PENDING_PER_ACCOUNT, TTL_MS, PairingStore
 from gateway.protocol.errors import INVALID_REQUEST, NOT_FOUND, UNAVAILABLE, RpcError
 from gateway.protocol.scopes import PAIRING, READ, WRITE
@@ -92,30 +92,26 @@ async def send(ctx: CallContext, params: SendParams) -> dict[str, Any]:
     manager = _manager(ctx)
     if manager is None or not manager.accounts:
         raise RpcError(UNAVAILABLE, "no chat channels are running")
-    channel = params.channel
-    if channel is None:
-        running = manager.channel_order()
-        if len(running) != 1:
-            raise RpcError(INVALID_REQUEST, "invalid send params: channel is required")
-        channel = running[0]
-    rt = manager.get(channel, params.account_id)
-    if rt is None:
-        raise RpcError(
-            NOT_FOUND,
-            f"channel {channel} account {params.account_id or 'default'} is not configured",
-        )
-    transport = rt.transport
-    if transport is None or not rt.status.running:
-        raise RpcError(
-            UNAVAILABLE, f"{channel} is not running", retryable=True, retry_after_ms=5000
-        )
-    if not (params.message or "").strip():
-        raise RpcError(INVALID_REQUEST, "invalid send params: message must not be empty")
-    target = OutboundTarget(params.to, params.thread_id, params.reply_to_id)
     try:
-        sent = await rt.pipeline.send(transport, target, params.message or "")
+        rt, sent = await manager.send_text(
+            params.channel,
+            params.to,
+            params.message or "",
+            account_id=params.account_id,
+            thread_id=params.thread_id,
+            reply_to_id=params.reply_to_id,
+        )
+    except DeliveryError as exc:
+        if not exc.missing:
+            raise RpcError(UNAVAILABLE, str(exc), retryable=True, retry_after_ms=5000) from exc
+        code = NOT_FOUND if "not configured" in str(exc) else INVALID_REQUEST
+        prefix = "" if code == NOT_FOUND else "invalid send params: "
+        raise RpcError(code, prefix + str(exc)) from exc
     except Exception as exc:
-        raise RpcError(UNAVAILABLE, f"{channel} send failed: {exc}", retryable=True) from exc
+        raise RpcError(
+            UNAVAILABLE, f"{params.channel or 'channel'} send failed: {exc}", retryable=True
+        ) from exc
+    channel = rt.channel
     result: dict[str, Any] = {
         "ok": True,
         "channel": channel,
