@@ -1,7 +1,9 @@
-"""HTTP APIs beside the WebSocket protocol: inbound hooks and the OpenAI-compatible endpoints.
+"""HTTP APIs beside the WebSocket protocol: inbound hooks, the OpenAI-compatible endpoints and
+`/tools/invoke`.
 
-Each is off until its config enables it and answers 404 while off (checked per request, so
-a saved config applies without a restart).
+Hooks and the OpenAI endpoints are off until the config enables them and answer 404 while off
+(checked per request, so a saved config applies without a restart); `/tools/invoke` is always
+on, as in the reference, behind the gateway secret and the tool policy.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from gateway.runtime import Gateway
 
 
 def routes(gateway: Gateway) -> list[BaseRoute]:
-    from gateway.http_api import hooks, openai_compat
+    from gateway.http_api import hooks, openai_compat, tools_invoke
 
-    return [*openai_compat.routes(gateway), *hooks.routes(gateway)]
+    # Hooks last: their POST route takes every path (hooks.path is read per request).
+    return [*openai_compat.routes(gateway), *tools_invoke.routes(gateway), *hooks.routes(gateway)]
