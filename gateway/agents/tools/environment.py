@@ -186,8 +186,6 @@ def mask_secrets(text: str, secrets: frozenset[str]) -> str:
 # --- process isolation -----------------------------------------------------------------------
 
 PR_SET_DUMPABLE = 4
-PR_SET_PDEATHSIG = 1
-_SIGKILL = 9
 _libc: Any = None
 
 
@@ -206,22 +204,21 @@ def harden_gateway_process() -> None:
     _prctl(PR_SET_DUMPABLE, 0)
 
 
-def die_with_parent() -> None:
-    """preexec hook: the child gets SIGKILL if the gateway dies (no orphaned commands)."""
-    _prctl(PR_SET_PDEATHSIG, _SIGKILL)
-
-
 _isolation: list[str] | None = None
 
 
 async def isolation_prefix() -> list[str]:
-    """argv prefix that runs a command in its own PID namespace and /proc, or [] if none works."""
+    """argv prefix that runs a command in its own PID namespace and /proc, or [] if none works.
+
+    It starts with `setpriv --pdeathsig KILL` when available, so commands die with the gateway
+    (a Python preexec hook would do the same but costs ~15 ms per spawn: no vfork).
+    """
     global _isolation
     if _isolation is None:
         found = await _probe()  # concurrent first calls probe twice: harmless
         if _isolation is None:
             _isolation = found
-            if found:
+            if "--mount-proc" in found:
                 log.info("exec commands run in their own PID namespace (%s)", " ".join(found))
             else:
                 log.warning(
@@ -232,15 +229,16 @@ async def isolation_prefix() -> list[str]:
 
 
 async def _probe() -> list[str]:
+    setpriv = shutil.which("setpriv")
     unshare = shutil.which("unshare")
-    if unshare is None:
-        return []
+    guard = [setpriv, "--pdeathsig", "KILL"] if setpriv else []
     base = ["--pid", "--fork", "--mount-proc", "--kill-child"]
     candidates = []
-    if os.geteuid() == 0:
-        candidates.append([unshare, *base])
-    candidates.append([unshare, "--user", "--map-current-user", *base])
-    candidates.append([unshare, "--user", "--map-root-user", *base])
+    if unshare is not None:
+        if os.geteuid() == 0:
+            candidates.append([*guard, unshare, *base])
+        candidates.append([*guard, unshare, "--user", "--map-current-user", *base])
+        candidates.append([*guard, unshare, "--user", "--map-root-user", *base])
     for prefix in candidates:
         with contextlib.suppress(OSError):
             proc = await asyncio.create_subprocess_exec(
@@ -260,7 +258,7 @@ async def _probe() -> list[str]:
                 continue
             if code == 0:
                 return prefix
-    return []
+    return guard
 
 
 def reset_isolation_cache() -> None:

@@ -22,7 +22,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from gateway.agents.tools.environment import die_with_parent, mask_secrets
+from gateway.agents.tools.environment import mask_secrets
 from gateway.agents.tools.registry import ToolContext, ToolError, ToolOutput, tool
 
 READ_CHUNK = 64 * 1024
@@ -226,7 +226,6 @@ async def start_job(
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=die_with_parent,
         )
     except OSError as exc:
         raise ToolError(f"cannot start the command: {exc.strerror or exc}") from exc

@@ -301,5 +301,26 @@ async def test_output_masks_known_secrets_in_every_form(ctx: ToolContext) -> Non
 async def test_isolation_probe_runs_once(ctx: ToolContext) -> None:
     environment.reset_isolation_cache()
     first = await environment.isolation_prefix()
-    assert first and first[-1] == "--kill-child"  # this machine has unshare
+    assert first[:3] == ["/usr/bin/setpriv", "--pdeathsig", "KILL"]
+    assert first[-1] == "--kill-child"  # this machine has unshare
     assert await environment.isolation_prefix() == first
+
+
+def test_commands_die_with_the_gateway() -> None:
+    # SIGKILL the process that runs exec: its command must not outlive it (setpriv pdeathsig,
+    # then the namespace's init takes everything with it).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCLAW_")}
+    argv = [sys.executable, "-m", "tests.agents.tools.exec_host", json.dumps(["sleep 45.6789"])]
+    proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while not _alive("45.6789") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _alive("45.6789"), "the command never started"
+    finally:
+        proc.kill()
+        proc.wait(10)
+    deadline = time.monotonic() + 5
+    while _alive("45.6789") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive("45.6789")
