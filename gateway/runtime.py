@@ -37,6 +37,8 @@ EVENTS = [
     "chat",
     "sessions.changed",
     "shutdown",
+    "exec.approval.requested",
+    "exec.approval.resolved",
 ]
 
 

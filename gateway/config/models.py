@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 # Accepted for compatibility with reference configs, not acted on (yet).
@@ -188,6 +188,139 @@ class HooksConfig(Strict):
         return path
 
 
+# --- tools (tools.md §1-§3; the "tools" helper's region) ------------------------------------
+
+ToolProfile = Literal["minimal", "coding", "messaging", "full"]
+_ALLOW_CONFLICT = (
+    "allow and alsoAllow cannot both be set in the same scope (merge alsoAllow into allow,"
+    " or remove allow and use profile + alsoAllow)"
+)
+
+
+class ToolPolicy(Strict):
+    """One policy object: `allow` / `alsoAllow` / `deny` lists of names, groups or globs."""
+
+    allow: list[str] | None = None
+    also_allow: list[str] | None = None
+    deny: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_allow_kind(self) -> ToolPolicy:
+        if self.allow and self.also_allow:
+            raise ValueError(_ALLOW_CONFLICT)
+        return self
+
+
+ToolsBySender = dict[str, ToolPolicy]
+
+
+class FsToolsConfig(Strict):
+    # clawgate default: true (the reference defaults to false; tools.md §6.1).
+    workspace_only: bool | None = None
+
+
+class ApplyPatchConfig(Strict):
+    enabled: bool = True
+    workspace_only: bool = True
+    allow_models: list[str] | None = None
+
+
+ExecSecurity = Literal["deny", "allowlist", "full"]
+ExecAsk = Literal["off", "on-miss", "always"]
+
+
+class ExecConfig(Strict):
+    """`tools.exec` (and `agents.entries.<id>.tools.exec`, which overrides it key by key)."""
+
+    mode: Literal["deny", "allowlist", "ask", "auto", "full"] | None = None
+    security: ExecSecurity | None = None
+    ask: ExecAsk | None = None
+    host: Literal["auto", "sandbox", "gateway", "node"] | None = None
+    timeout_seconds: int | None = Field(None, gt=0)
+    background_ms: int | None = Field(None, gt=0)
+    cleanup_ms: int | None = Field(None, gt=0)
+    path_prepend: list[str] | None = None
+    apply_patch: ApplyPatchConfig | None = None
+    node: Later = None
+    safe_bins: Later = None
+    safe_bin_trusted_dirs: Later = None
+    safe_bin_profiles: Later = None
+    strict_inline_eval: Later = None
+    command_highlighting: Later = None
+    grant_expiry_days: Later = None
+    reviewer: Later = None
+    approval_running_notice_ms: Later = None
+    notify_on_exit: Later = None
+    notify_on_exit_empty_success: Later = None
+
+    @model_validator(mode="after")
+    def _mode_or_legacy(self) -> ExecConfig:
+        if self.mode is not None and (self.security is not None or self.ask is not None):
+            raise ValueError(
+                "mode cannot be combined with security or ask in the same exec object;"
+                " keep either mode or the legacy security/ask pair"
+            )
+        return self
+
+
+class SandboxTools(Strict):
+    tools: ToolPolicy | None = None
+
+
+class AgentToolsConfig(Strict):
+    """`agents.entries.<id>.tools`: the agent's layer of the policy and its overrides."""
+
+    profile: ToolProfile | None = None
+    allow: list[str] | None = None
+    also_allow: list[str] | None = None
+    deny: list[str] | None = None
+    by_provider: Later = None
+    tools_by_sender: ToolsBySender | None = None
+    exec: ExecConfig | None = None
+    fs: FsToolsConfig | None = None
+    loop_detection: Later = None
+    message: Later = None
+    elevated: Later = None
+    github: Later = None
+    code_mode: Later = None
+    swarm: Later = None
+    sandbox: Later = None
+
+    @model_validator(mode="after")
+    def _one_allow_kind(self) -> AgentToolsConfig:
+        if self.allow and self.also_allow:
+            raise ValueError(_ALLOW_CONFLICT)
+        return self
+
+
+class ToolsConfig(AgentToolsConfig):
+    """Root `tools`: the global layers, exec and fs defaults; reference-only keys accepted."""
+
+    web: Later = None
+    media: Later = None
+    links: Later = None
+    sessions: Later = None
+    tool_search: Later = None
+    agent_to_agent: Later = None
+    subagents: Later = None
+    sessions_spawn: Later = Field(None, alias="sessions_spawn")
+    update_plan: Later = None
+
+
+class TelegramDirect(Strict):
+    """`channels.telegram.direct.<chatId | "*">`: per-DM overrides (only tools are acted on)."""
+
+    tools: ToolPolicy | None = None
+    tools_by_sender: ToolsBySender | None = None
+    enabled: Later = None
+    require_mention: Later = None
+    allow_from: Later = None
+    system_prompt: Later = None
+    skills: Later = None
+    topics: Later = None
+    dm_policy: Later = None
+
+
 # --- agents --------------------------------------------------------------------------------
 
 
@@ -265,7 +398,7 @@ class AgentEntry(Strict):
     thinking_default: Later = None
     params: Later = None
     models: Later = None
-    tools: Later = None
+    tools: AgentToolsConfig | None = None
     sandbox: Later = None
     skills: Later = None
     subagents: Later = None
@@ -378,8 +511,8 @@ class DiscordGuildChannel(Strict):
     skills: Later = None
     include_thread_starter: Later = None
     auto_thread: Later = None
-    tools: Later = None
-    tools_by_sender: Later = None
+    tools: ToolPolicy | None = None
+    tools_by_sender: ToolsBySender | None = None
 
 
 class DiscordGuild(Strict):
@@ -390,8 +523,8 @@ class DiscordGuild(Strict):
     ignore_other_mentions: bool = False
     slug: str | None = None
     reaction_notifications: Later = None
-    tools: Later = None
-    tools_by_sender: Later = None
+    tools: ToolPolicy | None = None
+    tools_by_sender: ToolsBySender | None = None
 
 
 class DiscordDm(Strict):
@@ -496,8 +629,8 @@ class TelegramGroup(Strict):
     system_prompt: str | None = None
     topics: Later = None
     skills: Later = None
-    tools: Later = None
-    tools_by_sender: Later = None
+    tools: ToolPolicy | None = None
+    tools_by_sender: ToolsBySender | None = None
 
 
 class TelegramConfig(Strict):
@@ -510,7 +643,7 @@ class TelegramConfig(Strict):
     group_policy: GroupPolicy | None = None
     group_allow_from: IdList | None = None
     groups: dict[str, TelegramGroup] = Field(default_factory=dict)
-    direct: Later = None
+    direct: dict[str, TelegramDirect] = Field(default_factory=dict)
     history_limit: int = Field(50, ge=0, le=200)
     dm_history_limit: int | None = Field(None, ge=0)
     dms: dict[str, PerDm] = Field(default_factory=dict)
@@ -664,7 +797,6 @@ UNMODELLED_SECTIONS = frozenset(
         "surfaces",
         "talk",
         "telemetry",
-        "tools",
         "transcripts",
         "tts",
         "ui",
@@ -689,4 +821,6 @@ class OpenClawConfig(Strict):
     env: EnvConfig = Field(default_factory=EnvConfig)
     commands: CommandsConfig = Field(default_factory=CommandsConfig)
     hooks: HooksConfig = Field(default_factory=HooksConfig)
+
+    tools: ToolsConfig = Field(default_factory=ToolsConfig)
     meta: dict[str, Any] = Field(default_factory=dict)

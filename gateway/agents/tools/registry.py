@@ -16,7 +16,7 @@ import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -78,6 +78,10 @@ class ToolContext:
     # Partial progress for UIs (`agent` tool `update` events); never shown to the model.
     on_update: Callable[[Mapping[str, Any]], None] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    # Per call, filled by `invoke` on its copy of the context: the names the policy allowed
+    # in this turn (exec backgrounds only when `process` is among them) and the call's id.
+    allowed_tools: frozenset[str] | None = None
+    tool_call_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,8 @@ class Tool:
     description: str
     input_model: type[BaseModel]
     fn: ToolFn
-    timeout_s: float = DEFAULT_TIMEOUT_S
+    # None: the tool enforces its own deadline (exec: per-call timeoutSeconds, 0 = none).
+    timeout_s: float | None = DEFAULT_TIMEOUT_S
     # A tool that changes the world (files, processes, messages, jobs). After one has run in a
     # turn, a model failure must not fall back to another model (the call would be replayed).
     side_effects: bool = True
@@ -120,7 +125,7 @@ def tool(
     *,
     group: str,
     description: str | None = None,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
+    timeout_s: float | None = DEFAULT_TIMEOUT_S,
     side_effects: bool = True,
     owner_only: bool = False,
 ) -> Callable[[ToolFn], ToolFn]:
@@ -172,10 +177,15 @@ async def invoke(call: ToolCall, allowed: Mapping[str, Tool], ctx: ToolContext) 
             "Invalid arguments: " + "; ".join(problems),
             received=_clip_json(call.arguments),
         )
+    ctx = replace(
+        ctx,
+        allowed_tools=frozenset(allowed) if ctx.allowed_tools is None else ctx.allowed_tools,
+        tool_call_id=call.id,
+    )
     try:
         result = await asyncio.wait_for(found.fn(args, ctx), found.timeout_s)
     except TimeoutError:
-        return error_output(call.name, f"Timed out after {found.timeout_s:g}s.")
+        return error_output(call.name, f"Timed out after {found.timeout_s or 0:g}s.")
     except ToolError as exc:
         return error_output(call.name, str(exc))
     except asyncio.CancelledError:
@@ -183,7 +193,35 @@ async def invoke(call: ToolCall, allowed: Mapping[str, Tool], ctx: ToolContext) 
     except Exception as exc:  # a bug in a tool must not end the turn
         log.exception("tool %s failed", call.name)
         return error_output(call.name, f"{type(exc).__name__}: {exc}")
-    return ToolOutput(result) if isinstance(result, str) else result
+    out = ToolOutput(result) if isinstance(result, str) else result
+    limit = result_char_limit(ctx.context_window_tokens)
+    if len(out.text) > limit:
+        out = ToolOutput(cap_text(out.text, limit), out.details, out.is_error)
+    return out
+
+
+def result_char_limit(context_window_tokens: int) -> int:
+    """Most characters one result may put in the model's context (tools.md §1.1)."""
+    if context_window_tokens >= 200_000:
+        fixed = 64_000
+    elif context_window_tokens >= 100_000:
+        fixed = 32_000
+    else:
+        fixed = 16_000
+    return max(1_000, min(int(context_window_tokens * 4 * 0.3), fixed))
+
+
+def cap_text(text: str, limit: int) -> str:
+    """Cut `text` to `limit` characters with a note saying how much was dropped."""
+    if len(text) <= limit:
+        return text
+    note_room = 200
+    keep = max(0, limit - note_room)
+    dropped = len(text) - keep
+    return (
+        text[:keep] + f"\n\n[Result truncated: {dropped} more characters not shown. Ask for less"
+        " (a narrower path, offset/limit, or a filtering command).]"
+    )
 
 
 def _clip_json(value: Mapping[str, Any]) -> Any:
