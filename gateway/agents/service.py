@@ -199,6 +199,7 @@ class AgentService:
                 "stopping with agent runs still in flight after %.0fs; aborting them", drain_s
             )
         await self.runner.close()
+        self.store.compact()
 
 
 def _stat_stamp(workspace: Path) -> tuple[tuple[int, int] | None, ...]:
