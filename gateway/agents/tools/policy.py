@@ -28,5 +28,7 @@ def allowed_tools(
             continue
         if t.group in MACHINE_GROUPS and not requester.owner:
             continue
+        if t.unavailable_reason(config) is not None:  # e.g. web_search without a key
+            continue
         out[name] = t
     return out
