@@ -113,6 +113,7 @@ class MemoryIndex:
         self._db: sqlite3.Connection | None = None
         self._stamps: dict[str, tuple[int, int]] = {}
         self._vectors: list[tuple[int, list[float]]] | None = None
+        self._chunk_count: int | None = None
 
     @property
     def identity(self) -> str:
@@ -196,6 +197,7 @@ class MemoryIndex:
         db.execute("INSERT INTO meta VALUES ('embedding', '')")
         self._stamps = {}
         self._vectors = None
+        self._chunk_count = None
 
     def _delete_files(self) -> None:
         for suffix in ("", "-wal", "-shm", "-journal"):
@@ -212,6 +214,7 @@ class MemoryIndex:
                 self._delete_files()
                 self._stamps = {}
                 self._vectors = None
+                self._chunk_count = None
                 db = self._conn()
                 self._sync(db)
                 return op(db)
@@ -252,13 +255,16 @@ class MemoryIndex:
                 self._stamps.pop(key, None)
             if indexed or gone:
                 self._vectors = None
-        (count,) = db.execute("SELECT count(*) FROM chunks").fetchone()
-        return SyncStats(len(files), indexed, len(gone), int(count), False)
+        if self._chunk_count is None or indexed or gone:
+            (count,) = db.execute("SELECT count(*) FROM chunks").fetchone()
+            self._chunk_count = int(count)
+        return SyncStats(len(files), indexed, len(gone), self._chunk_count, False)
 
     def _index_file(self, db: sqlite3.Connection, item: MemoryFile) -> int:
         """Re-chunk one file if its content changed; 1 if it was re-chunked."""
         try:
-            data = item.path.read_bytes()
+            with open(item.path, "rb") as fh:
+                data = fh.read()
         except OSError as exc:
             log.warning("memory index: cannot read %s: %s", item.path, exc)
             return 0
