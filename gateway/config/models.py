@@ -296,7 +296,8 @@ class AgentToolsConfig(Strict):
 class ToolsConfig(AgentToolsConfig):
     """Root `tools`: the global layers, exec and fs defaults; reference-only keys accepted."""
 
-    web: Later = None
+    # Defined with the web tools' models below; a lambda because the class comes later.
+    web: WebToolsConfig = Field(default_factory=lambda: WebToolsConfig())
     media: Later = None
     links: Later = None
     sessions: Later = None
@@ -379,7 +380,7 @@ class AgentDefaults(Strict):
     model_policy: Later = None
     verbose_default: Later = None
     elevated_default: Later = None
-    memory_search: Later = None
+    memory_search: MemorySearchConfig | None = None
     envelope_timezone: Later = None
     time_format: Later = None
     media_max_mb: Later = None
@@ -406,7 +407,7 @@ class AgentEntry(Strict):
     tts: Later = None
     heartbeat: Later = None
     human_delay: Later = None
-    memory_search: Later = None
+    memory_search: MemorySearchConfig | None = None
 
 
 class AgentsConfig(Strict):
@@ -769,6 +770,113 @@ class EnvConfig(BaseModel):
     shell_env: Later = Field(None, alias="shellEnv")
 
 
+# --- memory search and web tools (issue 15) --------------------------------------------------
+
+
+class MemorySearchRemote(Strict):
+    """Where embeddings are fetched from when not the provider's default endpoint."""
+
+    base_url: str | None = None
+    api_key: SecretInput | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    batch: Later = None
+
+
+class MemoryExtraPath(Strict):
+    path: str
+    pattern: str | None = None
+
+
+class MemorySearchQuery(Strict):
+    max_results: int | None = Field(None, ge=1, le=100)
+    min_score: float | None = Field(None, ge=0, le=1)
+    hybrid: Later = None
+
+
+class MemorySearchChunking(Strict):
+    tokens: int = Field(400, ge=32, le=8000)
+    overlap: int = Field(80, ge=0, le=4000)
+
+
+class MemorySearchConfig(Strict):
+    """`memory.search` (and the legacy `agents.defaults.memorySearch`).
+
+    Vector search is used only when `provider` names an embeddings provider we support
+    ("openai", "openai-compatible"); unset or "none" means keyword (FTS5/BM25) search only.
+    """
+
+    enabled: bool = True
+    provider: str | None = None
+    model: str | None = None
+    fallback: Later = None
+    remote: MemorySearchRemote = Field(default_factory=MemorySearchRemote)
+    extra_paths: list[str | MemoryExtraPath] = Field(default_factory=list)
+    query: MemorySearchQuery = Field(default_factory=MemorySearchQuery)
+    chunking: MemorySearchChunking = Field(default_factory=MemorySearchChunking)
+    sources: Later = None
+    remember_across_conversations: Later = None
+    multimodal: Later = None
+    cache: Later = None
+    store: Later = None
+    sync: Later = None
+    experimental: Later = None
+    output_dimensionality: Later = None
+
+
+class MemoryConfig(BaseModel):
+    # Only `search` is acted on; the reference's other memory keys (dreaming, citations,
+    # admission, ...) are accepted and ignored.
+    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True)
+
+    search: MemorySearchConfig = Field(default_factory=MemorySearchConfig)
+
+
+class SsrfPolicy(Strict):
+    allowed_hostnames: list[str] = Field(default_factory=list)
+    blocked_hostnames: list[str] = Field(default_factory=list)
+    dangerously_allow_private_network: bool = False
+    allow_rfc2544_benchmark_range: Later = None
+    allow_ipv6_unique_local_range: Later = None
+
+
+class WebFetchConfig(Strict):
+    enabled: bool = True
+    max_chars: int = Field(20_000, ge=100)
+    max_chars_cap: int = Field(20_000, ge=100)
+    # The reference clamps to 32 000-10 000 000 when used (not a config error).
+    max_response_bytes: int = Field(750_000, ge=1)
+    timeout_seconds: float = Field(30, gt=0, le=600)
+    cache_ttl_minutes: float = Field(15, ge=0)
+    max_redirects: int = Field(3, ge=0, le=20)
+    readability: bool = True
+    user_agent: str | None = None
+    ssrf_policy: SsrfPolicy = Field(default_factory=SsrfPolicy)
+    provider: Later = None
+    headers: Later = None
+    use_trusted_env_proxy: Later = None
+    firecrawl: Later = None
+
+
+class WebSearchConfig(Strict):
+    enabled: bool = True
+    provider: str | None = None
+    max_results: int = Field(5, ge=1, le=10)
+    timeout_seconds: float = Field(30, gt=0, le=600)
+    cache_ttl_minutes: float = Field(15, ge=0)
+    api_key: SecretInput | None = None  # legacy reference key; BRAVE_API_KEY is preferred
+    openai_codex: Later = None
+    firecrawl: Later = None
+    perplexity: Later = None
+    grok: Later = None
+    kimi: Later = None
+
+
+class WebToolsConfig(Strict):
+    fetch: WebFetchConfig = Field(default_factory=WebFetchConfig)
+    search: WebSearchConfig = Field(default_factory=WebSearchConfig)
+    x_search: Later = None
+
+
 # --- root ----------------------------------------------------------------------------------
 
 # Top-level sections the reference accepts that we do not model: accepted, warned once.
@@ -787,7 +895,6 @@ UNMODELLED_SECTIONS = frozenset(
         "discovery",
         "logging",
         "mcp",
-        "memory",
         "nodeHost",
         "plugins",
         "proxy",
@@ -821,6 +928,6 @@ class OpenClawConfig(Strict):
     env: EnvConfig = Field(default_factory=EnvConfig)
     commands: CommandsConfig = Field(default_factory=CommandsConfig)
     hooks: HooksConfig = Field(default_factory=HooksConfig)
-
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
     meta: dict[str, Any] = Field(default_factory=dict)
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)

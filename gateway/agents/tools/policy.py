@@ -413,6 +413,9 @@ def allowed_tools(
                 continue
             if t.group in STRANGER_GROUPS and not matches(name, grants):
                 continue
+
+        if t.unavailable_reason(config) is not None:  # e.g. web_search without a key
+            continue
         out[name] = t
     return out
 

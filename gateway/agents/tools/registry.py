@@ -15,6 +15,7 @@ import asyncio
 import inspect
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -94,6 +95,9 @@ class ToolOutput:
 
 
 ToolFn = Callable[[Any, ToolContext], Awaitable["ToolOutput | str"]]
+# Why a tool cannot be offered under this config and environment (e.g. web_search without a
+# provider key), or None when it can.
+AvailableFn = Callable[["OpenClawConfig", Mapping[str, str]], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,19 @@ class Tool:
     # turn, a model failure must not fall back to another model (the call would be replayed).
     side_effects: bool = True
     owner_only: bool = False
+    available: AvailableFn | None = None
+
+    def unavailable_reason(
+        self, config: OpenClawConfig, env: Mapping[str, str] | None = None
+    ) -> str | None:
+        """None when the tool can be offered, else why not (logged once per reason)."""
+        if self.available is None:
+            return None
+        reason = self.available(config, os.environ if env is None else env)
+        if reason is not None and (self.name, reason) not in _said_unavailable:
+            _said_unavailable.add((self.name, reason))
+            log.info("tool %s is not offered: %s", self.name, reason)
+        return reason
 
     def spec(self) -> ToolSpec:
         schema = self.input_model.model_json_schema()
@@ -118,6 +135,7 @@ class Tool:
 
 
 REGISTRY: dict[str, Tool] = {}
+_said_unavailable: set[tuple[str, str]] = set()
 
 
 def tool(
@@ -128,6 +146,7 @@ def tool(
     timeout_s: float | None = DEFAULT_TIMEOUT_S,
     side_effects: bool = True,
     owner_only: bool = False,
+    available: AvailableFn | None = None,
 ) -> Callable[[ToolFn], ToolFn]:
     """Register `fn(args: InputModel, ctx: ToolContext)` as the tool `name`."""
 
@@ -139,7 +158,9 @@ def tool(
         if name in REGISTRY:
             raise ValueError(f"tool {name} registered twice")
         text = description or inspect.getdoc(model) or inspect.getdoc(fn) or name
-        REGISTRY[name] = Tool(name, group, text, model, fn, timeout_s, side_effects, owner_only)
+        REGISTRY[name] = Tool(
+            name, group, text, model, fn, timeout_s, side_effects, owner_only, available
+        )
         return fn
 
     return register
