@@ -11,8 +11,9 @@ from gateway.config.errors import ConfigError
 from gateway.config.loader import load_config, validate_text
 from gateway.config.secrets import REDACTED, redact
 from gateway.paths import config_path, state_dir
+from tests.fixtures import FLY_GUIDE
 
-FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "fly-guide-openclaw.json"
+FIXTURE = FLY_GUIDE
 
 
 def check(raw: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]

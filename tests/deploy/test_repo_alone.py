@@ -1,0 +1,50 @@
+"""The suite, the benches and the scripts need nothing outside the repository (issue: a fresh
+clone without a sibling `shared/` folder collected 0 tests)."""
+
+from __future__ import annotations
+
+import re
+
+from tests.deploy import REPO
+from tests.fixtures import FLY_GUIDE
+
+# A path that climbs out of the repository to a sibling folder, in any spelling we have used.
+_OUTSIDE = re.compile(
+    r"""(\.\./+shared|/work/shared|parents\[\d+\]\s*/\s*["']shared["']|["']shared["']\s*/\s*["']fixtures)"""
+)
+
+
+def _files(*tops: str) -> list[str]:
+    out = []
+    for top in tops:
+        for path in sorted((REPO / top).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                out.append(path.relative_to(REPO).as_posix())
+    return out
+
+
+def test_no_test_bench_or_script_reads_outside_the_repo() -> None:
+    offenders = []
+    for rel in _files("tests", "bench", "scripts", ".ci"):
+        if rel.endswith((".pyc", ".png", ".jpg")):
+            continue
+        text = (REPO / rel).read_text(encoding="utf-8", errors="replace")
+        if rel == "tests/deploy/test_repo_alone.py":
+            continue  # the pattern itself
+        offenders += [f"{rel}: {m.group(0)}" for m in _OUTSIDE.finditer(text)]
+    assert offenders == []
+
+
+def test_the_guide_fixture_is_in_the_repo() -> None:
+    assert FLY_GUIDE.is_relative_to(REPO / "tests")
+    assert '"mode": "local"' in FLY_GUIDE.read_text(encoding="utf-8")
+
+
+def test_ci_runs_from_a_copy_with_nothing_beside_it() -> None:
+    script = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert "mktemp -d" in script
+    # The copy is made, then both the suite and the lint run inside it.
+    copy_at = script.index('tar -xf - -C "$copy"')
+    assert script.index('cd "$copy"') > copy_at
+    assert script.index("bash scripts/test") > script.index('cd "$copy"')
+    assert script.index("bash scripts/lint") > script.index('cd "$copy"')
