@@ -48,3 +48,15 @@ def test_ci_runs_from_a_copy_with_nothing_beside_it() -> None:
     assert script.index('cd "$copy"') > copy_at
     assert script.index("bash scripts/test") > script.index('cd "$copy"')
     assert script.index("bash scripts/lint") > script.index('cd "$copy"')
+
+
+def test_license_is_an_spdx_expression_with_its_file() -> None:
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["license"] == "MIT"  # PEP 639: an SPDX string, not a table
+    assert project["license-files"] == ["LICENSE"]
+    text = (REPO / "LICENSE").read_text(encoding="utf-8")
+    assert text.startswith("MIT License") and "Copyright (c) 2026 the clawgate authors" in text
+    # .dockerignore lets it into the build context, where the wheel picks it up.
+    assert "!LICENSE" in (REPO / ".dockerignore").read_text(encoding="utf-8")
