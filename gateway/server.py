@@ -51,9 +51,11 @@ def _mode_guard(flags: Flags, path: Any) -> None:
             f'Missing config at {path}. Create it with gateway.mode set to "local", or pass'
             " --allow-unconfigured to start on defaults.",
         )
+    # A syntax error propagates (ConfigError): it names file:line:col, which says far more
+    # than "no gateway.mode" would.
     try:
         mode = parse_json5(path, raw).get("gateway", {}).get("mode")
-    except (ConfigError, AttributeError):
+    except AttributeError:
         mode = None
     if mode is None:
         raise StartupError(

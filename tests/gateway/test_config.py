@@ -48,9 +48,38 @@ def test_json5_syntax() -> None:
     assert loaded.config.gateway.port == 3000
 
 
-def test_parse_error_names_the_root() -> None:
-    lines = issues('{ gateway: { mode: "local" }')
-    assert len(lines) == 1 and lines[0].startswith("<root>: JSON5 parse failed")
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (  # missing comma between two keys
+            '{\n  gateway: { mode: "local" }\n  agents: {}\n}',
+            'openclaw.json:3:3 — JSON5 parse failed: unexpected "a" — is a comma missing before it?',
+        ),
+        (  # unclosed brace: the error points at the end and names the opening line
+            '{\n  gateway: {\n    mode: "local"\n}\n',
+            "openclaw.json:5:1 — JSON5 parse failed: the file ends early:"
+            " the { opened at line 1 is not closed",
+        ),
+        (  # curly quotes pasted from a word processor
+            "{\n  gateway: { mode: \u201clocal\u201d }\n}",
+            "openclaw.json:2:20 — JSON5 parse failed: curly quote \u201c — use straight quotes"
+            " (\" or ')",
+        ),
+        (
+            "",
+            "openclaw.json:1:1 — JSON5 parse failed: the file is empty;"
+            ' it needs at least { gateway: { mode: "local" } }',
+        ),
+        (
+            "  \n\n",
+            "openclaw.json:1:1 — JSON5 parse failed: the file is empty;"
+            ' it needs at least { gateway: { mode: "local" } }',
+        ),
+        ("[1, 2]", "openclaw.json:1:1 — config must be a JSON5 object at the top level"),
+    ],
+)
+def test_syntax_errors_name_file_line_and_column(raw: str, expected: str) -> None:
+    assert issues(raw) == [expected]
 
 
 def test_unknown_root_key_rejected_with_line() -> None:
