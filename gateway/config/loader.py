@@ -15,10 +15,11 @@ import json5
 from pydantic import ValidationError
 
 from gateway.agents.ids import normalize_agent_id
-from gateway.config.envsubst import substitute
+from gateway.config.envsubst import KeyPath, substitute
 from gateway.config.errors import ConfigError, ConfigIssue
 from gateway.config.locate import format_path, key_lines
 from gateway.config.models import UNMODELLED_SECTIONS, OpenClawConfig
+from gateway.config.secrets import is_secret_key
 
 MAX_CONFIG_BYTES = 2 * 1024 * 1024
 
@@ -176,10 +177,24 @@ def validate_text(path: Path, raw: str, env: Mapping[str, str] | None = None) ->
     modelled = {k: v for k, v in data.items() if k not in UNMODELLED_SECTIONS}
 
     env_vars = _env_vars(modelled.get("env"), env)
-    missing: set[str] = set()
+    missing: list[tuple[KeyPath, str]] = []
     merged_env = {**env_vars, **env}
     modelled = substitute(modelled, merged_env, missing)
-    for name in sorted(missing):
+    # A secret left as the literal "${VAR}" would be sent as the credential (a Telegram poll
+    # with the text as its token): an error. Anything else keeps the text, with a warning.
+    secret_issues = [
+        ConfigIssue(
+            format_path(where),
+            f"${{{name}}} is not set: set the environment variable {name}"
+            " (a secret key cannot keep the placeholder text)",
+            _line_for(format_path(where), lines),
+        )
+        for where, name in missing
+        if _holds_secret(where)
+    ]
+    if secret_issues:
+        raise ConfigError(path, secret_issues)
+    for name in sorted({name for _, name in missing}):
         warnings.append(f"config references ${{{name}}} but it is not set; the text is kept as is")
 
     try:
@@ -202,6 +217,12 @@ def validate_text(path: Path, raw: str, env: Mapping[str, str] | None = None) ->
 
 
 _ROOT_ALIASES = {"$schema"}
+
+
+def _holds_secret(where: KeyPath) -> bool:
+    # The value's own key, or the key of the list holding it (`tokens: ["${A}"]`).
+    keys = [part for part in where if isinstance(part, str)]
+    return bool(keys) and is_secret_key(keys[-1]) and keys[0] != "env"
 
 
 def _env_vars(section: Any, env: Mapping[str, str]) -> dict[str, str]:

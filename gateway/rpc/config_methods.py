@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.config.errors import ConfigError, ConfigIssue
 from gateway.config.loader import LoadedConfig, content_hash, validate_text
 from gateway.config.schema import config_json_schema, reload_kind, ui_hints
-from gateway.config.secrets import REDACTED, SECRET_KEYS
+from gateway.config.secrets import REDACTED, is_secret_key
 from gateway.config.writer import StaleHashError, read_on_disk, write_config
 from gateway.logs import scrubber
 from gateway.protocol.errors import CONFLICT, INVALID_REQUEST, RpcError
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gateway.config")
 
-_SECRET_NAME = re.compile(r"(token|secret|password|passwd|apikey|api_key|authorization)$", re.I)
 Path = tuple[str | int, ...]
 
 
@@ -81,10 +80,6 @@ class ConfigPatchParams(ConfigApplyParams):
 
 
 # --- redaction -----------------------------------------------------------------------------
-
-
-def is_secret_key(key: str) -> bool:
-    return key in SECRET_KEYS or bool(_SECRET_NAME.search(key))
 
 
 def redact_tree(data: Any, path: Path = ()) -> tuple[Any, list[tuple[Path, str]]]:

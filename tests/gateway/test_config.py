@@ -230,3 +230,44 @@ def test_non_regular_file_is_refused(tmp_path: Path) -> None:
 def test_missing_file_gives_defaults(tmp_path: Path) -> None:
     loaded = load_config(tmp_path / "openclaw.json", {})
     assert not loaded.exists and loaded.config.gateway.port is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            '{\n  "channels": {\n    "telegram": {"botToken": "${MY_TG_TOKEN}"}\n  }\n}',
+            "openclaw.json:3 — channels.telegram.botToken: ${MY_TG_TOKEN} is not set:"
+            " set the environment variable MY_TG_TOKEN",
+        ),
+        (
+            '{"gateway": {"auth": {"token": "${GW_TOKEN}"}}}',
+            "openclaw.json:1 — gateway.auth.token: ${GW_TOKEN} is not set:"
+            " set the environment variable GW_TOKEN",
+        ),
+        (
+            '{"models": {"providers": {"openai": {"apiKey": "sk-${KEY_PART}"}}}}',
+            "openclaw.json:1 — models.providers.openai.apiKey: ${KEY_PART} is not set:"
+            " set the environment variable KEY_PART",
+        ),
+    ],
+)
+def test_unset_variable_in_a_secret_key_is_an_error(raw: str, expected: str) -> None:
+    (line,) = issues(raw)
+    assert line.startswith(expected), line
+
+
+def test_unset_secret_variable_is_never_used_as_the_token() -> None:
+    raw = '{"channels": {"telegram": {"botToken": "${MY_TG_TOKEN}"}}}'
+    with pytest.raises(ConfigError):
+        check(raw)
+    loaded = check(raw, {"MY_TG_TOKEN": "123:abc"})
+    assert loaded.config.channels.telegram.bot_token == "123:abc"  # type: ignore[union-attr]
+    assert loaded.warnings == []
+
+
+def test_unset_variable_in_a_plain_key_still_only_warns() -> None:
+    loaded = check('{"agents": {"defaults": {"workspace": "${NOPE_NOT_SET}/ws"}}}')
+    assert loaded.warnings == [
+        "config references ${NOPE_NOT_SET} but it is not set; the text is kept as is"
+    ]
