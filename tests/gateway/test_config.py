@@ -262,7 +262,7 @@ def test_unset_secret_variable_is_never_used_as_the_token() -> None:
     with pytest.raises(ConfigError):
         check(raw)
     loaded = check(raw, {"MY_TG_TOKEN": "123:abc"})
-    assert loaded.config.channels.telegram.bot_token == "123:abc"  # type: ignore[union-attr]
+    assert loaded.config.channels.telegram.bot_token == "123:abc"
     assert loaded.warnings == []
 
 
