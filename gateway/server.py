@@ -26,6 +26,7 @@ from gateway.settings import (
     Flags,
     RuntimeSettings,
     StartupError,
+    control_ui_hint,
     is_container,
     resolve_auth,
     resolve_bind,
@@ -231,6 +232,8 @@ async def serve(gateway: Any, sock: socket.socket, drain_timeout_s: float | None
     if server.started:
         log.info("listening on ws://%s:%d (PID %d)", settings.host, settings.port, os.getpid())
         log.info("ready")
+        for line in control_ui_hint(settings, gateway.loaded.config, os.environ):
+            log.info(line)
     await task
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(signum)

@@ -98,7 +98,7 @@ def test_lan_without_token_exits_78_naming_the_env_var(tmp_path: Path) -> None:
         (["--port", "abc"], "Invalid --port"),
         (
             ["--bind", "everywhere"],
-            'Invalid --bind. Use "loopback", "lan", "tailnet", "auto", or "custom".',
+            'Invalid --bind. Use "loopback", "lan", "auto", or "custom".',
         ),
         (["--auth", "magic"], "Invalid --auth."),
         (["--no-such-flag"], "unrecognized arguments"),
