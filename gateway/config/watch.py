@@ -186,6 +186,13 @@ class ConfigWatcher:
             log.info("restarting to apply %s", ", ".join(result.get("restartPaths", [])[:10]))
             restart(0)
             return "restarting"
+        if result.get("restartRequired"):
+            # gateway.reload.mode "hot": restart-only keys wait for a restart by hand.
+            log.warning(
+                "config saved; restart the gateway to apply: %s (gateway.reload.mode=%s)",
+                ", ".join(result.get("restartPaths", [])[:10]),
+                mode,
+            )
         return "applied"
 
     def _reject(self, digest: str, text: str) -> str:

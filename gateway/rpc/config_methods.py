@@ -374,8 +374,8 @@ def apply_loaded(gateway: Gateway, new: LoadedConfig) -> dict[str, Any]:
             log.exception("config listener failed")
     if hot:
         log.info("config applied live: %s", ", ".join(hot[:10]))
-    if pending:
-        log.warning("config saved; restart the gateway to apply: %s", ", ".join(sorted(pending)))
+    # Whether a restart is still needed is said by the caller: the watcher and config.apply
+    # restart on their own (saying so), only config.set leaves it to the operator.
     return {
         "changedPaths": changed,
         "applied": hot,
@@ -496,7 +496,17 @@ async def config_schema(ctx: CallContext, params: ConfigSchemaParams) -> dict[st
 
 @method("config.set", scope=ADMIN, params=ConfigSetParams)
 async def config_set(ctx: CallContext, params: ConfigSetParams) -> dict[str, Any]:
-    return await write_and_apply(ctx.gateway, params.raw, params.base_hash)
+    result = await write_and_apply(ctx.gateway, params.raw, params.base_hash)
+    _say_restart_needed(result)
+    return result
+
+
+def _say_restart_needed(result: dict[str, Any]) -> None:
+    if result.get("restartRequired"):
+        log.warning(
+            "config saved; restart the gateway to apply: %s",
+            ", ".join(result.get("restartPaths", [])),
+        )
 
 
 @method("config.apply", scope=ADMIN, params=ConfigApplyParams)
@@ -544,4 +554,5 @@ def _maybe_restart(
         result["restartScheduled"] = True
     else:
         result["restartScheduled"] = False
+        _say_restart_needed(result)
     return result
