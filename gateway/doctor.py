@@ -147,8 +147,8 @@ class Doctor:
                     name,
                     f"{path} is on the container's own filesystem: sessions, config and"
                     " pairing approvals are lost on every deploy",
-                    'mount a volume there (fly.toml [mounts] destination = "/data";'
-                    " fly volumes create clawgate_data)",
+                    'mount a volume there (fly.toml [mounts] destination = "/data", with a'
+                    " volume from fly volumes create)",
                 )
                 return
             self.add("ok", name, f"{path} is writable (on the root filesystem, not a container)")
