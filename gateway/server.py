@@ -26,6 +26,7 @@ from gateway.settings import (
     Flags,
     RuntimeSettings,
     StartupError,
+    control_ui_hint,
     is_container,
     resolve_auth,
     resolve_bind,
@@ -51,9 +52,11 @@ def _mode_guard(flags: Flags, path: Any) -> None:
             f'Missing config at {path}. Create it with gateway.mode set to "local", or pass'
             " --allow-unconfigured to start on defaults.",
         )
+    # A syntax error propagates (ConfigError): it names file:line:col, which says far more
+    # than "no gateway.mode" would.
     try:
         mode = parse_json5(path, raw).get("gateway", {}).get("mode")
-    except (ConfigError, AttributeError):
+    except AttributeError:
         mode = None
     if mode is None:
         raise StartupError(
@@ -229,6 +232,8 @@ async def serve(gateway: Any, sock: socket.socket, drain_timeout_s: float | None
     if server.started:
         log.info("listening on ws://%s:%d (PID %d)", settings.host, settings.port, os.getpid())
         log.info("ready")
+        for line in control_ui_hint(settings, gateway.loaded.config, os.environ):
+            log.info(line)
     await task
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(signum)

@@ -47,7 +47,8 @@ export default {
                       h(
                         "div",
                         { class: "row" },
-                        badge(acc.configured !== false, "configured", "not configured"),
+                        // The account exists because its config block does: what it lacks is a token.
+                        badge(acc.configured !== false, "token set", "no token"),
                         badge(acc.running, "running", "stopped"),
                         badge(acc.connected, "connected", "disconnected"),
                       ),
