@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
@@ -22,6 +23,7 @@ from starlette.websockets import WebSocket
 
 from gateway import http_api
 from gateway.auth import client_address
+from gateway.http_api.hooks import HooksMiddleware
 from gateway.runtime import Gateway
 from gateway.ws.connection import Connection
 
@@ -95,7 +97,10 @@ def create_app(gateway: Gateway, static_dir: Path = STATIC_DIR) -> Starlette:
     routes += http_api.routes(gateway)
     routes += _ui_routes(gateway, static_dir)
     routes.append(WebSocketRoute("/{path:path}", websocket))
-    return Starlette(routes=routes, lifespan=lifespan)
+    # Hooks sit in front of the routes: their path is read from the live config per request.
+    return Starlette(
+        routes=routes, lifespan=lifespan, middleware=[Middleware(HooksMiddleware, gateway=gateway)]
+    )
 
 
 def _ui_routes(gateway: Gateway, static_dir: Path) -> list[BaseRoute]:

@@ -14,7 +14,6 @@ from gateway.runtime import Gateway
 
 
 def routes(gateway: Gateway) -> list[BaseRoute]:
-    from gateway.http_api import hooks, openai_compat, tools_invoke
+    from gateway.http_api import openai_compat, tools_invoke
 
-    # Hooks last: their POST route takes every path (hooks.path is read per request).
-    return [*openai_compat.routes(gateway), *tools_invoke.routes(gateway), *hooks.routes(gateway)]
+    return [*openai_compat.routes(gateway), *tools_invoke.routes(gateway)]

@@ -25,8 +25,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.agents import roster as rv
 from gateway.agents.runner import QueueFull, RunResult, SubmitRequest
@@ -115,10 +115,8 @@ class Hooks:
     async def handle(self, request: Request) -> Response:
         cfg = self.config
         path = request.url.path
-        if not (cfg.enabled and cfg.token) or not (
-            path == cfg.path or path.startswith(cfg.path + "/")
-        ):
-            return JSONResponse({"error": "Not Found"}, status_code=404)
+        if not cfg.token:  # enabled without a token: refuse rather than run open
+            return JSONResponse({"ok": False, "error": "hooks.token is not set"}, status_code=503)
         try:
             self._authorize(request, cfg)
             sub = path[len(cfg.path) :].strip("/")
@@ -515,9 +513,31 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"ok": False, "error": message}, status_code=status)
 
 
-def routes(gateway: Gateway) -> list[BaseRoute]:
-    hooks = Hooks(gateway)
-    gateway.extensions["hooks"] = hooks
-    # One POST route for every path: hooks.path is read per request, so a saved config
-    # (enabling hooks, moving the path) applies without a restart.
-    return [Route("/{path:path}", hooks.handle, methods=["POST"])]
+class HooksMiddleware:
+    """Hands requests under the live `hooks.path` to the hooks; everything else passes on.
+
+    A middleware rather than a route because `hooks.path` is read per request: a saved config
+    (enabling hooks, moving the path) applies without a restart, and other paths keep their
+    own answers (a POST to /healthz stays a 405).
+    """
+
+    def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
+        self.app = app
+        self.hooks = Hooks(gateway)
+        gateway.extensions["hooks"] = self.hooks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            cfg = self.hooks.config
+            path = scope["path"]
+            if cfg.enabled and (path == cfg.path or path.startswith(cfg.path + "/")):
+                request = Request(scope, receive)
+                if request.method != "POST":
+                    response: Response = PlainTextResponse(
+                        "Method Not Allowed", status_code=405, headers={"Allow": "POST"}
+                    )
+                else:
+                    response = await self.hooks.handle(request)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
