@@ -37,7 +37,7 @@ from channels.command_auth import (
     commands_enabled,
 )
 from channels.context import Dedupe, HistoryEntry, PendingHistory, group_prompt, history_limit
-from channels.pairing import PairingStore, pairing_reply
+from channels.pairing import FULL_REPLY, MAX_PENDING_PER_ACCOUNT, PairingStore, pairing_reply
 from channels.policy import Decision, decide
 from gateway.agents.commands import Command
 from gateway.agents.freshness import ResetPolicy, ResetRules, select_reset_policy
@@ -392,6 +392,18 @@ class Pipeline:
         outcome = self.pairing.request(
             self.channel, self.account_id, msg.sender_id, self._label(msg)
         )
+        if outcome.turned_away:
+            # Told once (not silently ignored), and the owner hears of it (log + UI badge).
+            self.log.warning(
+                "%s pairing: the pending list is full (%d requests); turned away senderUserId=%s"
+                " (review with: python -m gateway pairing list %s)",
+                self.channel,
+                MAX_PENDING_PER_ACCOUNT,
+                msg.sender_id,
+                self.channel,
+            )
+            await self.deliver(transport, target, FULL_REPLY)
+            return
         if not outcome.created or outcome.request is None:
             return
         self.log.info(

@@ -259,7 +259,7 @@ class LimitedWebSocketProtocol(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         scope = getattr(self, "scope", None)
         if scope is not None:
-            scope["extensions"][LIMITS_EXTENSION] = LimitControl(self)  # type: ignore[index]
+            scope["extensions"][LIMITS_EXTENSION] = LimitControl(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.admission.closed(self.transport)
