@@ -36,12 +36,11 @@ class FailedAuthLimiter:
     """Throttles secret guessing per client address without ever refusing the right secret.
 
     After `max_attempts` failures within `window_s`, the address is throttled for `lockout_s`
-    (renewed by each further failure). A throttled address still gets its secret checked: the
-    right one connects at once; a wrong one is answered only after `hold_s` (with
-    AUTH_RATE_LIMITED), its connection counted against the address's unauthenticated
-    connections all that time. So one address guesses at most
-    max_unauthenticated_per_address / hold_s times a second (32 / 10 s by default), and an
-    attacker can neither lock the operator out nor learn anything from being throttled.
+    (renewed by each further failure). A throttled address's connect waits `hold_s` before
+    its secret is checked (Connection._handshake); then the right secret connects and a wrong
+    one is refused with AUTH_RATE_LIMITED. A connection given up during the wait is never
+    checked, so an address guesses at most max_unauthenticated_per_address / hold_s times a
+    second (32 / 5 s = 6.4 by default), and the operator is at worst delayed by `hold_s`.
     """
 
     def __init__(
@@ -51,7 +50,7 @@ class FailedAuthLimiter:
         lockout_s: float = 300.0,
         exempt_loopback: bool = True,
         clock: Callable[[], float] = time.monotonic,
-        hold_s: float = 10.0,
+        hold_s: float = 5.0,
     ) -> None:
         self.max_attempts = max_attempts
         self.window_s = window_s

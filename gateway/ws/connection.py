@@ -249,17 +249,20 @@ class Connection:
                 ),
             )
             return
+        if self.gateway.limiter.throttled_for(self.address) > 0:
+            # A throttled address waits before its secret is even looked at (a connection
+            # closed meanwhile is never checked): with at most N unauthenticated connections
+            # per address, that bounds guessing to N / hold_s a second, and the right secret
+            # is only delayed, never refused (gateway.auth.FailedAuthLimiter).
+            await asyncio.sleep(self.gateway.limiter.hold_s)
+            if self._closing:
+                return
         try:
             admitted = admit(self.gateway, params, self.address, self.origin)
         except RpcError as exc:
             code = str(exc.details.get("code", "")) if exc.details else ""
             if code.startswith("AUTH_"):
                 log.warning("refused connect from %s: %s", self.address, code)
-            if code == "AUTH_RATE_LIMITED":
-                # A wrong secret from a throttled address is answered late: its connection
-                # holds one of the address's few unauthenticated slots meanwhile, which is
-                # what bounds the guessing rate (gateway.auth.FailedAuthLimiter).
-                await asyncio.sleep(self.gateway.limiter.hold_s)
             self._refuse(req_id, exc)
             return
         from gateway.rpc.core import health_payload

@@ -39,8 +39,8 @@ class TransportLimits:
     max_unauthenticated_per_address: int = 32
     # All open connections; lowered at start to the file-descriptor limit minus FD_RESERVE.
     max_connections: int = 8192
-    # A wrong secret from a throttled address is answered after this long (see gateway.auth).
-    auth_failure_hold_s: float = 10.0
+    # A throttled address waits this long before its secret is checked (see gateway.auth).
+    auth_failure_hold_s: float = 5.0
     # "accept() out of system resource" and similar floods: one log line per interval.
     error_log_interval_s: float = 10.0
 

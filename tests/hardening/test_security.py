@@ -146,16 +146,16 @@ async def test_failed_auth_is_throttled_per_client_address(tmp_path: Path) -> No
         for _ in range(3):
             res, code = await _connect_raw(live, "wrong", attacker)
             assert res["error"]["details"]["code"] == "AUTH_TOKEN_MISMATCH" and code == 1008
-        # Throttled now: a wrong secret is refused late, with a retry hint...
+        # Throttled now: checked only after the hold; a wrong secret is refused with a hint...
         started = time.monotonic()
         res, code = await _connect_raw(live, "wrong-again", attacker)
         assert time.monotonic() - started >= 0.3
         assert res["error"]["details"]["code"] == "AUTH_RATE_LIMITED", res
         assert res["error"]["retryable"] is True and res["error"]["retryAfterMs"] > 200_000
-        # ...but the right secret from the same address still gets in, at once.
+        # ...but the right secret from the same address still gets in (after the hold).
         started = time.monotonic()
         res, _ = await _connect_raw(live, TOKEN, attacker)
-        assert res["ok"] is True and time.monotonic() - started < 0.3
+        assert res["ok"] is True and time.monotonic() - started >= 0.3
         # Another client behind the same proxy is not affected.
         res, _ = await _connect_raw(live, "wrong", {"X-Forwarded-For": "203.0.113.8"})
         assert res["error"]["details"]["code"] == "AUTH_TOKEN_MISMATCH"

@@ -282,11 +282,10 @@ async def test_a_wrong_secret_cannot_lock_out_the_right_one(
 
         tasks = [asyncio.create_task(attacker()) for _ in range(3)]
         await asyncio.sleep(0.5)
-        for _ in range(3):
-            started = time.monotonic()
+        assert live.gateway.limiter.throttled_for("127.0.0.1") > 0
+        for _ in range(3):  # the same address as the attacker: delayed, never refused
             async with connected(live) as client:
                 assert (await client.call("health"))["ok"] is True
-            assert time.monotonic() - started < 0.3
         stop.set()
         tries = sum(await asyncio.gather(*tasks))
         assert tries >= 2
