@@ -112,8 +112,7 @@ async def gateway(
     cmd = [sys.executable, "-m", "gateway", "--bind", "loopback", "--port", str(port)]
     if nofile is not None:
         cmd = ["prlimit", f"--nofile={nofile}:{nofile}", "--", *cmd]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, env=full, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    proc = _spawn(cmd, full, log)
     gw = Gateway(proc, port, log)
     try:
         await _healthy(gw)
@@ -125,6 +124,15 @@ async def gateway(
                 await asyncio.to_thread(proc.wait, 15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def _spawn(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+
+
+def to_chat(chat: int | str) -> Any:
+    return lambda p: str(p.get("chat_id")) == str(chat)
 
 
 async def _healthy(gw: Gateway, within: float = 30.0) -> None:
@@ -347,7 +355,7 @@ async def pending(work: Path) -> None:
                 await asyncio.wait_for(flood.stdout.readline(), 60)  # "go"
                 started = time.perf_counter()
                 done = asyncio.create_task(flood.stdout.readline())
-                during = []
+                during: list[float] = []
                 while not done.done() or not during:
                     during.append(await operator_connect(gw))
                 flood_s = time.perf_counter() - started
@@ -405,9 +413,7 @@ async def fds(work: Path) -> None:
             for i in range(5):
                 start = time.perf_counter()
                 tg.text_update(f"dm {i} during the flood", user_id=7000 + i, chat_id=7000 + i)
-                await tg.wait_for(
-                    "sendMessage", lambda p, c=7000 + i: str(p.get("chat_id")) == str(c), 30
-                )
+                await tg.wait_for("sendMessage", to_chat(7000 + i), 30)
                 answered.append(time.perf_counter() - start)
             await asyncio.sleep(3)
             flood_lines = gw.log_lines()[lines_before:]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,7 +62,7 @@ async def test_pairing_flood_over_telegram(
         with caplog.at_level(logging.WARNING):
             for user in range(500, 500 + MAX_PENDING_PER_ACCOUNT):
                 fake_tg.text_update("let me in", user_id=user, chat_id=user)
-                await fake_tg.wait_for("sendMessage", lambda p, u=user: p["chat_id"] == str(u))
+                await fake_tg.wait_for("sendMessage", to_chat(user))
             # The genuine newcomer is told, once.
             fake_tg.text_update("hello?", user_id=900, chat_id=900)
             told = await fake_tg.wait_for("sendMessage", lambda p: p["chat_id"] == "900")
@@ -88,3 +89,7 @@ async def test_pairing_flood_over_telegram(
             )
             assert res["error"]["details"]["code"] == "PAIRING_RATE_LIMITED", res
             assert res["error"]["retryable"] is True
+
+
+def to_chat(chat: int) -> Any:
+    return lambda p: str(p["chat_id"]) == str(chat)

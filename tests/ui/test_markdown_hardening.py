@@ -150,7 +150,7 @@ async def test_channels_page_shows_turned_away_newcomers(
         async with telegram_gateway(tmp_path, gateway_config(tg, fake)) as live:
             for user in (601, 602, 603, 604):
                 tg.text_update("let me in", user_id=user, chat_id=user)
-                await tg.wait_for("sendMessage", lambda p, u=user: str(p["chat_id"]) == str(u))
+                await tg.wait_for("sendMessage", to_chat(user))
             page = watched.page
             await login(page, live.http)
             await page.click("nav >> text=Channels")
@@ -161,3 +161,7 @@ async def test_channels_page_shows_turned_away_newcomers(
             await assert_clean(watched)
     finally:
         await tg.stop()
+
+
+def to_chat(chat: int) -> Any:
+    return lambda p: str(p["chat_id"]) == str(chat)
