@@ -101,8 +101,10 @@ class ChannelManager:
             token, token_error = None, f"telegram: {exc}"
         pipeline = Pipeline(self.gateway, "telegram", DEFAULT_ACCOUNT, pairing=self.pairing)
 
-        async def on_message(msg: Any, transport: Transport) -> None:
-            pipeline.spawn(msg, transport)  # polling goes on while the turn runs
+        async def on_message(msg: Any, transport: Transport) -> bool:
+            # Waits only until the message is taken (queued, answered or dropped on purpose):
+            # polling goes on while the turn runs; the update is confirmed after this.
+            return await pipeline.accept(msg, transport)
 
         runner = TelegramChannel(
             account_id=DEFAULT_ACCOUNT,

@@ -20,7 +20,6 @@ from gateway.config.loader import LoadedConfig, load_config, parse_json5, read_c
 from gateway.config.models import OpenClawConfig
 from gateway.logs import scrubber
 from gateway.paths import config_path, state_dir
-from gateway.protocol.frames import MAX_PAYLOAD_BYTES
 from gateway.settings import (
     EX_CONFIG,
     Flags,
@@ -33,6 +32,14 @@ from gateway.settings import (
     resolve_port,
     seed_origins,
 )
+from gateway.ws.limits import (
+    LimitError,
+    TransportLimits,
+    fit_to_fd_limit,
+    limits_from_env,
+    raise_fd_limit,
+)
+from gateway.ws.transport import Admission, HeaderCountLimit, LimitedConfig, install_error_throttles
 
 log = logging.getLogger("gateway")
 shutdown_log = logging.getLogger("shutdown")
@@ -152,15 +159,36 @@ class _Server(uvicorn.Server):
     def capture_signals(self):  # type: ignore[no-untyped-def]
         yield
 
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        config = self.config
+        assert isinstance(config, LimitedConfig)
+        install_error_throttles(asyncio.get_running_loop(), config.limits.error_log_interval_s)
+        await super().serve(sockets=sockets)
 
-def make_server(gateway: Any, drain_timeout_s: float = 10.0) -> uvicorn.Server:
-    """The uvicorn server for our app; signals are left to the caller."""
+
+def transport_limits(env: Mapping[str, str] | None = None) -> TransportLimits:
+    """The limits from the environment, fitted under the (raised) descriptor limit."""
+    try:
+        limits = limits_from_env(env)
+    except LimitError as exc:
+        raise StartupError(EX_CONFIG, f"Gateway failed to start: {exc}") from exc
+    return fit_to_fd_limit(limits, raise_fd_limit())
+
+
+def make_server(
+    gateway: Any, drain_timeout_s: float = 10.0, limits: TransportLimits | None = None
+) -> uvicorn.Server:
+    """The uvicorn server for our app, with the transport limits; signals are left to the caller."""
     from gateway.web import create_app
 
-    config = uvicorn.Config(
-        create_app(gateway),
-        ws="websockets-sansio",
-        ws_max_size=MAX_PAYLOAD_BYTES,
+    limits = limits or transport_limits()
+    gateway.limiter.hold_s = limits.auth_failure_hold_s
+    admission = Admission(limits, lambda: gateway.proxy_trust)
+    gateway.extensions["transport.admission"] = admission
+    config = LimitedConfig(
+        HeaderCountLimit(create_app(gateway), limits.max_headers),
+        limits,
+        admission,
         ws_per_message_deflate=False,
         lifespan="on",
         log_config=None,

@@ -26,8 +26,11 @@ from gateway.auth import client_address
 from gateway.http_api.hooks import HooksMiddleware
 from gateway.runtime import Gateway
 from gateway.ws.connection import Connection
+from gateway.ws.transport import LIMITS_EXTENSION, LimitControl
 
 log = logging.getLogger("gateway")
+
+CLOSE_TRY_AGAIN_LATER = 1013
 
 STATIC_DIR = Path(__file__).parent / "ui" / "static"
 CSP = "; ".join(
@@ -84,8 +87,12 @@ def create_app(gateway: Gateway, static_dir: Path = STATIC_DIR) -> Starlette:
 
     async def websocket(ws: WebSocket) -> None:
         peer = ws.client.host if ws.client else None
-        address = client_address(peer, ws.headers.get("x-forwarded-for"), gateway.trusted_proxies)
-        await Connection(gateway, ws, address, ws.headers.get("origin")).serve()
+        address = client_address(peer, ws.headers, gateway.proxy_trust)
+        limits: LimitControl | None = ws.scope.get("extensions", {}).get(LIMITS_EXTENSION)
+        if limits is not None and not limits.identify(address):
+            await ws.close(CLOSE_TRY_AGAIN_LATER, "too many unauthenticated connections")
+            return
+        await Connection(gateway, ws, address, ws.headers.get("origin"), limits).serve()
 
     routes: list[BaseRoute] = []
     for paths, endpoint in (

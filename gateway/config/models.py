@@ -6,6 +6,7 @@ accepts but we do not act on yet are declared as `Later` so a reference config s
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
@@ -112,6 +113,19 @@ class GatewayConfig(Strict):
     cli_agents: Later = None
     portals: Later = None
     channel_health_check_minutes: Later = None
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: list[str]) -> list[str]:
+        # An address ("10.0.0.2") or a CIDR range ("10.0.0.0/8", "fd00::/8").
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f'"{entry}" is not an IP address or CIDR range (like "10.0.0.0/8")'
+                ) from None
+        return value
 
 
 # --- HTTP APIs (gateway.http.endpoints.*, hooks.*) ----------------------------------------

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from channels.base import DeliveryError
 from channels.pairing import MAX_PENDING_PER_ACCOUNT, TTL_MS, PairingStore
+from gateway.auth import FailedAuthLimiter
 from gateway.protocol.errors import INVALID_REQUEST, NOT_FOUND, UNAVAILABLE, RpcError
 from gateway.protocol.scopes import PAIRING, READ, WRITE
 from gateway.rpc.registry import CallContext, method
@@ -126,6 +127,26 @@ async def send(ctx: CallContext, params: SendParams) -> dict[str, Any]:
     return result
 
 
+# Codes are 8 characters from 32 (2^40): guessing one over RPC is hopeless at this rate, and
+# the throttle keeps a leaked low-scope token from trying.
+APPROVE_MISSES = 5
+APPROVE_WINDOW_S = 60.0
+APPROVE_LOCKOUT_S = 60.0
+
+
+def _approve_limiter(ctx: CallContext) -> FailedAuthLimiter:
+    limiter = ctx.gateway.extensions.get("pairing.approveLimiter")
+    if not isinstance(limiter, FailedAuthLimiter):
+        limiter = FailedAuthLimiter(
+            max_attempts=APPROVE_MISSES,
+            window_s=APPROVE_WINDOW_S,
+            lockout_s=APPROVE_LOCKOUT_S,
+            exempt_loopback=False,
+        )
+        ctx.gateway.extensions["pairing.approveLimiter"] = limiter
+    return limiter
+
+
 def _store(ctx: CallContext) -> PairingStore:
     manager = _manager(ctx)
     return manager.pairing if manager is not None else PairingStore(ctx.gateway.settings.state_dir)
@@ -133,7 +154,8 @@ def _store(ctx: CallContext) -> PairingStore:
 
 @method("channels.pairing.list", scope=PAIRING, params=PairingListParams)
 async def pairing_list(ctx: CallContext, params: PairingListParams) -> dict[str, Any]:
-    requests = _store(ctx).pending(params.channel, params.account_id)
+    store = _store(ctx)
+    requests = store.pending(params.channel, params.account_id)
     manager = _manager(ctx)
     accounts = []
     if manager is not None:
@@ -168,6 +190,17 @@ async def pairing_list(ctx: CallContext, params: PairingListParams) -> dict[str,
         ],
         "commandOwnerConfigured": False,
         "limits": {"pendingPerAccount": MAX_PENDING_PER_ACCOUNT, "ttlMs": TTL_MS},
+        # Newcomers turned away while the pending list was full (the Channels page's badge).
+        "overflow": [
+            {
+                "channel": channel,
+                "accountId": account_id,
+                "turnedAway": o.count,
+                "lastAt": _iso(o.last_at),
+            }
+            for (channel, account_id), o in store.overflow.items()
+            if params.channel in (None, channel) and o.count
+        ],
     }
 
 
@@ -178,8 +211,20 @@ async def pairing_approve(ctx: CallContext, params: PairingApproveParams) -> dic
         raise RpcError(
             INVALID_REQUEST, "invalid channels.pairing.approve params: requestId is required"
         )
+    limiter = _approve_limiter(ctx)
+    who = ctx.conn.address if ctx.conn is not None else "local"
+    throttled = limiter.throttled_for(who)
+    if throttled > 0:
+        raise RpcError(
+            UNAVAILABLE,
+            "too many unknown pairing codes; try again later",
+            details={"code": "PAIRING_RATE_LIMITED"},
+            retryable=True,
+            retry_after_ms=int(throttled * 1000) + 1,
+        )
     approved = _store(ctx).approve(params.channel, code, params.account_id)
     if approved is None:
+        limiter.failure(who)
         raise RpcError(NOT_FOUND, f"no pending {params.channel} pairing request {code.upper()}")
     return {
         "requestId": approved.code,
