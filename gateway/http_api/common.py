@@ -46,7 +46,7 @@ class HttpError(Exception):
 
 def address_of(gateway: Gateway, request: Request) -> str:
     peer = request.client.host if request.client else None
-    return client_address(peer, request.headers.get("x-forwarded-for"), gateway.trusted_proxies)
+    return client_address(peer, request.headers, gateway.proxy_trust)
 
 
 def bearer(request: Request) -> str | None:

@@ -35,7 +35,6 @@ from gateway.agents.session_keys import main_session_key
 from gateway.auth import FailedAuthLimiter, secrets_equal
 from gateway.config.models import HookMapping, HooksConfig
 from gateway.http_api.common import HttpError, address_of, bearer, read_json
-from gateway.protocol.errors import RpcError
 from gateway.runtime import Gateway
 
 log = logging.getLogger("gateway/hooks")
@@ -142,16 +141,15 @@ class Hooks:
         expected = cfg.token or ""
         address = address_of(self.gateway, request)
         if given and expected and secrets_equal(given.strip(), expected):
-            self.limiter.success(address)
+            self.limiter.success(address)  # the right token is never throttled
             return
-        try:
-            self.limiter.check(address)
-        except RpcError as exc:
-            retry_s = max(1, -(-(exc.retry_after_ms or 1000) // 1000))
+        throttled = self.limiter.failure(address)
+        if throttled > 0:
             raise HttpError(
-                429, "too many failed hook authentications", headers={"Retry-After": str(retry_s)}
-            ) from exc
-        self.limiter.failure(address)
+                429,
+                "too many failed hook authentications",
+                headers={"Retry-After": str(max(1, int(throttled + 0.999)))},
+            )
         raise HttpError(401, "missing or invalid hook token")
 
     # --- actions ------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ an app can continue one conversation.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -32,7 +33,6 @@ from gateway.auth import secrets_equal
 from gateway.config.models import HttpEndpoint, OpenClawConfig
 from gateway.http_api.common import HttpError, address_of, bearer, read_json
 from gateway.http_api.runs import TurnWatch
-from gateway.protocol.errors import RpcError
 from gateway.runtime import Gateway
 
 log = logging.getLogger("gateway/http")
@@ -44,28 +44,29 @@ CHANNEL = "openai-http"
 # --- access ---------------------------------------------------------------------------------------
 
 
-def authorize(gateway: Gateway, request: Request) -> None:
-    """Bearer gateway secret; wrong secrets are counted and throttled per client address."""
+async def authorize(gateway: Gateway, request: Request) -> None:
+    """Bearer gateway secret, throttled per client address like the WebSocket `connect`:
+    a throttled address waits `hold_s` before its secret is checked, then the right secret
+    passes and a wrong one gets 429 (gateway/auth.py FailedAuthLimiter)."""
     auth = gateway.settings.auth
     if auth.mode == "none":
         return
     expected = (auth.password if auth.mode == "password" else auth.token) or ""
+    address = address_of(gateway, request)
+    if gateway.limiter.throttled_for(address) > 0:
+        await asyncio.sleep(gateway.limiter.hold_s)
     given = bearer(request)
     if given is not None and expected and secrets_equal(given, expected):
-        gateway.limiter.success(address_of(gateway, request))
+        gateway.limiter.success(address)
         return
-    address = address_of(gateway, request)
-    try:
-        gateway.limiter.check(address)
-    except RpcError as exc:
-        retry_s = max(1, -(-(exc.retry_after_ms or 1000) // 1000))
+    throttled = gateway.limiter.failure(address)
+    if throttled > 0:
         raise HttpError(
             429,
             "too many failed authentication attempts; try again later",
             "rate_limit_error",
-            {"Retry-After": str(retry_s)},
-        ) from exc
-    gateway.limiter.failure(address)
+            {"Retry-After": str(max(1, int(throttled + 0.999)))},
+        )
     what = "missing" if given is None else "invalid"
     raise HttpError(
         401,
@@ -210,7 +211,7 @@ def routes(gateway: Gateway) -> list[BaseRoute]:
     async def list_models(request: Request) -> Response:
         async def run(request: Request) -> Response:
             _any_enabled(gateway)
-            authorize(gateway, request)
+            await authorize(gateway, request)
             ids = model_ids(gateway.loaded.config)
             return JSONResponse({"object": "list", "data": [_model_object(i) for i in ids]})
 
@@ -219,7 +220,7 @@ def routes(gateway: Gateway) -> list[BaseRoute]:
     async def get_model(request: Request) -> Response:
         async def run(request: Request) -> Response:
             _any_enabled(gateway)
-            authorize(gateway, request)
+            await authorize(gateway, request)
             wanted = request.path_params["model_id"]
             if wanted not in model_ids(gateway.loaded.config):
                 raise HttpError(404, f"model {wanted!r} not found", "model_not_found")
@@ -252,7 +253,7 @@ def _any_enabled(gateway: Gateway) -> None:
 
 async def chat_completions(gateway: Gateway, request: Request) -> Response:
     endpoint = _endpoint(gateway, "chat_completions")
-    authorize(gateway, request)
+    await authorize(gateway, request)
     body = await read_json(request, endpoint.max_body_bytes or MAX_BODY_BYTES)
     raw_messages = body.get("messages")
     if not isinstance(raw_messages, list):
@@ -424,7 +425,7 @@ def _responses_input(body: dict[str, Any]) -> list[tuple[str, str]]:
 
 async def create_response(gateway: Gateway, request: Request) -> Response:
     endpoint = _endpoint(gateway, "responses")
-    authorize(gateway, request)
+    await authorize(gateway, request)
     body = await read_json(request, endpoint.max_body_bytes or MAX_BODY_BYTES)
     if body.get("tools"):
         raise HttpError(

@@ -60,7 +60,7 @@ def _http_denied(gateway: Gateway, name: str) -> bool:
 
 
 async def tools_invoke(gateway: Gateway, request: Request) -> Response:
-    authorize(gateway, request)
+    await authorize(gateway, request)
     body = await read_json(request, MAX_BODY_BYTES)
     name = body.get("name") or body.get("tool")
     if not isinstance(name, str) or not name.strip():
