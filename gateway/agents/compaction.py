@@ -489,7 +489,7 @@ class ContextManager:
         tokens_before = math.ceil(
             (fixed + ctx.estimate_messages(messages) + ctx.estimate_text(previous or "")) * ratio
         )
-        cut = self._cut_point(messages, budget, fixed, ratio, opts, truncate)
+        cut = self._cut_point(messages, budget, fixed, ratio, opts, truncate, overflow)
         if cut == 0 and not previous:
             return None  # nothing older than the tail: compaction cannot help
         if cut == 0 and not manual and not overflow:
@@ -564,11 +564,17 @@ class ContextManager:
         ratio: float,
         opts: CompactionConfig,
         truncate: bool,
+        overflow: bool,
     ) -> int:
         """Index of the first message kept verbatim (A.5): never before a tool result."""
         room = budget.threshold - fixed - 200
         keep = min(opts.keep_recent_tokens, int(room * KEEP_SHARE))
-        if truncate:
+        if overflow:
+            # The provider's window is smaller than we thought: keep a quarter of what we
+            # sent (a tenth when truncating), whatever the configured window says.
+            share = 0.1 if truncate else 0.25
+            keep = min(keep, int(ctx.estimate_messages(messages) * ratio * share))
+        elif truncate:
             keep //= 2
         keep = max(0, keep)
         total = 0.0
