@@ -489,7 +489,7 @@ class ContextManager:
         tokens_before = math.ceil(
             (fixed + ctx.estimate_messages(messages) + ctx.estimate_text(previous or "")) * ratio
         )
-        cut = self._cut_point(messages, budget, fixed, ratio, opts, truncate, overflow)
+        cut = self._cut_point(messages, budget, fixed, ratio, opts, truncate, overflow or manual)
         if cut == 0 and not previous:
             return None  # nothing older than the tail: compaction cannot help
         if cut == 0 and not manual and not overflow:
@@ -564,14 +564,15 @@ class ContextManager:
         ratio: float,
         opts: CompactionConfig,
         truncate: bool,
-        overflow: bool,
+        overflow: bool,  # or manual
     ) -> int:
         """Index of the first message kept verbatim (A.5): never before a tool result."""
         room = budget.threshold - fixed - 200
         keep = min(opts.keep_recent_tokens, int(room * KEEP_SHARE))
         if overflow:
-            # The provider's window is smaller than we thought: keep a quarter of what we
-            # sent (a tenth when truncating), whatever the configured window says.
+            # Asked for (manual) or forced (the provider's window is smaller than we
+            # thought): keep a quarter of the history (a tenth when truncating), whatever
+            # the configured window would allow.
             share = 0.1 if truncate else 0.25
             keep = min(keep, int(ctx.estimate_messages(messages) * ratio * share))
         elif truncate:

@@ -116,9 +116,10 @@ async def test_provider_overflow_compacts_and_retries_the_same_turn_without_fall
 async def test_overflow_that_persists_is_truncated_and_still_answered(
     tmp_path: Path, fake: ContextFakeLLM
 ) -> None:
-    async with live_gateway(tmp_path, config(fake, window=200_000)) as live, connected(
-        live
-    ) as client:
+    async with (
+        live_gateway(tmp_path, config(fake, window=200_000)) as live,
+        connected(live) as client,
+    ):
         for turn in range(1, 6):
             await chat(client, message(turn, 600))
         fake.overflow_next = 2
@@ -130,8 +131,9 @@ async def test_overflow_that_persists_is_truncated_and_still_answered(
 
 
 async def test_failing_summaries_truncate_and_tell_the_user_once_per_compaction(
-    tmp_path: Path, fake: ContextFakeLLM
+    tmp_path: Path, fake: ContextFakeLLM, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("CLAWGATE_FAILOVER_TIME_SCALE", "0.001")  # the 500s are retried first
     fake.fail_summaries = True
     texts: list[str] = []
     async with live_gateway(tmp_path, config(fake)) as live, connected(live) as client:
@@ -149,9 +151,10 @@ async def test_failing_summaries_truncate_and_tell_the_user_once_per_compaction(
 
 
 async def test_compact_command_and_sessions_compact(tmp_path: Path, fake: ContextFakeLLM) -> None:
-    async with live_gateway(tmp_path, config(fake, window=100_000)) as live, connected(
-        live
-    ) as client:
+    async with (
+        live_gateway(tmp_path, config(fake, window=100_000)) as live,
+        connected(live) as client,
+    ):
         for turn in range(1, 8):
             await chat(client, message(turn, 1500))
         reply = final_text(await chat(client, "/compact keep the cat"))
@@ -190,23 +193,28 @@ async def test_a_crash_mid_compaction_leaves_a_readable_session(
     (tmp_path / "openclaw.json").write_text(json.dumps(config(fake)))
     fake.hang_summaries = asyncio.Event()
     proc, port = await _launch(tmp_path)
+    turn = 0
     try:
         async with connected(_Port(port)) as client:  # type: ignore[arg-type]
-            turn = 0
-            while not fake.summaries and not any(r["summary"] for r in fake.requests):
-                turn += 1
+            for turn in range(1, 40):
                 ack = await client.call(
                     "chat.send",
                     {"sessionKey": "main", "message": message(turn), "idempotencyKey": f"t{turn}"},
                 )
-                waiter = asyncio.ensure_future(chat_events(client, ack["runId"], timeout=20))
-                await fake.wait_until(lambda reqs: len(reqs) >= turn, timeout=10)
-                if any(r["summary"] for r in fake.requests):
-                    waiter.cancel()
+                answered = asyncio.ensure_future(chat_events(client, ack["runId"], timeout=20))
+                summarising = asyncio.ensure_future(
+                    fake.wait_until(lambda reqs: any(r["summary"] for r in reqs), timeout=20)
+                )
+                done, _ = await asyncio.wait(
+                    {answered, summarising}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if summarising in done:
+                    answered.cancel()
                     break
-                await waiter
+                summarising.cancel()
     finally:
         await asyncio.to_thread(stop_process, proc, 9)  # SIGKILL while the summary hangs
+    assert any(r["summary"] for r in fake.requests)
     fake.hang_summaries.set()
     proc, port = await _launch(tmp_path)
     try:

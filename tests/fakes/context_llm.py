@@ -91,7 +91,9 @@ class ContextFakeLLM(LoopbackServer):
                 marks.append(len(segments))
         elif system:
             segments.append(system)
-        for original, clean in zip(body.get("messages", []), stripped.get("messages", []), strict=True):
+        for original, clean in zip(
+            body.get("messages", []), stripped.get("messages", []), strict=True
+        ):
             segments.append(clean)
             content = original.get("content")
             if isinstance(content, list) and any(
@@ -117,7 +119,9 @@ class ContextFakeLLM(LoopbackServer):
         body = json.loads(raw)
         total = tokens_of(raw)
         is_summary = SUMMARY_MARKER in _system_text(body)
-        await self.record({"path": request.path, "body": body, "tokens": total, "summary": is_summary})
+        await self.record(
+            {"path": request.path, "body": body, "tokens": total, "summary": is_summary}
+        )
         if total > self.window or (self.overflow_next and not is_summary):
             if self.overflow_next and not is_summary:
                 self.overflow_next -= 1
@@ -146,7 +150,9 @@ class ContextFakeLLM(LoopbackServer):
             "cache_read_input_tokens": read,
             "cache_creation_input_tokens": written,
         }
-        (self.summaries if is_summary else self.turns).append({"tokens": total, "usage": usage, "body": body})
+        (self.summaries if is_summary else self.turns).append(
+            {"tokens": total, "usage": usage, "body": body}
+        )
         return await self._stream(request, body, text, usage)
 
     @staticmethod
@@ -167,7 +173,9 @@ class ContextFakeLLM(LoopbackServer):
         async def event(name: str, data: dict[str, Any]) -> None:
             await resp.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
 
-        start_usage = {k: v for k, v in usage.items() if k != "output_tokens"} | {"output_tokens": 1}
+        start_usage = {k: v for k, v in usage.items() if k != "output_tokens"} | {
+            "output_tokens": 1
+        }
         await event(
             "message_start",
             {
@@ -186,11 +194,19 @@ class ContextFakeLLM(LoopbackServer):
         )
         await event(
             "content_block_start",
-            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            },
         )
         await event(
             "content_block_delta",
-            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": text},
+            },
         )
         await event("content_block_stop", {"type": "content_block_stop", "index": 0})
         await event(
