@@ -228,3 +228,58 @@ async def test_a_crash_mid_compaction_leaves_a_readable_session(
     assert final_text(events) == "noted"
     assert sessions["sessions"][0]["compactionCount"] >= 1
     assert fake.refused == []
+
+
+async def test_usage_totals_cost_and_cache_match_the_per_turn_records(
+    tmp_path: Path, fake: ContextFakeLLM
+) -> None:
+    async with (
+        live_gateway(tmp_path, config(fake, window=100_000)) as live,
+        connected(live) as client,
+    ):
+        for turn in range(1, 7):
+            await chat(client, message(turn, 800))
+        cost = await client.call("usage.cost", {"days": 7})
+        sessions = await client.call("sessions.usage", {"agentScope": "all"})
+        series = await client.call("sessions.usage.timeseries", {"key": "main"})
+        logs = await client.call("sessions.usage.logs", {"key": "main", "limit": 4})
+        usage_text = final_text(await chat(client, "/usage"))
+        await chat(client, "/new")
+        await chat(client, message(7, 800))
+        after_new = await client.call("usage.cost", {"days": 7})
+        status = await client.call("usage.status", {})
+        bad = await client.request("usage.cost", {"startDate": "2026-01-01"})
+    records = [
+        e["message"]["usage"]
+        for e in _all_events(tmp_path)
+        if e["type"] == "message"
+        and e["message"]["role"] == "assistant"
+        and "usage" in e["message"]
+    ]
+    first_six = records[:6]
+    totals = cost["totals"]
+    assert totals["input"] == sum(u["input"] for u in first_six)
+    assert totals["cacheRead"] == sum(u["cacheRead"] for u in first_six) > 0
+    assert totals["totalCost"] == pytest.approx(
+        sum(u["cost"]["total"] for u in first_six), abs=1e-5
+    )
+    assert len(cost["daily"]) == 7 and cost["daily"][-1]["totalTokens"] == totals["totalTokens"]
+    assert cost["byModel"][0]["model"] == "claude-test"
+    assert sessions["aggregates"]["sessionCount"] == 1
+    assert sessions["sessions"][0]["usage"]["messageCounts"]["user"] == 6
+    assert len(series["points"]) == 6
+    assert series["points"][-1]["cumulativeCost"] == pytest.approx(totals["totalCost"], abs=1e-5)
+    assert len(logs["logs"]) == 4
+    assert usage_text.startswith("💸 Usage cost") and f"${totals['totalCost']:.4f}" in usage_text
+    # Totals survive /new: the archived transcript still counts.
+    assert after_new["totals"]["input"] == sum(u["input"] for u in records)
+    assert status["providers"] == []
+    assert bad["ok"] is False and "together" in bad["error"]["message"]
+
+
+def _all_events(state: Path) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for path in sorted((state / "agents" / "main" / "sessions").glob("*.jsonl")):
+        out += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    out.sort(key=lambda e: e["timestamp"])
+    return out
