@@ -18,11 +18,6 @@ MAX_BREAKPOINTS = 4  # the API's limit per request
 
 def _mark_last_block(message: dict[str, Any]) -> bool:
     content = message.get("content")
-    if isinstance(content, str):
-        if not content:
-            return False
-        message["content"] = [{"type": "text", "text": content, "cache_control": EPHEMERAL}]
-        return True
     if isinstance(content, list):
         for block in reversed(content):
             # Thinking blocks cannot carry cache_control; mark the last block that can.
@@ -33,6 +28,13 @@ def _mark_last_block(message: dict[str, Any]) -> bool:
                 block["cache_control"] = EPHEMERAL
                 return True
     return False
+
+
+def _as_blocks(message: Any) -> Any:
+    if isinstance(message, dict) and isinstance(message.get("content"), str):
+        text = message["content"]
+        return {**message, "content": [{"type": "text", "text": text}] if text else []}
+    return message
 
 
 def add_cache_breakpoints(body: dict[str, Any]) -> dict[str, Any]:
@@ -52,7 +54,9 @@ def add_cache_breakpoints(body: dict[str, Any]) -> dict[str, Any]:
     messages = out.get("messages")
     if not isinstance(messages, list) or not messages:
         return out
-    messages = list(messages)
+    # Every message in block form: a message must look the same whether or not it carries a
+    # breakpoint this turn, or the prefix stops matching byte for byte on the next turn.
+    messages = [_as_blocks(m) for m in messages]
     targets = [len(messages) - 1]
     users = [
         i for i, m in enumerate(messages[:-1]) if isinstance(m, dict) and m.get("role") == "user"
