@@ -64,7 +64,7 @@ def test_reserve_threshold_and_a_window_too_small_for_the_prompt_names_the_key()
 
 
 def test_projection_uses_reported_usage_then_estimates_what_follows() -> None:
-    history = [
+    history: list[dict[str, Any]] = [
         {"role": "user", "content": "x" * 400},
         {"role": "assistant", "content": "y" * 40, "usage": {"totalTokens": 1_000}},
         {"role": "user", "content": "z" * 400},
@@ -76,12 +76,12 @@ def test_projection_uses_reported_usage_then_estimates_what_follows() -> None:
     pinned = [
         {"role": "user", "content": "summary", "compactionSummary": True, "timestamp": 10**13}
     ]
-    stale = ctx.project(pinned + [{**history[1], "timestamp": 5}], "", "hi")
+    stale = ctx.project([*pinned, {**history[1], "timestamp": 5}], "", "hi")
     assert not stale.measured
 
 
 def test_compacted_view_pins_the_summary_and_keeps_from_first_kept() -> None:
-    events = [
+    events: list[dict[str, Any]] = [
         {"type": "message", "id": "a", "message": {"role": "user", "content": "old"}},
         {"type": "message", "id": "b", "message": {"role": "user", "content": "kept"}},
         {"type": "compaction", "id": "c", "summary": "S", "firstKeptEntryId": "b",
@@ -165,7 +165,7 @@ def test_cost_uses_config_overrides_then_the_catalog_and_reports_unpriced() -> N
 
 def test_overflow_wordings_of_other_providers_are_recognised() -> None:
     import anthropic
-    import httpx
+    import httpx2 as httpx  # the transport the installed anthropic SDK is typed against
 
     from providers.classify import classify
 
