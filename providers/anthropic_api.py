@@ -13,6 +13,7 @@ from typing import Any
 import anthropic
 from anthropic.types import Message, RawMessageStreamEvent
 
+from providers.caching import add_cache_breakpoints
 from providers.classify import ContentFiltered
 from providers.types import (
     Completion,
@@ -49,6 +50,7 @@ class AnthropicProvider:
         }
         if request.system:
             body["system"] = request.system
+        body = add_cache_breakpoints(body)  # prompt caching (issue 14, providers/caching.py)
         stream = await self._client.post(
             "/v1/messages",
             body=body,

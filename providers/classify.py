@@ -73,7 +73,10 @@ _STATUS: dict[int, Reason] = {
     529: "overloaded",
 }
 _OVERFLOW_TEXT = re.compile(
-    r"context length|context window|prompt is too long|too many tokens|input token count|maximum context",
+    r"context length|context window|prompt is too long|too many tokens|input token count|maximum context"
+    # context-and-cron.md A.8: the other providers' wordings
+    r"|input exceeds the maximum number of tokens|input is too long for the model"
+    r"|context size has been exceeded",
     re.IGNORECASE,
 )
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from gateway import __version__
 from gateway.agents import roster as rv
@@ -28,12 +28,14 @@ RESET_REPLY = "✅ Session reset."
 STOPPED_REPLY = "⏹️ Stopped."
 NOTHING_TO_STOP_REPLY = "Nothing is running right now."
 
-CommandName = Literal["new", "reset", "stop", "status", "model", "help"]
+CommandName = Literal["new", "reset", "stop", "status", "model", "help", "compact", "usage"]
 _SIMPLE: dict[str, CommandName] = {
     "/stop": "stop",
     "/status": "status",
     "/model": "model",
     "/help": "help",
+    "/compact": "compact",
+    "/usage": "usage",
 }
 
 
@@ -125,6 +127,12 @@ class StatusFacts:
     queued: int = 0
     running: bool = False
     version: str | None = None
+    context_window: int | None = None  # resolved window of the session's model
+    compactions: int = 0
+    cache_read: int | None = None
+    cache_write: int | None = None
+    cost_usd: float | None = None  # last run
+    snapshot_fresh: bool = True
 
 
 def _when(ms: int | None) -> str:
@@ -152,10 +160,42 @@ def format_status(facts: StatusFacts) -> str:
             f"in {facts.input_tokens or 0} · out {facts.output_tokens or 0} · "
             f"total {facts.total_tokens or 0}"
         )
+    lines += _context_lines(facts)
     run = "running" if facts.running else "idle"
     lines.append(f"Messages: {facts.message_count} · Run: {run} · Queued: {facts.queued}")
     lines.append(f"Queue mode: {facts.queue_mode} · Last activity: {_when(facts.updated_at)}")
     return "\n".join(lines)
+
+
+def _context_lines(facts: StatusFacts) -> list[str]:
+    """Cost, cache, context and compaction lines (context-and-cron.md A.11)."""
+    from gateway.agents.context import compact_count
+
+    lines: list[str] = []
+    if facts.cost_usd is not None:
+        lines.append(f"💵 Cost: ${facts.cost_usd:.4f}")
+    if facts.cache_read is not None and facts.input_tokens is not None:
+        prompt = facts.input_tokens + facts.cache_read + (facts.cache_write or 0)
+        hit = round(100 * facts.cache_read / prompt) if prompt else 0
+        lines.append(
+            f"🗄️ Cache: {hit}% hit · {compact_count(facts.cache_read)} cached, "
+            f"{compact_count(facts.input_tokens + (facts.cache_write or 0))} new"
+        )
+    if facts.context_window:
+        used = facts.total_tokens
+        if used is None:
+            lines.append(f"📚 Context: ?/{compact_count(facts.context_window)}")
+        else:
+            percent = round(100 * used / facts.context_window)
+            est = " est" if not facts.snapshot_fresh else ""
+            mark = "~" if est else ""
+            lines.append(
+                f"📚 Context: {mark}{compact_count(used)}/{compact_count(facts.context_window)}"
+                f" ({percent}%{est})"
+            )
+    if facts.compactions:
+        lines.append(f"🧹 Compactions: {facts.compactions}")
+    return lines
 
 
 # --- /model -------------------------------------------------------------------------------------
@@ -195,6 +235,8 @@ def format_help(reset_triggers: Sequence[str] = DEFAULT_RESET_TRIGGERS) -> str:
             "/stop — stop the current answer",
             "/status — session, model and queue facts",
             "/model — show the model in use",
+            "/compact [focus] — summarise older messages now to free context",
+            "/usage — tokens and cost of this session, today and the last 30 days",
             "/help — this list",
         ]
     )
@@ -257,6 +299,14 @@ def apply(
     if command.name == "stop":
         aborted = svc.runner.abort(session_key)
         return CommandResult(STOPPED_REPLY if aborted else NOTHING_TO_STOP_REPLY)
+    if command.name == "compact":
+        # Runs in the session's lane like a turn, so it never races a reply; the model turn
+        # recognises it and answers without the conversation model (compaction.py).
+        return CommandResult(None, f"/compact {command.args}".strip())
+    if command.name == "usage":
+        from gateway.agents.usage_report import usage_command
+
+        return CommandResult(usage_command(svc, config, session_key, command.args))
     chain = rv.model_chain(config, agent_id)
     if command.name == "status":
         row = svc.store.get(session_key)
@@ -279,6 +329,7 @@ def apply(
             queued=lane.queued,
             running=lane.active_run_id is not None,
             version=__version__,
+            **_context_facts(config, chain.primary, row),
         )
         return CommandResult(format_status(facts))
     if command.name == "model":
@@ -288,3 +339,26 @@ def apply(
         facts_m = ModelFacts(current=chain.primary, fallbacks=chain.fallbacks, aliases=aliases)
         return CommandResult(format_model(facts_m, command.args))
     return CommandResult(format_help(config.session.reset_triggers) + "\n/whoami — your user id")
+
+
+def _context_facts(config: OpenClawConfig, model_ref: str, row: Any) -> dict[str, Any]:
+    """The row's context/cache/cost facts for `/status` (issue 14)."""
+    from gateway.agents.context import resolve_window
+
+    window = row.context_tokens if row and row.context_tokens else None
+    if window is None and model_ref:
+        window = resolve_window(config, model_ref).tokens
+    if row is None:
+        return {"context_window": window}
+    extra = row.extra
+    cost = extra.get("estimatedCostUsd")
+    return {
+        "context_window": window,
+        "compactions": row.compaction_count,
+        "cache_read": extra.get("cacheRead") if isinstance(extra.get("cacheRead"), int) else None,
+        "cache_write": extra.get("cacheWrite")
+        if isinstance(extra.get("cacheWrite"), int)
+        else None,
+        "cost_usd": float(cost) if isinstance(cost, int | float) else None,
+        "snapshot_fresh": extra.get("totalTokensFresh", True) is not False,
+    }

@@ -8,18 +8,19 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gateway.agents.compaction import ContextManager
 from gateway.agents.roster import ModelChain
-from gateway.agents.runner import DeltaSink, RunFailure, RunOutcome, RunRequest, Usage
+from gateway.agents.runner import DeltaSink, RunFailure, RunOutcome, RunRequest
 from gateway.config.models import OpenClawConfig
 from gateway.config.secrets import SecretError, resolve_secret
 from gateway.logs import scrubber
 from providers.classify import Failure, user_message
 from providers.endpoints import provider_settings
-from providers.failover import ModelHealth, RetryPolicy, run_turn
+from providers.failover import ModelHealth, RetryPolicy, TurnResult, run_turn
 from providers.pool import ProviderPool
 from providers.types import (
     DEFAULT_API,
@@ -114,6 +115,7 @@ class ModelTurns:
         self.pool = ProviderPool(self._settings_for)
         path: Path = gateway.settings.state_dir / "agents" / "model-health.json"
         self.health = ModelHealth(path, self.policy)
+        self.context = ContextManager(gateway, self._complete)  # budget + compaction (issue 14)
 
     def _settings_for(self, provider: str) -> ProviderSettings:
         return provider_settings_from_config(self.gateway.loaded.config, provider, self.env)
@@ -134,27 +136,30 @@ class ModelTurns:
             # Module-level objects live forever: keep the collector from rescanning them
             # on every full collection (a 100+ ms pause with an SDK loaded).
             gc.freeze()
-        request = TurnRequest(model="", messages=to_messages(req.history, text), system=prompt)
-        result = await run_turn(
-            chain.candidates,
-            request,
-            self.pool.get,
-            sink,
-            health=self.health,
-            policy=self.policy,
-            run_id=req.run_id,
-        )
+        # --- context (issue 14): /compact, budget check, compaction, overflow retry ---
+        if (command := await self.context.command(req, chain, prompt)) is not None:
+            return command
+
+        async def attempt(history: tuple[dict[str, Any], ...]) -> TurnResult:
+            request = TurnRequest(model="", messages=to_messages(history, text), system=prompt)
+            return await run_turn(
+                chain.candidates,
+                request,
+                self.pool.get,
+                sink,
+                health=self.health,
+                policy=self.policy,
+                run_id=req.run_id,
+            )
+
+        result, notice = await self.context.turn(req, chain, prompt, text, attempt)
+        # --- end context ---
         if result.completion is not None and result.candidate is not None:
             provider, _, model = result.candidate.partition("/")
             done = result.completion
             return RunOutcome(
-                text=done.text,
-                usage=Usage(
-                    input=done.usage.input_tokens,
-                    output=done.usage.output_tokens,
-                    cache_read=done.usage.cache_read,
-                    cache_write=done.usage.cache_write,
-                ),
+                text=f"{notice}\n\n{done.text}" if notice else done.text,
+                usage=self.context.usage(result.candidate, done.usage),
                 provider=provider,
                 model=model,
                 api=result.api,
@@ -183,6 +188,12 @@ class ModelTurns:
             ),
         )
 
+    async def _complete(self, candidates: Sequence[str], request: TurnRequest) -> TurnResult:
+        """One request through `candidates` without streaming (compaction summaries)."""
+        return await run_turn(
+            candidates, request, self.pool.get, _discard, health=self.health, policy=self.policy
+        )
+
     def _sdk_module(self, provider: str) -> str:
         entry = self.gateway.loaded.config.models.providers.get(provider)
         api = (entry.api if entry else None) or DEFAULT_API.get(provider)
@@ -190,6 +201,10 @@ class ModelTurns:
 
     async def close(self) -> None:
         await self.pool.close()
+
+
+def _discard(text: str) -> None:
+    return None
 
 
 def _import_modules(names: list[str]) -> None:

@@ -104,6 +104,7 @@ class Usage:
     cache_write: int = 0
     total_tokens: int | None = None
     cost_total: float | None = None
+    cost: Mapping[str, float] | None = None  # {input, output, cacheRead, cacheWrite, total} USD
 
     def to_json(self) -> dict[str, Any]:
         """Transcript / protocol usage shape (agents.md §4.3)."""
@@ -116,7 +117,7 @@ class Usage:
             "cacheRead": self.cache_read,
             "cacheWrite": self.cache_write,
             "totalTokens": total,
-            "cost": {"total": self.cost_total or 0},
+            "cost": dict(self.cost) if self.cost is not None else {"total": self.cost_total or 0},
         }
 
 

@@ -9,10 +9,12 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.agents import roster as rv
+from gateway.agents.history import dm_history_limit
 from gateway.agents.runner import (
     DeltaSink,
     ReplyFn,
@@ -94,6 +96,10 @@ class AgentService:
     def submit(
         self, request: SubmitRequest, on_event: Callable[[RunEvent], None] | None = None
     ) -> RunHandle:
+        if request.max_user_turns is None:
+            # DM history window (channels.*.dmHistoryLimit / dms.<peer>.historyLimit; issue 14)
+            limit = dm_history_limit(self.config, request.session_key, request.channel)
+            request = replace(request, max_user_turns=limit)
         handle = self.runner.submit(request)
         if on_event is not None:
             self._run_listeners[handle.run_id] = on_event

@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 from filelock import FileLock
 
 from gateway.agents.freshness import ResetPolicy, is_expired
+from gateway.agents.history import compacted_view
 from gateway.agents.ids import normalize_agent_id
 from gateway.agents.session_keys import parse_session_key
 from gateway.agents.transcript import Transcript, fsync_dir, now_ms
@@ -213,6 +214,7 @@ class SessionRow:
             "outputTokens": self.output_tokens,
             "totalTokens": self.total_tokens,
             "contextTokens": self.context_tokens,
+            "compactionCount": self.compaction_count or None,
             "model": self.model,
             "modelProvider": self.model_provider,
             "lastRunId": self.last_run_id,
@@ -746,6 +748,16 @@ class AgentSessionStore:
         self._mutate(key, change, sync)
         return written
 
+    def update_row(self, key: str, change: Callable[[SessionRow], None]) -> None:
+        """Apply `change` to the live row (when it exists) and save; used by compaction."""
+
+        def apply(rows: dict[str, SessionRow]) -> None:
+            row = rows.get(key)
+            if row is not None:
+                change(row)
+
+        self._mutate(key, apply)
+
     # -- reading history ------------------------------------------------------------------------
 
     def window_events(self, key: str) -> tuple[SessionRow | None, list[dict[str, Any]]]:
@@ -774,6 +786,7 @@ class AgentSessionStore:
         Failed/aborted-empty assistant entries are left out of the model context.
         """
         _, events = self.window_events(key)
+        pinned, events = compacted_view(events)  # compaction summary, pinned ahead of the window
         messages = [
             e["message"]
             for e in events
@@ -786,7 +799,7 @@ class AgentSessionStore:
         active = [limit for limit in limits if limit is not None]
         if active:
             messages = _last_user_turns(messages, min(active))
-        return messages
+        return pinned + messages
 
     def chat_history(
         self, key: str, *, limit: int | None = None, cursor: str | None = None

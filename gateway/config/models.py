@@ -364,6 +364,89 @@ class GroupChat(Strict):
     history_limit: int | None = Field(None, ge=0)
 
 
+# --- context, compaction and model metadata (issue 14; owner: context) ----------------------
+
+
+class CompactionQualityGuard(Strict):
+    enabled: bool | None = None
+    max_retries: int = Field(1, ge=0)
+
+
+class CompactionMidTurnPrecheck(Strict):
+    enabled: bool = False
+
+
+class CompactionMemoryFlush(Strict):
+    enabled: bool = True
+    model: str | None = None
+    soft_threshold_tokens: int = Field(4_000, ge=0)
+    force_flush_transcript_bytes: int | str | None = None
+    prompt: Later = None
+    system_prompt: Later = None
+
+
+class CompactionConfig(Strict):
+    """`agents.defaults.compaction` (context-and-cron.md A.3)."""
+
+    enabled: bool = True
+    mode: Literal["default", "safeguard"] = "safeguard"
+    keep_recent_tokens: int = Field(20_000, gt=0)
+    recent_turns_preserve: int = Field(3, ge=0, le=12)
+    identifier_policy: Literal["strict", "off"] = "strict"
+    quality_guard: CompactionQualityGuard = Field(default_factory=CompactionQualityGuard)
+    model: str | None = None
+    thinking_level: Later = None
+    timeout_seconds: int = Field(180, gt=0)
+    notify_user: bool = False
+    max_active_transcript_bytes: int | str | None = None
+    mid_turn_precheck: CompactionMidTurnPrecheck = Field(default_factory=CompactionMidTurnPrecheck)
+    memory_flush: CompactionMemoryFlush = Field(default_factory=CompactionMemoryFlush)
+    provider: Later = None
+    post_compaction_sections: Later = None
+    post_index_sync: Later = None
+    # Retired tuning knobs older configs still carry: accepted, warned about once, ignored.
+    reserve_tokens: Later = None
+    reserve_tokens_floor: Later = None
+    max_history_share: Later = None
+    custom_instructions: Later = None
+    truncate_after_compaction: Later = None
+
+
+class TieredPrice(BaseModel):
+    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True)
+
+    range: list[float] = Field(min_length=1, max_length=2)
+    input: float | None = Field(None, ge=0)
+    output: float | None = Field(None, ge=0)
+    cache_read: float | None = Field(None, ge=0)
+    cache_write: float | None = Field(None, ge=0)
+
+
+class ModelCost(BaseModel):
+    """USD per 1 000 000 tokens; omitted fields inherit the built-in price table."""
+
+    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True)
+
+    input: float | None = Field(None, ge=0)
+    output: float | None = Field(None, ge=0)
+    cache_read: float | None = Field(None, ge=0)
+    cache_write: float | None = Field(None, ge=0)
+    tiered_pricing: list[TieredPrice] | None = None
+
+
+class ModelDefinition(BaseModel):
+    """One `models.providers.<p>.models[]` entry; keys we do not use are kept as given."""
+
+    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True)
+
+    id: str = Field(min_length=1)
+    name: str | None = None
+    context_window: int | None = Field(None, gt=0)
+    context_tokens: int | None = Field(None, gt=0)
+    max_tokens: int | None = Field(None, gt=0)
+    cost: ModelCost | None = None
+
+
 class AgentDefaults(Strict):
     model: ModelInput | None = None
     models: dict[str, ModelAlias] = Field(default_factory=dict)
@@ -383,9 +466,9 @@ class AgentDefaults(Strict):
     human_delay: Later = None
     thinking_default: Later = None
     heartbeat: Later = None
-    compaction: Later = None
+    compaction: CompactionConfig = Field(default_factory=CompactionConfig)
     context_pruning: Later = None
-    context_tokens: Later = None
+    context_tokens: int | None = Field(None, gt=0)  # legacy global cap (A.1 row 5)
     sandbox: Later = None
     subagents: Later = None
     skills: Later = None
@@ -466,7 +549,10 @@ class ProviderConfig(Strict):
         | None
     ) = None
     timeout_seconds: float | None = Field(None, gt=0)
-    models: Later = None
+    models: list[ModelDefinition] = Field(default_factory=list)
+    context_window: int | None = Field(None, gt=0)  # legacy provider-level (A.1)
+    context_tokens: int | None = Field(None, gt=0)
+    max_tokens: int | None = Field(None, gt=0)
     headers: Later = None
     auth: Later = None
     params: Later = None

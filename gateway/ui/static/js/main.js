@@ -10,8 +10,9 @@ import config from "./pages/config.js";
 import logs from "./pages/logs.js";
 import overview from "./pages/overview.js";
 import sessions from "./pages/sessions.js";
+import usage from "./pages/usage.js";
 
-const PAGES = { overview, chat, sessions, channels, config, logs };
+const PAGES = { overview, chat, sessions, usage, channels, config, logs };
 const client = new GatewayClient();
 // Exec approvals show above whatever page is open (they block a running tool call).
 mountApprovals(client, $("#main"));
