@@ -1,4 +1,4 @@
-"""The agents' model boundary: a run request in, one failover turn through the providers out."""
+"""The agents' model boundary: a run request in, the tool loop over failover turns out."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from gateway.agents.loop import LoopResult, ToolLoop, Toolset, to_messages
 from gateway.agents.roster import ModelChain
 from gateway.agents.runner import DeltaSink, RunFailure, RunOutcome, RunRequest, Usage
 from gateway.config.models import OpenClawConfig
@@ -19,11 +20,11 @@ from gateway.config.secrets import SecretError, resolve_secret
 from gateway.logs import scrubber
 from providers.classify import Failure, user_message
 from providers.endpoints import provider_settings
-from providers.failover import ModelHealth, RetryPolicy, run_turn
+from providers.failover import ModelHealth, RetryPolicy, TurnResult, run_turn
 from providers.pool import ProviderPool
 from providers.types import (
     DEFAULT_API,
-    Message,
+    Completion,
     MissingCredentials,
     ProviderSettings,
     TurnRequest,
@@ -33,6 +34,11 @@ if TYPE_CHECKING:
     from gateway.runtime import Gateway
 
 log = logging.getLogger("agent/embedded")
+
+AFTER_TOOLS_TEXT = (
+    "Tools had already run in this turn, so it was not retried on another model; "
+    "check what they did before asking again."
+)
 
 # Runner error kinds (protocol `errorKind`) for our failure reasons.
 _ERROR_KIND = {
@@ -68,37 +74,6 @@ def provider_settings_from_config(
     )
 
 
-def to_messages(history: tuple[dict[str, Any], ...], text: str) -> tuple[Message, ...]:
-    """Transcript messages plus the new user text, merged so roles alternate."""
-    out: list[Message] = []
-    for message in (*history, {"role": "user", "content": text}):
-        role = message.get("role")
-        if role not in ("user", "assistant"):
-            continue
-        body = _text_of(message.get("content"))
-        if not body.strip():
-            continue
-        if out and out[-1].role == role:
-            out[-1] = Message.text(role, f"{out[-1].plain_text}\n\n{body}")
-        else:
-            out.append(Message.text(role, body))
-    while out and out[0].role != "user":
-        out.pop(0)  # both APIs want the conversation to open with the user
-    return tuple(out)
-
-
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            str(block.get("text", ""))
-            for block in content
-            if isinstance(block, dict) and block.get("type") == "text"
-        )
-    return ""
-
-
 class ModelTurns:
     """Callable the agent service uses for every turn (see AgentService's ModelTurn)."""
 
@@ -119,7 +94,12 @@ class ModelTurns:
         return provider_settings_from_config(self.gateway.loaded.config, provider, self.env)
 
     async def __call__(
-        self, req: RunRequest, sink: DeltaSink, chain: ModelChain, prompt: str
+        self,
+        req: RunRequest,
+        sink: DeltaSink,
+        chain: ModelChain,
+        prompt: str,
+        toolset: Toolset,
     ) -> RunOutcome:
         text = req.text
         if req.overflow_summary:
@@ -134,36 +114,37 @@ class ModelTurns:
             # Module-level objects live forever: keep the collector from rescanning them
             # on every full collection (a 100+ ms pause with an SDK loaded).
             gc.freeze()
-        request = TurnRequest(model="", messages=to_messages(req.history, text), system=prompt)
-        result = await run_turn(
-            chain.candidates,
-            request,
-            self.pool.get,
-            sink,
-            health=self.health,
-            policy=self.policy,
-            run_id=req.run_id,
-        )
+
+        async def model(request: TurnRequest, candidates: Sequence[str]) -> TurnResult:
+            return await run_turn(
+                candidates,
+                request,
+                self.pool.get,
+                sink,
+                health=self.health,
+                policy=self.policy,
+                run_id=req.run_id,
+            )
+
+        loop = ToolLoop(model, sink, toolset, run_id=req.run_id, usage_json=_usage_json)
+        result = await loop.run(to_messages(req.history, text), prompt, chain.candidates)
+        return self._outcome(result, chain)
+
+    def _outcome(self, result: LoopResult, chain: ModelChain) -> RunOutcome:
         if result.completion is not None and result.candidate is not None:
             provider, _, model = result.candidate.partition("/")
             done = result.completion
             return RunOutcome(
                 text=done.text,
-                usage=Usage(
-                    input=done.usage.input_tokens,
-                    output=done.usage.output_tokens,
-                    cache_read=done.usage.cache_read,
-                    cache_write=done.usage.cache_write,
-                ),
+                usage=_usage(done),
                 provider=provider,
                 model=model,
                 api=result.api,
-                stop_reason=_stop_reason(done.stop_reason),
+                stop_reason=done.stop_reason,
                 response_id=done.response_id,
             )
         failure = result.failure or Failure("unknown")
-        last = next((a for a in reversed(result.attempts) if a.failure is failure), None)
-        provider, _, model = (last.candidate if last else chain.primary).partition("/")
+        provider, _, model = (result.failed_candidate or chain.primary).partition("/")
         detail = {
             "provider": provider,
             "model": model,
@@ -173,11 +154,14 @@ class ModelTurns:
             # Provider text can echo request content; registered secrets are masked out.
             "providerErrorMessagePreview": scrubber.scrub(failure.preview)[:300] or None,
         }
+        message = user_message(failure)
+        if result.after_side_effects:
+            message = f"{message}\n{AFTER_TOOLS_TEXT}"
         return RunOutcome(
             provider=provider,
             model=model,
             failure=RunFailure(
-                user_message(failure),
+                message,
                 _ERROR_KIND.get(failure.reason, "unknown"),
                 {k: v for k, v in detail.items() if v is not None},
             ),
@@ -197,5 +181,14 @@ def _import_modules(names: list[str]) -> None:
         importlib.import_module(name)
 
 
-def _stop_reason(raw: str) -> str:
-    return {"end_turn": "stop", "completed": "stop", "max_tokens": "length"}.get(raw, raw)
+def _usage(done: Completion) -> Usage:
+    return Usage(
+        input=done.usage.input_tokens,
+        output=done.usage.output_tokens,
+        cache_read=done.usage.cache_read,
+        cache_write=done.usage.cache_write,
+    )
+
+
+def _usage_json(done: Completion) -> dict[str, object]:
+    return _usage(done).to_json()

@@ -1,0 +1,90 @@
+"""Small tools registered for the tool-loop tests (imported by them and by `gateway_main`).
+
+They use the same `@tool` registry as the real tool families, so the loop runs them exactly
+as it runs `read` or `exec`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from gateway.agents.tools.registry import ToolContext, ToolError, ToolOutput, tool
+
+STARTED: dict[str, asyncio.Event] = {}
+CANCELLED: list[str] = []
+_barriers: dict[str, asyncio.Barrier] = {}
+
+
+class NoteWriteArgs(BaseModel):
+    """Write a note file in the workspace."""
+
+    path: str = Field(description="relative path")
+    content: str
+
+
+class NoteReadArgs(BaseModel):
+    """Read a note file from the workspace."""
+
+    path: str
+
+
+class SleepArgs(BaseModel):
+    """Sleep until cancelled (or `seconds`)."""
+
+    name: str = "sleep"
+    seconds: float = 60.0
+    marker: str | None = Field(None, description="file written when the sleep starts")
+
+
+class BarrierArgs(BaseModel):
+    """Wait until `parties` calls with the same `name` are waiting together."""
+
+    name: str
+    parties: int = 2
+
+
+def _inside(ctx: ToolContext, path: str) -> Path:
+    target = (ctx.workspace / path).resolve()
+    if not target.is_relative_to(ctx.workspace.resolve()):
+        raise ToolError(f"{path} is outside the workspace")
+    return target
+
+
+@tool("test_write", group="group:test")
+async def note_write(args: NoteWriteArgs, ctx: ToolContext) -> ToolOutput:
+    target = _inside(ctx, args.path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(args.content)
+    size = len(args.content.encode())
+    return ToolOutput(f"wrote {size} bytes to {args.path}", details={"bytes": size})
+
+
+@tool("test_read", group="group:test", side_effects=False)
+async def note_read(args: NoteReadArgs, ctx: ToolContext) -> str:
+    target = _inside(ctx, args.path)
+    if not target.is_file():
+        raise ToolError(f"{args.path} does not exist")
+    return target.read_text()
+
+
+@tool("test_sleep", group="group:test", side_effects=False, timeout_s=120)
+async def sleep(args: SleepArgs, ctx: ToolContext) -> str:
+    STARTED.setdefault(args.name, asyncio.Event()).set()
+    if args.marker:
+        _inside(ctx, args.marker).write_text("started")
+    try:
+        await asyncio.sleep(args.seconds)
+    except asyncio.CancelledError:
+        CANCELLED.append(args.name)
+        raise
+    return f"slept {args.seconds}s"
+
+
+@tool("test_barrier", group="group:test", side_effects=False, timeout_s=5)
+async def barrier(args: BarrierArgs, ctx: ToolContext) -> str:
+    gate = _barriers.setdefault(args.name, asyncio.Barrier(args.parties))
+    index = await gate.wait()
+    return f"{args.name} passed ({index})"
