@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import tests.agents.loop_tools  # noqa: F401  (registers the test tools)
 from gateway.cli import main
+from tests.agents.loop_tools import install
 
 if __name__ == "__main__":
+    install()
     raise SystemExit(main())

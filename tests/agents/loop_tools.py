@@ -1,17 +1,21 @@
-"""Small tools registered for the tool-loop tests (imported by them and by `gateway_main`).
+"""Small tools for the tool-loop tests, declared with the same `@tool` as the real families.
 
-They use the same `@tool` registry as the real tool families, so the loop runs them exactly
-as it runs `read` or `exec`.
+They are taken out of the registry right after import and put back only inside
+`registered()` (a test fixture) or by `gateway_main` (a subprocess gateway), so other tests
+never see them among the real tools.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from gateway.agents.tools.registry import ToolContext, ToolError, ToolOutput, tool
+from gateway.agents import tools as tool_modules
+from gateway.agents.tools.registry import REGISTRY, ToolContext, ToolError, ToolOutput, tool
 
 STARTED: dict[str, asyncio.Event] = {}
 CANCELLED: list[str] = []
@@ -88,3 +92,33 @@ async def barrier(args: BarrierArgs, ctx: ToolContext) -> str:
     gate = _barriers.setdefault(args.name, asyncio.Barrier(args.parties))
     index = await gate.wait()
     return f"{args.name} passed ({index})"
+
+
+class ShellArgs(BaseModel):
+    """Echo text, standing in for a runtime tool such as exec."""
+
+    text: str
+
+
+@tool("test_runtime", group="group:runtime")
+async def runtime(args: ShellArgs, ctx: ToolContext) -> str:
+    return args.text
+
+
+NAMES = ("test_write", "test_read", "test_sleep", "test_barrier", "test_runtime")
+tool_modules.load()  # the real families first, so a later load() cannot re-register ours
+TOOLS = {name: REGISTRY.pop(name) for name in NAMES}
+
+
+def install() -> None:
+    REGISTRY.update(TOOLS)
+
+
+@contextlib.contextmanager
+def registered() -> Iterator[None]:
+    install()
+    try:
+        yield
+    finally:
+        for name in NAMES:
+            REGISTRY.pop(name, None)

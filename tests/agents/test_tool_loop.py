@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,17 @@ def config(fake: FakeLLM, api: str = "openai-completions", **defaults: Any) -> d
         "models": {"providers": {provider: entry}},
         "agents": {"defaults": {"model": {"primary": f"{provider}/m-test"}, **defaults}},
     }
+
+
+@pytest.fixture(autouse=True)
+def _fast_failover(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLAWGATE_FAILOVER_TIME_SCALE", "0.001")
+
+
+@pytest.fixture(autouse=True)
+def _test_tools() -> Iterator[None]:
+    with lt.registered():
+        yield
 
 
 @pytest.fixture
@@ -270,8 +281,7 @@ async def test_fallback_only_before_side_effects(
 
 
 def _extra_tools() -> list[str]:
-    names = sorted(tool_modules.load())
-    return names
+    return sorted({*tool_modules.load(), *lt.NAMES})
 
 
 @pytest.mark.parametrize("name", _extra_tools())
