@@ -11,11 +11,13 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from gateway.agents import tools as tool_modules
 from gateway.agents.tools.registry import REGISTRY, ToolContext, ToolError, ToolOutput, tool
+from tests.fakes.llm import tool_results
 
 STARTED: dict[str, asyncio.Event] = {}
 CANCELLED: list[str] = []
@@ -122,3 +124,15 @@ def registered() -> Iterator[None]:
     finally:
         for name in NAMES:
             REGISTRY.pop(name, None)
+
+
+def write_then_read(_api: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The model of the issue's scenario: write a note, read it back, quote it."""
+    results = tool_results(body)
+    if not results:
+        note = {"path": "notes/todo.md", "content": "buy milk"}
+        return {"text": "Writing it.", "tool_calls": [{"name": "test_write", "arguments": note}]}
+    if results[0]["text"].startswith("wrote"):
+        read = {"name": "test_read", "arguments": {"path": "notes/todo.md"}}
+        return {"tool_calls": [read]}
+    return {"text": f"The note says: {results[0]['text']}"}

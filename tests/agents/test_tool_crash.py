@@ -3,53 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import signal
 import subprocess
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import websockets
-
 from gateway.agents.loop import MISSING_RESULT_TEXT
+from tests.agents.gateway_main import client_for, spawn
 from tests.fakes.llm import FakeLLM
 from tests.harness import (
-    ROOT,
-    TOKEN,
-    Client,
     chat,
-    connect_params,
     final_text,
     free_port,
-    gateway_env,
     stop_process,
     wait_healthy,
 )
 
 
 def start(state: Path, port: int) -> subprocess.Popen[str]:
-    env = gateway_env(state, OPENCLAW_GATEWAY_TOKEN=TOKEN, OPENCLAW_SKIP_CHANNELS="1")
-    args = ["--allow-unconfigured", "--port", str(port), "--bind", "loopback"]
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.agents.gateway_main", *args],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-@contextlib.asynccontextmanager
-async def client_for(port: int) -> AsyncIterator[Client]:
-    async with websockets.connect(f"ws://127.0.0.1:{port}/", max_size=None) as ws:
-        client = Client(ws)
-        await client.recv()  # connect.challenge
-        hello = await client.request("connect", connect_params())
-        assert hello["ok"], hello
-        yield client
+    return spawn(state, port)
 
 
 async def test_sigkill_mid_tool_then_restart(tmp_path: Path) -> None:

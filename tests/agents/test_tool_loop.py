@@ -14,6 +14,7 @@ import tests.agents.loop_tools as lt
 from gateway.agents import tools as tool_modules
 from gateway.agents.loop import ABORTED_TEXT
 from gateway.agents.model_turn import AFTER_TOOLS_TEXT
+from tests.agents.loop_tools import write_then_read
 from tests.fakes.llm import FakeLLM, tool_names, tool_results
 from tests.harness import Client, chat, chat_events, connected, final_text, live_gateway
 
@@ -47,18 +48,6 @@ async def fake() -> AsyncIterator[FakeLLM]:
     await server.start()
     yield server
     await server.stop()
-
-
-def write_then_read(_api: str, body: dict[str, Any]) -> dict[str, Any]:
-    """The model of the issue's scenario: write a note, read it back, quote it."""
-    results = tool_results(body)
-    if not results:
-        note = {"path": "notes/todo.md", "content": "buy milk"}
-        return {"text": "Writing it.", "tool_calls": [{"name": "test_write", "arguments": note}]}
-    if results[0]["text"].startswith("wrote"):
-        read = {"name": "test_read", "arguments": {"path": "notes/todo.md"}}
-        return {"tool_calls": [read]}
-    return {"text": f"The note says: {results[0]['text']}"}
 
 
 def agent_events(client: Client, run_id: str) -> list[dict[str, Any]]:
