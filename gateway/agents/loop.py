@@ -129,7 +129,11 @@ def assistant_entry(
 
 
 def result_entry(
-    call: ToolCall, output: ToolOutput, run_id: str | None = None, text: str | None = None
+    call: ToolCall,
+    output: ToolOutput,
+    run_id: str | None = None,
+    text: str | None = None,
+    duration_ms: int | None = None,
 ) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "role": "toolResult",
@@ -141,8 +145,9 @@ def result_entry(
     }
     if output.details:
         entry["details"] = dict(output.details)
-    if run_id:
-        entry["__openclaw"] = {"runId": run_id}
+    meta = {"runId": run_id, "durationMs": duration_ms}
+    if run_id or duration_ms is not None:
+        entry["__openclaw"] = {k: v for k, v in meta.items() if v is not None}
     return entry
 
 
@@ -210,6 +215,7 @@ class ToolLoop:
         self._limit = result_cap(toolset.context.context_window_tokens)
         specs = [t.spec() for t in toolset.tools.values()]
         self._specs = tuple(sorted(specs, key=lambda s: s.name))
+        self._durations: dict[str, int] = {}
 
     async def run(
         self, messages: tuple[Message, ...], system: str, candidates: Sequence[str]
@@ -288,7 +294,9 @@ class ToolLoop:
             aborted = ToolOutput(ABORTED_TEXT, details={"status": "aborted"}, is_error=True)
             self.sink.record(
                 [
-                    result_entry(call, outputs[i] or aborted, self.run_id)
+                    result_entry(
+                        call, outputs[i] or aborted, self.run_id, None, self._durations.get(call.id)
+                    )
                     for i, call in enumerate(calls)
                 ]
             )
@@ -297,7 +305,7 @@ class ToolLoop:
         texts = [cap_text(o.text, self._limit) for o in final]
         self.sink.record(
             [
-                result_entry(call, out, self.run_id, text)
+                result_entry(call, out, self.run_id, text, self._durations.get(call.id))
                 for call, out, text in zip(calls, final, texts, strict=True)
             ]
         )
@@ -371,6 +379,7 @@ class ToolLoop:
         blocked: bool,
     ) -> None:
         duration_ms = int((time.monotonic() - clock) * 1000)
+        self._durations[call.id] = duration_ms
         result = {
             "content": [{"type": "text", "text": scrubber.scrub(output.text)}],
             "details": {**_masked(dict(output.details)), "durationMs": duration_ms},

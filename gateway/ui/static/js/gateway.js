@@ -141,7 +141,7 @@ export class GatewayClient extends EventTarget {
         mode: "webchat",
         instanceId: this.instanceId,
       },
-      caps: [],
+      caps: ["tool-events"], // agent tool events for the chat's tool cards
       role: "operator",
       scopes: ["operator.admin"],
       auth,
