@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -34,6 +35,7 @@ from providers.types import (
     Text,
     ToolCall,
     ToolResult,
+    ToolSpec,
     TurnRequest,
 )
 
@@ -60,7 +62,7 @@ class LoopSink(Protocol):
     def reset(self) -> None: ...
 
     def record(self, messages: Sequence[dict[str, Any]]) -> None:
-        """Append transcript messages now (durable before the next step)."""
+        """Append transcript messages now (on disk before the next step)."""
 
     def agent_event(self, stream: str, data: dict[str, Any]) -> None:
         """One `agent` event of this run (`tool`, `item` streams)."""
@@ -213,7 +215,7 @@ class ToolLoop:
         self.run_id = run_id
         self.usage_json = usage_json
         self._limit = result_cap(toolset.context.context_window_tokens)
-        specs = [t.spec() for t in toolset.tools.values()]
+        specs = [_spec(t) for t in toolset.tools.values()]
         self._specs = tuple(sorted(specs, key=lambda s: s.name))
         self._durations: dict[str, int] = {}
 
@@ -400,6 +402,12 @@ class ToolLoop:
         if output.is_error:
             end["error"] = scrubber.scrub(output.text)[:300]
         self.sink.agent_event("item", end)
+
+
+@functools.cache
+def _spec(found: Tool) -> ToolSpec:
+    # Building a JSON schema from a pydantic model costs milliseconds; tools are immutable.
+    return found.spec()
 
 
 def _masked(value: Any) -> Any:

@@ -362,6 +362,7 @@ class _Run:
     absorbed: list[_Run] = field(default_factory=list)  # collect mode
     overflow_summary: str | None = None
     session_id: str | None = None
+    unindexed: int = 0  # tool-step messages not yet counted in the session row
 
     @property
     def agent_id(self) -> str:
@@ -838,19 +839,27 @@ class Runner:
                 usage=outcome.usage.to_json() if outcome and outcome.usage else None,
                 model=outcome.model if outcome else None,
                 provider=outcome.provider if outcome else None,
+                earlier=run.unindexed,
             )
+            run.unindexed = 0
         except Exception:
             # The answer still reaches the user; the operator sees why it is not on disk.
             log.exception("run %s: could not write the transcript of %s", run.run_id, key)
 
     def _record(self, run: _Run, messages: Sequence[dict[str, Any]]) -> None:
-        """A tool step's messages, durable before the next step (crash leaves a record)."""
+        """A tool step's messages, written before the next step.
+
+        Written through to the kernel at once, so a killed process leaves them on disk; the
+        fsync and the session-index update are left to the turn's final append (like the
+        user message's fsync), which keeps disk flushes and index rewrites off every call.
+        """
         if run.session_id is None or not messages:
             return
         key = run.request.session_key
         self._store.for_key(key).append_messages(
-            key, list(messages), session_id=run.session_id, run_id=run.run_id
+            key, list(messages), session_id=run.session_id, sync=False, index=False
         )
+        run.unindexed += len(messages)
 
     def _emit_agent(self, run: _Run, stream: str, data: dict[str, Any]) -> None:
         if run.future.done():

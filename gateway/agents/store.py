@@ -622,8 +622,14 @@ class AgentSessionStore:
         model: str | None = None,
         provider: str | None = None,
         sync: bool = True,
+        index: bool = True,
+        earlier: int = 0,
     ) -> list[dict[str, Any]]:
         """Append `before` events then one `message` event per message (one fsync).
+
+        `index=False` leaves the session row alone (a tool step mid-turn: the index is not
+        rewritten per step); the turn's next indexed append passes those messages' count
+        as `earlier` so `messageCount` stays exact.
 
         `sync=False` (the user message at the start of a turn) leaves durability to the
         turn's final append, keeping fsyncs off the path to the model.
@@ -637,12 +643,14 @@ class AgentSessionStore:
             {"type": "message", "message": dict(m)} for m in messages
         ]
         written = self._writable_transcript(target_id).append_many(events, sync=sync)
+        if not index:
+            return written
 
         def change(rows: dict[str, SessionRow]) -> None:
             current = rows.get(key)
             if current is None or current.session_id != target_id:
                 return
-            current.message_count += len(messages)
+            current.message_count += len(messages) + earlier
             current.updated_at = self._clock()
             if run_id:
                 current.last_run_id = run_id

@@ -68,9 +68,11 @@ async def test_write_then_read_round_trip(tmp_path: Path, fake: FakeLLM, api: st
         events = await chat(client, "write a note to notes/todo.md, then read it back", key="r1")
         assert final_text(events) == "The note says: buy milk"
         history = await client.call("chat.history", {"sessionKey": "main"})
+        listed = await client.call("sessions.list", {})
         tool_stream = [e["data"] for e in agent_events(client, "r1") if e["stream"] == "tool"]
         seqs = [e["seq"] for e in agent_events(client, "r1")] + [e["seq"] for e in events]
     assert (tmp_path / "workspace" / "notes" / "todo.md").read_text() == "buy milk"
+    assert listed["sessions"][0]["messageCount"] == 6  # tool steps counted, index written once
     assert len(fake.requests) == 3
     assert "test_write" in tool_names(fake.bodies[0])
     # The tools the session may use are listed in the system prompt.
