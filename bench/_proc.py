@@ -26,7 +26,9 @@ def free_port() -> int:
 
 
 def start(
-    state_dir: str | None = None, extra_env: dict[str, str] | None = None
+    state_dir: str | None = None,
+    extra_env: dict[str, str] | None = None,
+    module: str = "gateway",  # another `python -m` entry point that runs the gateway
 ) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCLAW_")}
@@ -40,7 +42,7 @@ def start(
         [
             sys.executable,
             "-m",
-            "gateway",
+            module,
             "--allow-unconfigured",
             "--bind",
             "loopback",

@@ -1,14 +1,23 @@
-"""Gateway overhead per chat turn against a zero-latency fake model server.
+"""Gateway overhead per chat turn and per tool call against a zero-latency fake model server.
 
-Two legs per turn, timed on one monotonic clock (client and fake live in this process, the
-gateway is a separate `python -m gateway` process):
+Plain turns, two legs per turn, timed on one monotonic clock (client and fake live in this
+process, the gateway is a separate `python -m gateway` process):
   in   chat.send frame sent            -> model request arrives at the fake
   out  fake finished streaming answer  -> `final` chat event arrives at the client
-Turns rotate over SESSIONS sessions, so history grows as it does in real use. PREFILL adds
-that many idle sessions to the agent's index before the start, to show that a turn's cost
-does not depend on how many sessions the agent has.
+Turns rotate over SESSIONS sessions, so history grows as it does in real use.
 
-    .venv/bin/python bench/pipeline.py [turns, default 500] [sessions, default 50] [prefill, default 0]
+Tool round trip (a gateway with the test tools, `python -m tests.agents.gateway_main`): the
+fake answers each turn with one call to `test_runtime` (an echo that does no work), then
+with text. Per call:
+  tool  fake finished streaming the tool call -> the next model request (with the result)
+        arrives at the fake: parse, transcript write of the call, validate, run, events,
+        transcript write of the result, next request.
+
+PREFILL idle sessions are added to the agent's index before the plain turns, to show that a
+turn's cost does not grow with the number of sessions an agent has.
+
+    .venv/bin/python bench/pipeline.py [turns, default 500] [sessions, default 50] \
+        [tool turns, default 300] [prefill, default 0]
 """
 
 from __future__ import annotations
@@ -20,11 +29,49 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from _proc import ROOT, connect_params, open_client, pct, rss_mb, start, stop, wait_healthy
 
 sys.path.insert(0, str(ROOT))
-from tests.fakes.llm import FakeLLM
+from tests.fakes.llm import FakeLLM, tool_results
+
+WARMUP = 20
+
+
+def line(name: str, values: list[float]) -> str:
+    ms = [v * 1000 for v in values]
+    return (
+        f"{name:<40} p50 {statistics.median(ms):6.2f} ms   p99 {pct(ms, 0.99):6.2f} ms"
+        f"   max {max(ms):6.2f} ms"
+    )
+
+
+def write_config(fake: FakeLLM) -> str:
+    state = tempfile.mkdtemp(prefix="clawgate-bench-pipeline-")
+    config = {
+        "models": {"providers": {"openai": {"baseUrl": fake.url + "/v1", "apiKey": "sk-bench"}}},
+        "agents": {"defaults": {"model": {"primary": "openai/gpt-bench"}}},
+    }
+    (Path(state) / "openclaw.json").write_text(json.dumps(config))
+    return state
+
+
+async def send_and_wait(ws: Any, run_id: str, session: str, text: str) -> float:
+    frame = {
+        "type": "req",
+        "id": run_id,
+        "method": "chat.send",
+        "params": {"sessionKey": session, "message": text, "idempotencyKey": run_id},
+    }
+    await ws.send(json.dumps(frame))
+    while True:
+        msg = json.loads(await ws.recv())
+        payload = msg.get("payload") or {}
+        if msg.get("event") == "chat" and payload.get("runId") == run_id:
+            if payload["state"] in ("final", "error", "aborted"):
+                assert payload["state"] == "final", payload
+                return time.monotonic()
 
 
 def prefill(state: str, count: int) -> None:
@@ -33,20 +80,14 @@ def prefill(state: str, count: int) -> None:
     store = SessionStore(Path(state))
     for n in range(count):
         store.ensure(f"agent:main:idle-{n}")
-    store.for_agent("main").compact()
+    store.compact()
 
 
-async def main(turns: int, sessions: int, idle: int) -> None:
+async def plain_turns(turns: int, sessions: int, idle: int) -> None:
     fake = FakeLLM(default_text="pong")
     await fake.start()
-    state = tempfile.mkdtemp(prefix="clawgate-bench-pipeline-")
-    config = {
-        "models": {"providers": {"openai": {"baseUrl": fake.url + "/v1", "apiKey": "sk-bench"}}},
-        "agents": {"defaults": {"model": {"primary": "openai/gpt-bench"}}},
-    }
-    (Path(state) / "openclaw.json").write_text(json.dumps(config))
-    if idle:
-        prefill(state, idle)
+    state = write_config(fake)
+    prefill(state, idle)
     proc, port = start(state)
     try:
         await asyncio.to_thread(wait_healthy, port)
@@ -54,44 +95,19 @@ async def main(turns: int, sessions: int, idle: int) -> None:
         async with await open_client(url, connect_params(["operator.write"])) as ws:
             inbound: list[float] = []
             outbound: list[float] = []
-            for n in range(turns + 20):  # the first 20 warm up imports and caches
-                run_id = f"bench-{n}"
-                frame = {
-                    "type": "req",
-                    "id": run_id,
-                    "method": "chat.send",
-                    "params": {
-                        "sessionKey": f"agent:main:bench-{n % sessions}",
-                        "message": f"ping {n}",
-                        "idempotencyKey": run_id,
-                    },
-                }
+            for n in range(turns + WARMUP):  # the first turns warm up imports and caches
                 before = len(fake.requests)
                 sent = time.monotonic()
-                await ws.send(json.dumps(frame))
-                while True:
-                    msg = json.loads(await ws.recv())
-                    payload = msg.get("payload") or {}
-                    if msg.get("event") == "chat" and payload.get("runId") == run_id:
-                        if payload["state"] in ("final", "error", "aborted"):
-                            received = time.monotonic()
-                            assert payload["state"] == "final", payload
-                            break
-                if n >= 20:
+                received = await send_and_wait(
+                    ws, f"bench-{n}", f"agent:main:bench-{n % sessions}", f"ping {n}"
+                )
+                if n >= WARMUP:
                     inbound.append(fake.requests[before]["at"] - sent)
                     outbound.append(received - fake.completed_at[-1])
         rss = rss_mb(proc.pid)
     finally:
         stop(proc)
         await fake.stop()
-
-    def line(name: str, values: list[float]) -> str:
-        ms = [v * 1000 for v in values]
-        return (
-            f"{name:<34} p50 {statistics.median(ms):6.2f} ms   p99 {pct(ms, 0.99):6.2f} ms"
-            f"   max {max(ms):6.2f} ms"
-        )
-
     total = [a + b for a, b in zip(inbound, outbound, strict=True)]
     print(
         f"turns: {turns} over {sessions} sessions, {idle} idle sessions in the index"
@@ -103,8 +119,45 @@ async def main(turns: int, sessions: int, idle: int) -> None:
     print(f"gateway RSS after the run: {rss:.1f} MB")
 
 
+async def tool_turns(turns: int, sessions: int) -> None:
+    fake = FakeLLM(default_text="pong")
+    await fake.start()
+
+    def respond(_api: str, body: dict[str, Any]) -> dict[str, Any]:
+        if tool_results(body):
+            return {"text": "pong"}
+        return {"tool_calls": [{"name": "test_runtime", "arguments": {"text": "echo"}}]}
+
+    fake.responder = respond
+    proc, port = start(write_config(fake), module="tests.agents.gateway_main")
+    try:
+        await asyncio.to_thread(wait_healthy, port)
+        url = f"ws://127.0.0.1:{port}/"
+        async with await open_client(url, connect_params(["operator.write"])) as ws:
+            per_call: list[float] = []
+            for n in range(turns + WARMUP):
+                before = len(fake.requests)
+                await send_and_wait(ws, f"tool-{n}", f"agent:main:tools-{n % sessions}", "go")
+                call_done = fake.completed_at[-2]  # the tool-call response ...
+                next_request = fake.requests[before + 1]["at"]  # ... then the result arrives
+                if n >= WARMUP:
+                    per_call.append(next_request - call_done)
+    finally:
+        stop(proc)
+        await fake.stop()
+    print(f"tool round trips: {turns} over {sessions} sessions (one no-op tool call per turn)")
+    print(line("tool call out -> result to the model", per_call))
+
+
+async def main(turns: int, sessions: int, tools: int, idle: int) -> None:
+    await plain_turns(turns, sessions, idle)
+    if tools:
+        await tool_turns(tools, sessions)
+
+
 if __name__ == "__main__":
     turns = int(sys.argv[1]) if len(sys.argv) > 1 else 500
     sessions = int(sys.argv[2]) if len(sys.argv) > 2 else 50
-    idle = int(sys.argv[3]) if len(sys.argv) > 3 else 0
-    asyncio.run(main(turns, sessions, idle))
+    tools = int(sys.argv[3]) if len(sys.argv) > 3 else 300
+    idle = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+    asyncio.run(main(turns, sessions, tools, idle))

@@ -38,7 +38,7 @@ from channels.command_auth import (
 )
 from channels.context import Dedupe, HistoryEntry, PendingHistory, group_prompt, history_limit
 from channels.pairing import FULL_REPLY, MAX_PENDING_PER_ACCOUNT, PairingStore, pairing_reply
-from channels.policy import Decision, decide
+from channels.policy import WILDCARD, Decision, decide, id_set, normalize_id
 from gateway.agents import commands as chan_commands
 from gateway.agents import roster as rv
 from gateway.agents.commands import Command
@@ -46,6 +46,7 @@ from gateway.agents.freshness import ResetPolicy, ResetRules, select_reset_polic
 from gateway.agents.routing import NoOwner, Route, RouteInput, resolve_route
 from gateway.agents.runner import QueueFull, RunResult, SubmitRequest
 from gateway.agents.session_keys import build_session_key, may_update_last_route
+from gateway.agents.tools.registry import Requester
 from gateway.config.models import DiscordConfig, OpenClawConfig, TelegramConfig
 
 if TYPE_CHECKING:
@@ -99,6 +100,38 @@ def markdown_passthrough(chunking: Chunking) -> Formatter:
         return chunk_text(text, chunking.limit, chunking.max_lines)
 
     return fmt
+
+
+def is_owner(
+    msg: InboundMessage, config: OpenClawConfig, section: DiscordConfig | TelegramConfig
+) -> bool:
+    """tools.md §2.8: `commands.ownerAllowFrom` ("<channel>:<id>" or bare ids) when set;
+    otherwise a sender the channel's `allowFrom` names by id (a `"*"` names nobody)."""
+    sender = normalize_id(msg.channel, msg.sender_id)
+    owners = config.commands.owner_allow_from
+    if owners is not None:
+        entries = owners if isinstance(owners, list) else [owners]
+        return sender in id_set(msg.channel, [e for e in entries if isinstance(e, str | int)])
+    listed = id_set(msg.channel, section.allow_from)
+    return sender in listed and sender != WILDCARD
+
+
+def requester_for(
+    msg: InboundMessage, config: OpenClawConfig, section: DiscordConfig | TelegramConfig
+) -> Requester:
+    """Who asked, from the adapter's sender facts (never from the message text)."""
+    return Requester(
+        owner=is_owner(msg, config, section),
+        channel=msg.channel,
+        chat_type=msg.chat_type,
+        chat_id=msg.chat_id,
+        guild_id=msg.guild_id,
+        thread_id=msg.thread_id,
+        account_id=msg.account_id,
+        sender_id=msg.sender_id,
+        sender_username=msg.sender_username,
+        sender_name=msg.sender_name,
+    )
 
 
 def _reset_rules(config: OpenClawConfig) -> ResetRules:
@@ -480,6 +513,7 @@ class Pipeline:
                         }.items()
                         if v
                     },
+                    requester=requester_for(msg, cfg, self.section),
                 )
             )
         except QueueFull:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -100,6 +101,9 @@ class TurnRequest:
     system: str | None = None
     max_tokens: int = 8192
     tools: tuple[ToolSpec, ...] = ()
+    # "none": the tools stay declared (history may hold calls) but the model must answer in
+    # text, e.g. the last call of a turn that hit its step cap.
+    tool_choice: Literal["auto", "none"] = "auto"
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,49 @@ class Completion:
 
 
 StreamEvent = TextDelta | Completion
+
+
+def parse_arguments(raw: str) -> tuple[dict[str, Any], str | None]:
+    """A tool call's streamed argument text → (arguments, raw text when it is not an object).
+
+    Empty text means no arguments. Never raises: a model's bad JSON becomes an error result
+    the tool loop sends back, not a failed turn.
+    """
+    if not raw.strip():
+        return {}, None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {}, raw
+    return (value, None) if isinstance(value, dict) else ({}, raw)
+
+
+def arguments_json(call: ToolCall) -> str:
+    """The call's arguments as the JSON text the OpenAI APIs carry (raw text kept as sent)."""
+    if call.raw_arguments is not None:
+        return call.raw_arguments
+    return json.dumps(dict(call.arguments), ensure_ascii=False)
+
+
+# Provider stop reasons → the reference's normalised ones (tools.md §5.5).
+_STOP_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "completed": "stop",
+    "stop": "stop",
+    "tool_use": "toolUse",
+    "tool_calls": "toolUse",
+    "function_call": "toolUse",
+    "max_tokens": "length",
+    "max_output_tokens": "length",
+    "length": "length",
+}
+
+
+def normalise_stop_reason(raw: str | None, has_tool_calls: bool) -> str:
+    if has_tool_calls:
+        return "toolUse"
+    return _STOP_REASONS.get(raw or "stop", raw or "stop")
 
 
 class Provider(Protocol):

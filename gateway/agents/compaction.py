@@ -26,6 +26,7 @@ from gateway.agents import context as ctx
 from gateway.agents import pricing
 from gateway.agents import roster as rv
 from gateway.agents.history import compacted_view, dm_history_limit, iso_to_ms, summary_message
+from gateway.agents.loop import LoopResult
 from gateway.agents.runner import RunOutcome, RunRequest, Usage
 from gateway.agents.store import message_text
 from gateway.config.models import CompactionConfig, OpenClawConfig
@@ -44,7 +45,8 @@ log = logging.getLogger("agent/compaction")
 # Run one request through a candidate chain (ModelTurns wires run_turn with its pool).
 Complete = Callable[[Sequence[str], TurnRequest], Awaitable[TurnResult]]
 # Send the turn with this history (the caller builds the request around it).
-Attempt = Callable[[tuple[dict[str, Any], ...]], Awaitable[TurnResult]]
+# One try of the turn (the whole tool loop) on a given history.
+Attempt = Callable[[tuple[dict[str, Any], ...]], Awaitable[LoopResult]]
 
 TRANSCRIPT_BYTES_GUARD = 8_000_000  # A.15: compact before payload size kills a 1M window
 TOOL_RESULT_CHARS = 2_000
@@ -159,9 +161,13 @@ def compact_focus(text: str) -> str | None:
     return None
 
 
-def is_overflow(result: TurnResult) -> bool:
-    return result.completion is None and (
-        result.failure is not None and result.failure.reason == "context_overflow"
+def is_overflow(result: LoopResult) -> bool:
+    """An overflow worth a compaction and a retry: never once a side-effecting tool ran in
+    the turn (the retry would run it again)."""
+    return (
+        result.completion is None
+        and not result.after_side_effects
+        and (result.failure is not None and result.failure.reason == "context_overflow")
     )
 
 
@@ -280,7 +286,7 @@ class ContextManager:
         prompt: str,
         text: str,
         attempt: Attempt,
-    ) -> tuple[TurnResult, str | None]:
+    ) -> tuple[LoopResult, str | None]:
         """Send the turn within budget; returns (result, notice for the user or None)."""
         config = self.config
         window = ctx.resolve_window(config, chain.primary)
@@ -288,7 +294,8 @@ class ContextManager:
             budget = ctx.budget(window, ctx.estimate_text(prompt))
         except ctx.ContextConfigError as exc:
             log.error("config error: %s", exc)
-            return TurnResult(None, None, failure=Failure("bad_request", preview=str(exc))), None
+            failure = Failure("bad_request", preview=str(exc))
+            return LoopResult(None, None, None, failure=failure), None
         history = list(req.history)
         notice: str | None = None
         projected = ctx.project(history, prompt, text)
@@ -345,7 +352,7 @@ class ContextManager:
             return _parse_bytes(value)
         return TRANSCRIPT_BYTES_GUARD
 
-    def _record_row(self, req: RunRequest, window: int, result: TurnResult) -> None:
+    def _record_row(self, req: RunRequest, window: int, result: LoopResult) -> None:
         """Window and last-call cache/cost facts on the session row (B.2, `/status`)."""
         done = result.completion
         assert done is not None

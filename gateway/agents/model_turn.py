@@ -1,4 +1,4 @@
-"""The agents' model boundary: a run request in, one failover turn through the providers out."""
+"""The agents' model boundary: a run request in, the tool loop over failover turns out."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.agents.compaction import ContextManager
+from gateway.agents.loop import LoopResult, ToolLoop, Toolset, to_messages
 from gateway.agents.roster import ModelChain
-from gateway.agents.runner import DeltaSink, RunFailure, RunOutcome, RunRequest
+from gateway.agents.runner import DeltaSink, RunFailure, RunOutcome, RunRequest, Usage
 from gateway.config.models import OpenClawConfig
 from gateway.config.secrets import SecretError, resolve_secret
 from gateway.logs import scrubber
@@ -24,7 +25,7 @@ from providers.failover import ModelHealth, RetryPolicy, TurnResult, run_turn
 from providers.pool import ProviderPool
 from providers.types import (
     DEFAULT_API,
-    Message,
+    Completion,
     MissingCredentials,
     ProviderSettings,
     TurnRequest,
@@ -34,6 +35,11 @@ if TYPE_CHECKING:
     from gateway.runtime import Gateway
 
 log = logging.getLogger("agent/embedded")
+
+AFTER_TOOLS_TEXT = (
+    "Tools had already run in this turn, so it was not retried on another model; "
+    "check what they did before asking again."
+)
 
 # Runner error kinds (protocol `errorKind`) for our failure reasons.
 _ERROR_KIND = {
@@ -69,37 +75,6 @@ def provider_settings_from_config(
     )
 
 
-def to_messages(history: tuple[dict[str, Any], ...], text: str) -> tuple[Message, ...]:
-    """Transcript messages plus the new user text, merged so roles alternate."""
-    out: list[Message] = []
-    for message in (*history, {"role": "user", "content": text}):
-        role = message.get("role")
-        if role not in ("user", "assistant"):
-            continue
-        body = _text_of(message.get("content"))
-        if not body.strip():
-            continue
-        if out and out[-1].role == role:
-            out[-1] = Message.text(role, f"{out[-1].plain_text}\n\n{body}")
-        else:
-            out.append(Message.text(role, body))
-    while out and out[0].role != "user":
-        out.pop(0)  # both APIs want the conversation to open with the user
-    return tuple(out)
-
-
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            str(block.get("text", ""))
-            for block in content
-            if isinstance(block, dict) and block.get("type") == "text"
-        )
-    return ""
-
-
 class ModelTurns:
     """Callable the agent service uses for every turn (see AgentService's ModelTurn)."""
 
@@ -121,7 +96,12 @@ class ModelTurns:
         return provider_settings_from_config(self.gateway.loaded.config, provider, self.env)
 
     async def __call__(
-        self, req: RunRequest, sink: DeltaSink, chain: ModelChain, prompt: str
+        self,
+        req: RunRequest,
+        sink: DeltaSink,
+        chain: ModelChain,
+        prompt: str,
+        toolset: Toolset,
     ) -> RunOutcome:
         text = req.text
         if req.overflow_summary:
@@ -140,10 +120,9 @@ class ModelTurns:
         if (command := await self.context.command(req, chain, prompt)) is not None:
             return command
 
-        async def attempt(history: tuple[dict[str, Any], ...]) -> TurnResult:
-            request = TurnRequest(model="", messages=to_messages(history, text), system=prompt)
+        async def model(request: TurnRequest, candidates: Sequence[str]) -> TurnResult:
             return await run_turn(
-                chain.candidates,
+                candidates,
                 request,
                 self.pool.get,
                 sink,
@@ -152,8 +131,14 @@ class ModelTurns:
                 run_id=req.run_id,
             )
 
+        async def attempt(history: tuple[dict[str, Any], ...]) -> LoopResult:
+            loop = ToolLoop(model, sink, toolset, run_id=req.run_id, usage_json=_usage_json)
+            return await loop.run(to_messages(history, text), prompt, chain.candidates)
+
         result, notice = await self.context.turn(req, chain, prompt, text, attempt)
-        # --- end context ---
+        return self._outcome(result, chain, notice)
+
+    def _outcome(self, result: LoopResult, chain: ModelChain, notice: str | None) -> RunOutcome:
         if result.completion is not None and result.candidate is not None:
             provider, _, model = result.candidate.partition("/")
             done = result.completion
@@ -163,12 +148,11 @@ class ModelTurns:
                 provider=provider,
                 model=model,
                 api=result.api,
-                stop_reason=_stop_reason(done.stop_reason),
+                stop_reason=done.stop_reason,
                 response_id=done.response_id,
             )
         failure = result.failure or Failure("unknown")
-        last = next((a for a in reversed(result.attempts) if a.failure is failure), None)
-        provider, _, model = (last.candidate if last else chain.primary).partition("/")
+        provider, _, model = (result.failed_candidate or chain.primary).partition("/")
         detail = {
             "provider": provider,
             "model": model,
@@ -178,11 +162,14 @@ class ModelTurns:
             # Provider text can echo request content; registered secrets are masked out.
             "providerErrorMessagePreview": scrubber.scrub(failure.preview)[:300] or None,
         }
+        message = user_message(failure)
+        if result.after_side_effects:
+            message = f"{message}\n{AFTER_TOOLS_TEXT}"
         return RunOutcome(
             provider=provider,
             model=model,
             failure=RunFailure(
-                user_message(failure),
+                message,
                 _ERROR_KIND.get(failure.reason, "unknown"),
                 {k: v for k, v in detail.items() if v is not None},
             ),
@@ -212,5 +199,14 @@ def _import_modules(names: list[str]) -> None:
         importlib.import_module(name)
 
 
-def _stop_reason(raw: str) -> str:
-    return {"end_turn": "stop", "completed": "stop", "max_tokens": "length"}.get(raw, raw)
+def _usage(done: Completion) -> Usage:
+    return Usage(
+        input=done.usage.input_tokens,
+        output=done.usage.output_tokens,
+        cache_read=done.usage.cache_read,
+        cache_write=done.usage.cache_write,
+    )
+
+
+def _usage_json(done: Completion) -> dict[str, object]:
+    return _usage(done).to_json()

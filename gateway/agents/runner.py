@@ -34,8 +34,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from gateway.agents.loop import dangling_results
 from gateway.agents.session_keys import agent_id_from_session_key
 from gateway.agents.store import SILENT_REPLY_TOKEN, SessionStore, is_silent_reply
+from gateway.agents.tools.registry import Requester
 from gateway.agents.transcript import now_ms
 
 log = logging.getLogger(__name__)
@@ -158,16 +160,24 @@ class RunRequest:
     channel: str | None = None
     overflow_summary: str | None = None  # queue overflow notice (drop: summarize)
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    # Who asked (decides the tools); a stranger unless the source says otherwise.
+    requester: Requester = field(default_factory=lambda: Requester(owner=False))
 
 
 class DeltaSink(Protocol):
-    """Streaming target handed to the `ReplyFn`."""
+    """The run's outlet handed to the `ReplyFn`: text deltas, tool-step records, events."""
 
     def __call__(self, text: str) -> None:
         """Append a text delta (incremental, not accumulated)."""
 
     def reset(self) -> None:
-        """Discard what was streamed so far (a fallback model restarts the answer)."""
+        """Discard what was streamed so far (a fallback model or the next tool step)."""
+
+    def record(self, messages: Sequence[dict[str, Any]]) -> None:
+        """Append messages of a tool step to the transcript now, durably."""
+
+    def agent_event(self, stream: str, data: dict[str, Any]) -> None:
+        """Emit one protocol `agent` event of this run (seq shared with `chat` events)."""
 
 
 ReplyFn = Callable[[RunRequest, DeltaSink], Awaitable[RunOutcome]]
@@ -190,6 +200,8 @@ class RunEvent:
 
 
 RunListener = Callable[[RunEvent], None]
+# (session key, protocol `agent` event payload)
+AgentListener = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -257,6 +269,9 @@ class SubmitRequest:
     dm_history_limit: int | None = None
     max_user_turns: int | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    # Decided once by the message's source (tools.md §2.8): operator clients are the owner,
+    # channel senders per commands.ownerAllowFrom; anything else is a stranger.
+    requester: Requester = field(default_factory=lambda: Requester(owner=False))
 
 
 @dataclass(frozen=True)
@@ -326,6 +341,12 @@ class _Sink:
     def reset(self) -> None:
         self._run.streamed = ""
 
+    def record(self, messages: Sequence[dict[str, Any]]) -> None:
+        self._runner._record(self._run, messages)
+
+    def agent_event(self, stream: str, data: dict[str, Any]) -> None:
+        self._runner._emit_agent(self._run, stream, data)
+
 
 @dataclass(eq=False)
 class _Run:
@@ -341,6 +362,8 @@ class _Run:
     task: asyncio.Task[None] | None = None
     absorbed: list[_Run] = field(default_factory=list)  # collect mode
     overflow_summary: str | None = None
+    session_id: str | None = None
+    unindexed: int = 0  # tool-step messages not yet counted in the session row
 
     @property
     def agent_id(self) -> str:
@@ -366,6 +389,7 @@ class Runner:
         store: SessionStore,
         reply: ReplyFn,
         listener: RunListener | None = None,
+        agent_listener: AgentListener | None = None,
         max_concurrent: int | None = None,
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
         queue: QueueSettings | None = None,
@@ -373,6 +397,7 @@ class Runner:
         self._store = store
         self._reply = reply
         self._listener = listener
+        self._agent_listener = agent_listener
         self.max_concurrent = resolve_max_concurrent(max_concurrent)
         self._slots = asyncio.Semaphore(self.max_concurrent)
         self._timeout = timeout_seconds
@@ -619,9 +644,23 @@ class Runner:
             history = self._store.model_history(
                 key, dm_history_limit=req.dm_history_limit, max_user_turns=req.max_user_turns
             )
+            # A crash or lost abort can leave tool calls without results: close them first.
+            repairs = dangling_results(history)
+            if repairs:
+                log.warning(
+                    "run %s: %d tool call(s) of %s had no result; closed with an error result",
+                    run.run_id,
+                    len(repairs),
+                    key,
+                )
+                history = [*history, *repairs]
             user_message = {"role": "user", "content": run.text, "timestamp": now_ms()}
             self._store.for_key(key).append_messages(
-                key, [user_message], session_id=row.session_id, run_id=run.run_id, sync=False
+                key,
+                [*repairs, user_message],
+                session_id=row.session_id,
+                run_id=run.run_id,
+                sync=False,
             )
         except Exception as exc:
             if _disk_full(exc):
@@ -633,6 +672,7 @@ class Runner:
             self._finish_failure(run, None, RunFailure(text, "unknown"), None)
             return
         run.started = True
+        run.session_id = row.session_id
         request = RunRequest(
             run_id=run.run_id,
             session_key=key,
@@ -644,6 +684,7 @@ class Runner:
             channel=req.channel,
             overflow_summary=run.overflow_summary,
             metadata=req.metadata,
+            requester=req.requester,
         )
         try:
             async with asyncio.timeout(self._timeout_for(run)):
@@ -799,10 +840,48 @@ class Runner:
                 usage=outcome.usage.to_json() if outcome and outcome.usage else None,
                 model=outcome.model if outcome else None,
                 provider=outcome.provider if outcome else None,
+                earlier=run.unindexed,
             )
+            run.unindexed = 0
         except Exception:
             # The answer still reaches the user; the operator sees why it is not on disk.
             log.exception("run %s: could not write the transcript of %s", run.run_id, key)
+
+    def _record(self, run: _Run, messages: Sequence[dict[str, Any]]) -> None:
+        """A tool step's messages, written before the next step.
+
+        Written through to the kernel at once, so a killed process leaves them on disk; the
+        fsync and the session-index update are left to the turn's final append (like the
+        user message's fsync), which keeps disk flushes and index rewrites off every call.
+        """
+        if run.session_id is None or not messages:
+            return
+        key = run.request.session_key
+        self._store.for_key(key).append_messages(
+            key, list(messages), session_id=run.session_id, sync=False, index=False
+        )
+        run.unindexed += len(messages)
+
+    def _emit_agent(self, run: _Run, stream: str, data: dict[str, Any]) -> None:
+        if run.future.done():
+            return
+        run.seq += 1
+        payload = {
+            "runId": run.run_id,
+            "seq": run.seq,
+            "stream": stream,
+            "ts": now_ms(),
+            "data": data,
+            "sessionKey": run.request.session_key,
+            "agentId": run.agent_id,
+            "isHeartbeat": False,
+        }
+        if self._agent_listener is None:
+            return
+        try:
+            self._agent_listener(run.request.session_key, payload)
+        except Exception:
+            log.exception("agent event listener failed on run %s", run.run_id)
 
     def _emit(
         self,

@@ -8,13 +8,15 @@ import os
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway.agents import roster as rv
+from gateway.agents import tools as tool_modules
 from gateway.agents.history import dm_history_limit
+from gateway.agents.loop import Toolset
 from gateway.agents.runner import (
     DeltaSink,
     ReplyFn,
@@ -27,6 +29,8 @@ from gateway.agents.runner import (
 )
 from gateway.agents.session_keys import canonical_session_key, parse_session_key
 from gateway.agents.store import SessionStore
+from gateway.agents.tools.policy import allowed_tools
+from gateway.agents.tools.registry import Tool, ToolContext
 from gateway.agents.workspace import (
     BOOTSTRAP_FILES,
     BootstrapFile,
@@ -46,9 +50,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gateway.agents")
 
-# A model turn: the request, where deltas go, the candidate chain and the system prompt.
-ModelTurn = Callable[[RunRequest, DeltaSink, rv.ModelChain, str], Awaitable[RunOutcome]]
+# A model turn: the request, where deltas go, the candidate chain, the system prompt and the
+# tools the turn may use.
+ModelTurn = Callable[[RunRequest, DeltaSink, rv.ModelChain, str, Toolset], Awaitable[RunOutcome]]
 IDEMPOTENCY_MEMORY = 1000
+# Clients that advertise this connect cap get the `agent` tool/item streams (tools.md §5.1).
+TOOL_EVENTS_CAP = "tool-events"
 
 
 class AgentService:
@@ -63,6 +70,7 @@ class AgentService:
             store=self.store,
             reply=reply,
             listener=self._on_event,
+            agent_listener=self._on_agent_event,
             max_concurrent=defaults.max_concurrent,
             timeout_seconds=float(defaults.timeout_seconds),
             queue=rv.queue_settings(cfg),
@@ -110,13 +118,36 @@ class AgentService:
     async def _reply(self, req: RunRequest, sink: DeltaSink) -> RunOutcome:
         cfg = self.config
         chain = rv.model_chain(cfg, req.agent_id)
+        tools = allowed_tools(cfg, req.agent_id, req.requester, tool_modules.load())
         prompt = req.system_prompt
         if prompt is None:
-            prompt = self._system_prompt(cfg, req, chain)
-        outcome: RunOutcome = await self._model_turn(req, sink, chain, prompt)
+            prompt = self._system_prompt(cfg, req, chain, tools)
+        outcome: RunOutcome = await self._model_turn(
+            req, sink, chain, prompt, self._toolset(cfg, req, tools)
+        )
         return outcome
 
-    def _system_prompt(self, cfg: OpenClawConfig, req: RunRequest, chain: rv.ModelChain) -> str:
+    def _toolset(self, cfg: OpenClawConfig, req: RunRequest, tools: dict[str, Tool]) -> Toolset:
+        entry = cfg.agents.entries.get(req.agent_id)
+        cap = entry.max_tool_iterations if entry and entry.max_tool_iterations else None
+        context = ToolContext(
+            agent_id=req.agent_id,
+            session_key=req.session_key,
+            run_id=req.run_id,
+            workspace=rv.workspace_dir(cfg, req.agent_id, self.gateway.settings.state_dir),
+            config=cfg,
+            requester=req.requester,
+            gateway=self.gateway,
+        )
+        return Toolset(tools, context, cap or cfg.agents.defaults.max_tool_iterations)
+
+    def _system_prompt(
+        self,
+        cfg: OpenClawConfig,
+        req: RunRequest,
+        chain: rv.ModelChain,
+        tools: Mapping[str, Tool] | None = None,
+    ) -> str:
         defaults = cfg.agents.defaults
         workspace = rv.workspace_dir(cfg, req.agent_id, self.gateway.settings.state_dir)
         files = self._bootstrap_files(workspace, defaults)
@@ -128,12 +159,15 @@ class AgentService:
                 files=files,
                 session_key=req.session_key,
                 model_ref=chain.primary,
+                tools=[
+                    f"{name}: {_summary(t.description)}"
+                    for name, t in sorted((tools or {}).items())
+                ],
                 is_group=parsed is not None and parsed.kind in ("group", "channel"),
                 group_system_prompt=group_prompt if isinstance(group_prompt, str) else None,
                 timezone_name=defaults.user_timezone,
-                # memweb: memory goes only to the owner's private sessions (RunRequest gains
-                # `requester` from the loop work; until then memory stays out, fail closed).
-                requester=getattr(req, "requester", None),
+                # Memory goes only to the owner's private sessions (workspace.py).
+                requester=req.requester,
                 daily_notes=load_daily_notes(workspace, today_in(defaults.user_timezone)),
             )
         )
@@ -168,6 +202,11 @@ class AgentService:
                 log.exception("run listener failed for %s", event.run_id)
             if event.state in ("final", "error", "aborted"):
                 self._run_listeners.pop(event.run_id, None)
+
+    def _on_agent_event(self, session_key: str, payload: dict[str, Any]) -> None:
+        for conn in list(self._watchers.get(session_key, ())):
+            if TOOL_EVENTS_CAP in getattr(conn, "caps", ()):
+                conn.send_event("agent", payload)
 
     def announce(self, session_key: str, run_id: str, text: str) -> None:
         """A reply that needed no model (a command's answer) as one `final` chat event.
@@ -212,6 +251,11 @@ class AgentService:
             )
         await self.runner.close()
         self.store.compact()
+
+
+def _summary(description: str) -> str:
+    first = description.strip().splitlines()[0] if description.strip() else ""
+    return first[:160]
 
 
 def _stat_stamp(workspace: Path) -> tuple[tuple[int, int] | None, ...]:

@@ -45,6 +45,7 @@ T = TypeVar("T")
 
 SILENT_REPLY_TOKEN = "NO_REPLY"
 HISTORY_TEXT_MAX_CHARS = 12_000
+HISTORY_DETAILS_MAX_CHARS = 4_000
 CHAT_HISTORY_DEFAULT_LIMIT = 200
 CHAT_HISTORY_MAX_LIMIT = 1000
 _LOCK_TIMEOUT_S = 10.0
@@ -712,8 +713,14 @@ class AgentSessionStore:
         model: str | None = None,
         provider: str | None = None,
         sync: bool = True,
+        index: bool = True,
+        earlier: int = 0,
     ) -> list[dict[str, Any]]:
         """Append `before` events then one `message` event per message (one fsync).
+
+        `index=False` leaves the session row alone (a tool step mid-turn: the index is not
+        rewritten per step); the turn's next indexed append passes those messages' count
+        as `earlier` so `messageCount` stays exact.
 
         `sync=False` (the user message at the start of a turn) leaves durability to the
         turn's final append, keeping fsyncs off the path to the model.
@@ -727,12 +734,14 @@ class AgentSessionStore:
             {"type": "message", "message": dict(m)} for m in messages
         ]
         written = self._writable_transcript(target_id).append_many(events, sync=sync)
+        if not index:
+            return written
 
         def change(rows: dict[str, SessionRow]) -> None:
             current = rows.get(key)
             if current is None or current.session_id != target_id:
                 return
-            current.message_count += len(messages)
+            current.message_count += len(messages) + earlier
             current.updated_at = self._clock()
             if run_id:
                 current.last_run_id = run_id
@@ -838,14 +847,26 @@ def _opt_int(value: object, default: int | None) -> int | None:
 
 
 def _is_context_message(message: object) -> bool:
-    if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+    if not isinstance(message, dict):
         return False
-    if message.get("role") == "assistant":
+    role = message.get("role")
+    if role == "toolResult":
+        return True
+    if role not in ("user", "assistant"):
+        return False
+    if role == "assistant":
         if message.get("stopReason") == "error":
             return False
-        if not message_text(message).strip():
+        if not message_text(message).strip() and not _has_tool_call(message):
             return False
     return True
+
+
+def _has_tool_call(message: Mapping[str, Any]) -> bool:
+    content = message.get("content")
+    return isinstance(content, list) and any(
+        isinstance(b, dict) and b.get("type") == "toolCall" for b in content
+    )
 
 
 def _last_user_turns(messages: list[dict[str, Any]], turns: int) -> list[dict[str, Any]]:
@@ -865,6 +886,11 @@ def _display_message(message: dict[str, Any]) -> dict[str, Any] | None:
     if message.get("role") == "assistant" and is_silent_reply(message_text(message)):
         return None
     out = {k: v for k, v in message.items() if k not in ("usage", "cost", "details")}
+    details = message.get("details")
+    if message.get("role") == "toolResult" and isinstance(details, dict):
+        # Small details ride along for UIs; large ones (diffs, whole outputs) stay on disk.
+        if len(json.dumps(details, ensure_ascii=False, default=str)) <= HISTORY_DETAILS_MAX_CHARS:
+            out["details"] = details
     content = out.get("content")
     if isinstance(content, str):
         out["content"] = _cap(content)

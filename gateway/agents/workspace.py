@@ -333,7 +333,8 @@ def build_system_prompt(ctx: PromptContext) -> str:
         "- Ask before destructive or irreversible actions.",
         "# Tooling\n"
         + (
-            "Available tools: " + ", ".join(ctx.tools)
+            "You can use exactly these tools (names are case-sensitive; call them as "
+            "listed):\n" + "\n".join(f"- {line}" for line in ctx.tools)
             if ctx.tools
             else "No tools are available in this session; answer from your own knowledge "
             "and the context below."

@@ -459,6 +459,8 @@ class AgentDefaults(Strict):
     user_timezone: str | None = None
     typing_mode: Literal["never", "instant", "thinking", "message"] | None = None
     typing_interval_seconds: int = Field(6, ge=1)
+    # clawgate-only (the reference has no cap): model↔tool rounds per turn (tools.md §4.2).
+    max_tool_iterations: int = Field(50, ge=1)
     block_streaming_default: Later = None
     block_streaming_break: Later = None
     block_streaming_chunk: Later = None
@@ -492,6 +494,7 @@ class AgentEntry(Strict):
     model: ModelInput | None = None
     identity: Identity | None = None
     group_chat: GroupChat | None = None
+    max_tool_iterations: int | None = Field(None, ge=1)  # clawgate-only; see AgentDefaults
     typing_mode: Later = None
     thinking_default: Later = None
     params: Later = None

@@ -32,6 +32,7 @@ from gateway.agents import roster as rv
 from gateway.agents.runner import QueueFull, RunResult, SubmitRequest
 from gateway.agents.service import AgentService
 from gateway.agents.session_keys import main_session_key
+from gateway.agents.tools.registry import Requester
 from gateway.auth import FailedAuthLimiter, secrets_equal
 from gateway.config.models import HookMapping, HooksConfig
 from gateway.http_api.common import HttpError, address_of, bearer, read_json
@@ -204,7 +205,8 @@ class Hooks:
                 text=f"System event: {payload.text}",
                 agent_id=agent_id,
                 channel="hook",
-                metadata={"senderIsOwner": False, "systemEvent": True},
+                requester=Requester(owner=False, channel="hook"),
+                metadata={"systemEvent": True},
             )
         )
         return {"ok": True, "mode": payload.mode, "eventOutcome": "queued"}
@@ -254,7 +256,8 @@ class Hooks:
                 run_id=run_id,
                 channel="hook",
                 timeout_seconds=float(int(timeout)) if timeout and timeout >= 1 else None,
-                metadata={"senderIsOwner": False, "hookName": payload.name},
+                requester=Requester(owner=False, channel="hook"),
+                metadata={"hookName": payload.name},
             )
         )
         done: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()

@@ -29,6 +29,7 @@ from starlette.routing import BaseRoute, Route
 from gateway.agents import roster as rv
 from gateway.agents.runner import QueueFull, RunEvent, SubmitRequest
 from gateway.agents.service import AgentService
+from gateway.agents.tools.registry import Requester
 from gateway.auth import secrets_equal
 from gateway.config.models import HttpEndpoint, OpenClawConfig
 from gateway.http_api.common import HttpError, address_of, bearer, read_json
@@ -181,7 +182,7 @@ def _submit(
         run_id=f"openai-{uuid.uuid4().hex[:16]}",
         channel=CHANNEL,
         chat_type="direct",
-        metadata={"senderIsOwner": endpoint.sender_is_owner},
+        requester=Requester(owner=endpoint.sender_is_owner, channel=CHANNEL, chat_type="direct"),
     )
     try:
         return TurnWatch(svc, request)

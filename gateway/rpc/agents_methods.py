@@ -12,6 +12,7 @@ from gateway.agents import roster as rv
 from gateway.agents.routing import agents_list_result
 from gateway.agents.runner import QueueFull, SubmitRequest
 from gateway.agents.session_keys import agent_id_from_session_key
+from gateway.agents.tools.registry import Requester
 from gateway.config.models import OpenClawConfig
 from gateway.protocol.errors import INVALID_REQUEST, NOT_FOUND, UNAVAILABLE, RpcError
 from gateway.protocol.scopes import ADMIN, READ, WRITE
@@ -110,6 +111,8 @@ async def chat_send(ctx: CallContext, params: ChatSendParams) -> dict[str, Any]:
                 channel="webchat",
                 queue_mode=params.queue_mode,
                 timeout_seconds=params.timeout_ms / 1000 if params.timeout_ms else None,
+                # An operator client is the owner (tools.md §2.6).
+                requester=Requester.operator(),
             )
         )
     except QueueFull as exc:

@@ -69,6 +69,7 @@ class Connection:
         self.state = "awaiting-connect"
         self.client: ClientInfo | None = None
         self.scopes: frozenset[str] = frozenset()
+        self.caps: frozenset[str] = frozenset()  # connect `caps` (e.g. "tool-events")
         self.connected_at = 0
         self._seq = 0
         self._queue: asyncio.Queue[str | _Close] = asyncio.Queue()
@@ -271,6 +272,7 @@ class Connection:
             self.limits.authenticated()  # lifts the 64 KiB pre-connect message cap
         self.client = admitted.params.client
         self.scopes = frozenset(admitted.scopes)
+        self.caps = frozenset(admitted.params.caps)
         self.connected_at = _now_ms()
         health = await health_payload(self.gateway)
         self._enqueue(response_ok(req_id, hello_ok(self.gateway, admitted, self.id, health)))

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from gateway.agents import tools
+from gateway.agents.tools import registry
 from gateway.agents.tools import web as web_tools
 from gateway.agents.tools.policy import allowed_tools
 from gateway.agents.tools.registry import Requester, ToolContext, ToolOutput, invoke
@@ -345,6 +346,8 @@ async def test_search_needs_a_key_and_says_so_once(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.delenv("BRAVE_API_KEY", raising=False)
+    # Once per process: forget what earlier tests in this process already triggered.
+    monkeypatch.setattr(registry, "_said_unavailable", set())
     config = OpenClawConfig.model_validate({})
     with caplog.at_level(logging.INFO, logger="agent/tools"):
         for _ in range(3):

@@ -226,5 +226,5 @@ def test_system_prompt_sections(tmp_path: Path) -> None:
 def test_private_prompt_has_no_group_or_silent_sections(tmp_path: Path) -> None:
     prompt = build_system_prompt(PromptContext(workspace=tmp_path, tools=("read", "write")))
     assert "# Group chat" not in prompt and "# Silent replies" not in prompt
-    assert "Available tools: read, write" in prompt
+    assert "- read\n- write" in prompt and "No tools are available" not in prompt
     assert "[missing file" not in prompt and TRUNCATION_NOTICE not in prompt

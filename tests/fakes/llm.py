@@ -8,6 +8,12 @@ The real SDKs talk to it. Behaviour is scripted: each request pops the next acti
   headers       extra response headers (e.g. {"retry-after": "2"})
   stream_error  after the first text delta, end the stream with this error (mid-stream failure)
   error_type    override the provider error type/code in the error body
+  tool_calls    [{"name", "arguments" (an object, or a string sent verbatim: bad JSON), "id"?}]
+                streamed the API's way (Anthropic `input_json_delta`, Chat Completions argument
+                fragments, Responses `function_call` items); `text` (default none) comes first
+With the script empty, `responder(api, body)` (when set) picks the action, e.g. "call `write`
+unless the last message already holds its result" (see `tool_results`). A request whose
+`tool_choice` forbids tools gets the action's text (or `default_text`) without its calls.
 `GET /v1/models` answers both SDKs' model lists, refusing keys not in `valid_keys` when set.
 """
 
@@ -17,6 +23,7 @@ import asyncio
 import itertools
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -43,6 +50,68 @@ OPENAI_ERROR_CODES = {
     429: "rate_limit_exceeded",
 }
 _ids = itertools.count(1)
+ARG_FRAGMENT = 7  # characters of argument JSON per streamed fragment
+Responder = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+
+def _fragments(text: str) -> list[str]:
+    return [text[i : i + ARG_FRAGMENT] for i in range(0, len(text), ARG_FRAGMENT)] or [""]
+
+
+def _calls(action: dict[str, Any]) -> list[dict[str, Any]]:
+    """The action's tool calls with ids and argument text filled in."""
+    out = []
+    for call in action.get("tool_calls") or ():
+        args = call.get("arguments", {})
+        raw = args if isinstance(args, str) else json.dumps(args)
+        out.append({"id": call.get("id") or f"call_{next(_ids)}", "name": call["name"], "raw": raw})
+    return out
+
+
+def _tools_forbidden(body: dict[str, Any]) -> bool:
+    choice = body.get("tool_choice")
+    return choice == "none" or (isinstance(choice, dict) and choice.get("type") == "none")
+
+
+def tool_results(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Tool results at the end of a request (after the last assistant turn), any API.
+
+    Each is {"id", "text", "is_error"} (is_error is None where the API has no flag)."""
+    out: list[dict[str, Any]] = []
+    if "input" in body:  # Responses
+        for item in reversed(body["input"]):
+            if item.get("type") == "function_call_output":
+                out.insert(0, {"id": item["call_id"], "text": item["output"], "is_error": None})
+            elif item.get("type") == "function_call" or item.get("role") == "assistant":
+                break
+        return out
+    for message in reversed(body.get("messages") or []):
+        role = message.get("role")
+        if role == "tool":  # Chat Completions
+            out.insert(
+                0, {"id": message["tool_call_id"], "text": message["content"], "is_error": None}
+            )
+            continue
+        if role == "user" and isinstance(message.get("content"), list):  # Anthropic
+            for block in message["content"]:
+                if block.get("type") == "tool_result":
+                    content = block.get("content")
+                    if isinstance(content, list):
+                        content = "".join(b.get("text", "") for b in content)
+                    out.append(
+                        {"id": block["tool_use_id"], "text": content, "is_error": block["is_error"]}
+                    )
+        if role in ("assistant", "user"):
+            break
+    return out
+
+
+def tool_names(body: dict[str, Any]) -> list[str]:
+    """Names of the tools a request declares, any API."""
+    names: list[str] = []
+    for t in body.get("tools") or ():
+        names.append(str(t.get("name") or (t.get("function") or {}).get("name")))
+    return names
 
 
 def words(text: str) -> list[str]:
@@ -67,14 +136,23 @@ class FakeLLM(LoopbackServer):
         self.valid_keys: set[str] | None = None
         self.default_text = default_text
         self.completed_at: list[float] = []  # monotonic time each streamed answer ended
+        self.responder: Responder | None = None
 
     @property
     def bodies(self) -> list[dict[str, Any]]:
         return [r["body"] for r in self.requests]
 
-    async def _next(self, request: web.Request) -> tuple[dict[str, Any], dict[str, Any]]:
+    async def _next(self, request: web.Request, api: str) -> tuple[dict[str, Any], dict[str, Any]]:
         body = await request.json()
-        action = self.script.pop(0) if self.script else {}
+        if self.script:
+            action = self.script.pop(0)
+        elif self.responder is not None:
+            action = self.responder(api, body)
+        else:
+            action = {}
+        if action.get("tool_calls") and _tools_forbidden(body):
+            action = {k: v for k, v in action.items() if k != "tool_calls"}
+            action.setdefault("text", self.default_text)
         await self.record(
             {
                 "path": request.path,
@@ -126,25 +204,37 @@ class FakeLLM(LoopbackServer):
     # --- Anthropic ------------------------------------------------------------------------
 
     async def _anthropic(self, request: web.Request) -> web.StreamResponse:
-        body, action = await self._next(request)
+        body, action = await self._next(request, "anthropic")
         headers = {"request-id": f"req_{next(_ids)}", **action.get("headers", {})}
         if action.get("status"):
             status = int(action["status"])
             kind = action.get("error_type") or ANTHROPIC_ERROR_TYPES.get(status, "api_error")
             error = {"type": "error", "error": {"type": kind, "message": f"fake {status}"}}
             return web.json_response(error, status=status, headers=headers)
-        text = str(action.get("text", self.default_text))
+        calls = _calls(action)
+        text = str(action.get("text", "" if calls else self.default_text))
         message_id, model = f"msg_{next(_ids)}", body.get("model", "fake")
         usage_out = max(1, len(text.split()))
+        stop_reason = "tool_use" if calls else "end_turn"
         if not body.get("stream"):
+            content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+            content += [
+                {
+                    "type": "tool_use",
+                    "id": c["id"],
+                    "name": c["name"],
+                    "input": json.loads(c["raw"]),
+                }
+                for c in calls
+            ]
             return web.json_response(
                 {
                     "id": message_id,
                     "type": "message",
                     "role": "assistant",
                     "model": model,
-                    "content": [{"type": "text", "text": text}],
-                    "stop_reason": "end_turn",
+                    "content": content,
+                    "stop_reason": stop_reason,
                     "stop_sequence": None,
                     "usage": {"input_tokens": 3, "output_tokens": usage_out},
                 },
@@ -172,37 +262,59 @@ class FakeLLM(LoopbackServer):
                 },
             },
         )
-        await event(
-            "content_block_start",
-            {
-                "type": "content_block_start",
-                "index": 0,
-                "content_block": {"type": "text", "text": ""},
-            },
-        )
-        for i, piece in enumerate(words(text)):
+        index = 0
+        if text:
             await event(
-                "content_block_delta",
+                "content_block_start",
                 {
-                    "type": "content_block_delta",
+                    "type": "content_block_start",
                     "index": 0,
-                    "delta": {"type": "text_delta", "text": piece},
+                    "content_block": {"type": "text", "text": ""},
                 },
             )
-            if i == 0 and action.get("stream_error"):
-                kind = str(action["stream_error"])
-                await event("error", {"type": "error", "error": {"type": kind, "message": "boom"}})
-                return resp
-        await event("content_block_stop", {"type": "content_block_stop", "index": 0})
+            for i, piece in enumerate(words(text)):
+                await event(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "text_delta", "text": piece},
+                    },
+                )
+                if i == 0 and action.get("stream_error"):
+                    kind = str(action["stream_error"])
+                    error = {"type": "error", "error": {"type": kind, "message": "boom"}}
+                    await event("error", error)
+                    return resp
+            await event("content_block_stop", {"type": "content_block_stop", "index": 0})
+            index = 1
+        for call in calls:
+            block = {"type": "tool_use", "id": call["id"], "name": call["name"], "input": {}}
+            await event(
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": block},
+            )
+            for piece in _fragments(call["raw"]):
+                await event(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "input_json_delta", "partial_json": piece},
+                    },
+                )
+            await event("content_block_stop", {"type": "content_block_stop", "index": index})
+            index += 1
         await event(
             "message_delta",
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
                 "usage": {"output_tokens": usage_out},
             },
         )
         await event("message_stop", {"type": "message_stop"})
+        self.completed_at.append(time.monotonic())
         return resp
 
     # --- OpenAI ---------------------------------------------------------------------------
@@ -215,10 +327,11 @@ class FakeLLM(LoopbackServer):
         return web.json_response(body, status=status, headers=headers)
 
     async def _openai_chat(self, request: web.Request) -> web.StreamResponse:
-        body, action = await self._next(request)
+        body, action = await self._next(request, "openai-completions")
         if action.get("status"):
             return self._openai_error(action)
-        text = str(action.get("text", self.default_text))
+        calls = _calls(action)
+        text = str(action.get("text", "" if calls else self.default_text))
         cid, model, now = f"chatcmpl-{next(_ids)}", body.get("model"), int(time.time())
         usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
         if not body.get("stream"):
@@ -254,12 +367,18 @@ class FakeLLM(LoopbackServer):
             await resp.write(f"data: {json.dumps(obj)}\n\n".encode())
 
         await data(chunk({"role": "assistant", "content": ""}))
-        for i, piece in enumerate(words(text)):
+        for i, piece in enumerate(words(text) if text else ()):
             await data(chunk({"content": piece}))
             if i == 0 and action.get("stream_error"):
                 await data({"error": {"message": "boom", "type": str(action["stream_error"])}})
                 return resp
-        await data(chunk({}, "stop"))
+        for n, call in enumerate(calls):
+            head = {"name": call["name"], "arguments": ""}
+            first = {"index": n, "id": call["id"], "type": "function", "function": head}
+            await data(chunk({"tool_calls": [first]}))
+            for piece in _fragments(call["raw"]):
+                await data(chunk({"tool_calls": [{"index": n, "function": {"arguments": piece}}]}))
+        await data(chunk({}, "tool_calls" if calls else "stop"))
         if (body.get("stream_options") or {}).get("include_usage"):
             await data({**chunk({}), "choices": [], "usage": usage})
         await resp.write(b"data: [DONE]\n\n")
@@ -268,10 +387,11 @@ class FakeLLM(LoopbackServer):
         return resp
 
     async def _openai_responses(self, request: web.Request) -> web.StreamResponse:
-        body, action = await self._next(request)
+        body, action = await self._next(request, "openai-responses")
         if action.get("status"):
             return self._openai_error(action)
-        text = str(action.get("text", self.default_text))
+        calls = _calls(action)
+        text = str(action.get("text", "" if calls else self.default_text))
         rid, model = f"resp_{next(_ids)}", body.get("model")
         item = {
             "type": "message",
@@ -280,13 +400,25 @@ class FakeLLM(LoopbackServer):
             "role": "assistant",
             "content": [{"type": "output_text", "text": text, "annotations": []}],
         }
+        call_items = [
+            {
+                "type": "function_call",
+                "id": f"fc_{next(_ids)}",
+                "call_id": c["id"],
+                "name": c["name"],
+                "arguments": c["raw"],
+                "status": "completed",
+            }
+            for c in calls
+        ]
+        output = ([item] if text else []) + call_items
         full = {
             "id": rid,
             "object": "response",
             "created_at": int(time.time()),
             "status": "completed",
             "model": model,
-            "output": [item],
+            "output": output,
             "parallel_tool_calls": True,
             "tool_choice": "auto",
             "tools": [],
@@ -308,43 +440,74 @@ class FakeLLM(LoopbackServer):
             obj["sequence_number"] = next(seq)
             await resp.write(f"event: {obj['type']}\ndata: {json.dumps(obj)}\n\n".encode())
 
-        part = {"item_id": "msg_1", "output_index": 0, "content_index": 0}
         await event(
             {
                 "type": "response.created",
                 "response": {**full, "status": "in_progress", "output": []},
             }
         )
-        await event(
-            {
-                "type": "response.output_item.added",
-                "output_index": 0,
-                "item": {**item, "status": "in_progress", "content": []},
-            }
-        )
-        await event(
-            {
-                "type": "response.content_part.added",
-                **part,
-                "part": {"type": "output_text", "text": "", "annotations": []},
-            }
-        )
-        for i, piece in enumerate(words(text)):
+        index = 0
+        if text:
+            part = {"item_id": "msg_1", "output_index": 0, "content_index": 0}
             await event(
-                {"type": "response.output_text.delta", **part, "delta": piece, "logprobs": []}
+                {
+                    "type": "response.output_item.added",
+                    "output_index": 0,
+                    "item": {**item, "status": "in_progress", "content": []},
+                }
             )
-            if i == 0 and action.get("stream_error"):
+            await event(
+                {
+                    "type": "response.content_part.added",
+                    **part,
+                    "part": {"type": "output_text", "text": "", "annotations": []},
+                }
+            )
+            for i, piece in enumerate(words(text)):
+                await event(
+                    {"type": "response.output_text.delta", **part, "delta": piece, "logprobs": []}
+                )
+                if i == 0 and action.get("stream_error"):
+                    await event(
+                        {
+                            "type": "error",
+                            "code": str(action["stream_error"]),
+                            "message": "boom",
+                            "param": None,
+                        }
+                    )
+                    return resp
+            await event({"type": "response.output_text.done", **part, "text": text, "logprobs": []})
+            await event({"type": "response.content_part.done", **part, "part": item["content"][0]})
+            await event({"type": "response.output_item.done", "output_index": 0, "item": item})
+            index = 1
+        for call_item in call_items:
+            started = {**call_item, "arguments": "", "status": "in_progress"}
+            await event(
+                {"type": "response.output_item.added", "output_index": index, "item": started}
+            )
+            for piece in _fragments(str(call_item["arguments"])):
                 await event(
                     {
-                        "type": "error",
-                        "code": str(action["stream_error"]),
-                        "message": "boom",
-                        "param": None,
+                        "type": "response.function_call_arguments.delta",
+                        "item_id": call_item["id"],
+                        "output_index": index,
+                        "delta": piece,
                     }
                 )
-                return resp
-        await event({"type": "response.output_text.done", **part, "text": text, "logprobs": []})
-        await event({"type": "response.content_part.done", **part, "part": item["content"][0]})
-        await event({"type": "response.output_item.done", "output_index": 0, "item": item})
+            await event(
+                {
+                    "type": "response.function_call_arguments.done",
+                    "item_id": call_item["id"],
+                    "output_index": index,
+                    "name": call_item["name"],
+                    "arguments": call_item["arguments"],
+                }
+            )
+            await event(
+                {"type": "response.output_item.done", "output_index": index, "item": call_item}
+            )
+            index += 1
         await event({"type": "response.completed", "response": full})
+        self.completed_at.append(time.monotonic())
         return resp

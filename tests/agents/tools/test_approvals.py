@@ -36,7 +36,7 @@ async def _event(client: Client, name: str, timeout: float = 5.0) -> dict[str, A
 
 
 async def test_allow_once_runs_the_command(tmp_path: Path) -> None:
-    async with live_gateway(tmp_path) as live, connected(live) as op:
+    async with live_gateway(tmp_path) as live, connected(live, caps=["exec-approvals"]) as op:
         assert "exec.approval.resolve" in op.hello["features"]["methods"]  # type: ignore[attr-defined]
         assert "exec.approval.requested" in op.hello["features"]["events"]  # type: ignore[attr-defined]
         ctx = _ctx(tmp_path, live)
@@ -75,7 +75,7 @@ async def test_allow_once_runs_the_command(tmp_path: Path) -> None:
 
 
 async def test_deny_returns_an_error_naming_the_approval(tmp_path: Path) -> None:
-    async with live_gateway(tmp_path) as live, connected(live) as op:
+    async with live_gateway(tmp_path) as live, connected(live, caps=["exec-approvals"]) as op:
         ctx = _ctx(tmp_path, live)
         task = asyncio.create_task(call(ctx, "exec", command="touch should-not-exist"))
         requested = await _event(op, "exec.approval.requested")
@@ -87,7 +87,7 @@ async def test_deny_returns_an_error_naming_the_approval(tmp_path: Path) -> None
 
 
 async def test_unanswered_approval_expires_as_denied(tmp_path: Path) -> None:
-    async with live_gateway(tmp_path) as live, connected(live) as op:
+    async with live_gateway(tmp_path) as live, connected(live, caps=["exec-approvals"]) as op:
         broker(live.gateway).timeout_ms = 300
         ctx = _ctx(tmp_path, live)
         out = await asyncio.wait_for(call(ctx, "exec", command="echo never"), 5)
@@ -110,7 +110,7 @@ async def test_no_approver_denies_at_once_and_read_scope_sees_nothing(tmp_path: 
 
 
 async def test_abort_while_waiting_withdraws_the_request(tmp_path: Path) -> None:
-    async with live_gateway(tmp_path) as live, connected(live) as op:
+    async with live_gateway(tmp_path) as live, connected(live, caps=["exec-approvals"]) as op:
         ctx = _ctx(tmp_path, live)
         task = asyncio.create_task(call(ctx, "exec", command="echo aborted"))
         requested = await _event(op, "exec.approval.requested")

@@ -141,7 +141,8 @@ export class GatewayClient extends EventTarget {
         mode: "webchat",
         instanceId: this.instanceId,
       },
-      caps: [],
+      // agent tool events for the chat's tool cards; exec approvals for the approval card
+      caps: ["tool-events", "exec-approvals"],
       role: "operator",
       scopes: ["operator.admin"],
       auth,

@@ -2,6 +2,7 @@
 
 import { h } from "../dom.js";
 import { messageText, renderMarkdown } from "../markdown.js";
+import { applyToolEvent, historyCards, resultsById } from "../tools.js";
 
 export function messageBubble(role, text, extra = "") {
   const body = h("div", { class: "body" });
@@ -15,10 +16,16 @@ export function messageBubble(role, text, extra = "") {
 }
 
 export function renderHistory(list, messages) {
+  const results = resultsById(messages);
   list.replaceChildren(
     ...messages
       .filter((m) => m && (m.role === "user" || m.role === "assistant"))
-      .map((m) => messageBubble(m.role, messageText(m))),
+      .flatMap((m) => {
+        const text = messageText(m);
+        const cards = m.role === "assistant" ? historyCards(m, results) : [];
+        // A tool step with no text shows only its cards.
+        return cards.length && !text.trim() ? cards : [messageBubble(m.role, text), ...cards];
+      }),
   );
   if (!list.children.length) list.append(h("p", { class: "muted empty", text: "No messages yet. Say hello." }));
 }
@@ -48,7 +55,7 @@ export default {
     const form = h("form", { class: "composer" }, input, h("div", { class: "row end" }, status, abort, send));
 
     let canonicalKey = null;
-    const runs = new Map(); // runId -> {bubble, text}
+    const runs = new Map(); // runId -> {bubble, text, tools: Map(toolCallId -> card)}
     let activeRun = null;
 
     const params = () => ({ sessionKey: sessionInput.value.trim() || "main", agentId: agentSelect.value || undefined });
@@ -99,7 +106,7 @@ export default {
         list.querySelector(".empty")?.remove();
         const bubble = messageBubble("assistant", "", "streaming");
         list.append(bubble);
-        run = { bubble, text: "" };
+        run = { bubble, text: "", tools: new Map() };
         runs.set(runId, run);
       }
       return run;
@@ -163,6 +170,14 @@ export default {
         run.bubble.querySelector(".body").append(h("p", { class: "muted", text: "(aborted)" }));
         if (activeRun === ev.runId) setActive(null);
       }
+    });
+
+    const offAgent = client.on("event:agent", (ev) => {
+      if (!ev || ev.stream !== "tool" || (!runs.has(ev.runId) && ev.sessionKey !== canonicalKey)) return;
+      const run = streamBubble(ev.runId);
+      // Cards go above the answer bubble, which keeps streaming below them.
+      applyToolEvent(run.tools, ev.data, (card) => run.bubble.before(card));
+      list.scrollTop = list.scrollHeight;
     });
 
     async function submit() {
@@ -240,6 +255,7 @@ export default {
     input.focus();
     return () => {
       offChat();
+      offAgent();
       offState();
     };
   },
