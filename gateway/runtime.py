@@ -37,6 +37,8 @@ EVENTS = [
     "chat",
     "sessions.changed",
     "shutdown",
+    "agent",
+    "session.message",
 ]
 
 

@@ -147,10 +147,15 @@ async def sessions_list(ctx: CallContext, params: SessionsListParams) -> dict[st
     )
     chain = rv.defaults_chain(ctx.gateway.loaded.config)
     provider, _, model = chain.primary.partition("/")
-    return page.to_wire(
+    result = page.to_wire(
         path=str(ctx.gateway.settings.state_dir / "agents"),
         defaults={"modelProvider": provider, "model": model, "contextTokens": None},
     )
+    feed = ctx.gateway.extensions.get("clients.feed")
+    if feed is not None:
+        for row in result["sessions"]:
+            feed.decorate(row)  # run status the official clients show
+    return result
 
 
 @method("sessions.reset", scope=ADMIN, params=SessionKeyParams)
@@ -194,4 +199,20 @@ async def models_list(ctx: CallContext, params: _Params) -> dict[str, Any]:
             entry = seen.setdefault(ref, {"id": model_id or ref, "provider": provider, "name": ref})
             if ref in aliases:
                 entry["alias"] = aliases[ref]
+    for entry in seen.values():
+        # The CLI prints "Auth yes" from this: true only when the provider has a credential.
+        entry["available"] = _has_credentials(cfg, entry["provider"])
     return {"models": list(seen.values())}
+
+
+def _has_credentials(config: Any, provider: str) -> bool:
+    import os
+
+    from gateway.agents.model_turn import provider_settings_from_config
+    from providers.types import MissingCredentials
+
+    try:
+        provider_settings_from_config(config, provider, os.environ)
+    except MissingCredentials:
+        return False
+    return True
