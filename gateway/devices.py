@@ -259,6 +259,19 @@ class DeviceStore:
                 token=token, issued_at_ms=int(record.get("issuedAtMs", now)), scopes=scopes
             )
 
+    def token_valid(self, token: str, generation: str) -> bool:
+        """Whether `token` is a device's current token (HTTP bearer use: no device proof there)."""
+        digest = _hash_token(token)
+        found = False
+        for device in self._read().values():
+            record = device.get("token")
+            if not isinstance(record, dict) or not isinstance(record.get("hash"), str):
+                continue
+            same = hmac.compare_digest(record["hash"], digest)
+            fresh = hmac.compare_digest(str(record.get("generation", "")), generation)
+            found = found or (same and fresh)
+        return found
+
     def paired(self, connected: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
         """`device.pair.list` rows: what we know of each device, never its token."""
         rows = []

@@ -11,6 +11,7 @@ from gateway.agents import roster as rv
 from gateway.agents.routing import agents_list_result
 from gateway.agents.runner import QueueFull, SubmitRequest
 from gateway.agents.session_keys import agent_id_from_session_key
+from gateway.agents.store import SessionListPage
 from gateway.protocol.errors import INVALID_REQUEST, NOT_FOUND, UNAVAILABLE, RpcError
 from gateway.protocol.scopes import ADMIN, READ, WRITE
 from gateway.rpc.registry import CallContext, EmptyParams, method
@@ -145,6 +146,9 @@ async def sessions_list(ctx: CallContext, params: SessionsListParams) -> dict[st
         search=params.search,
         active_minutes=params.active_minutes,
     )
+    if (params.model_extra or {}).get("spawnedBy"):
+        # Children of a session: clawgate runs no sub-agents, so no session has any.
+        page = SessionListPage(rows=[], total_count=0, offset=0, limit=params.limit)
     chain = rv.defaults_chain(ctx.gateway.loaded.config)
     provider, _, model = chain.primary.partition("/")
     result = page.to_wire(
