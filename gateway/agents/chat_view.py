@@ -11,7 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.agents.store import SessionStore, _display_message
+from gateway.agents.store import (
+    CHAT_HISTORY_DEFAULT_LIMIT,
+    CHAT_HISTORY_MAX_LIMIT,
+    SessionStore,
+    _display_message,
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,42 @@ def chat_page(store: SessionStore, key: str, limit: int, offset: int | None = No
     end = max(0, min(end, total))
     start = max(0, end - max(1, limit))
     return ChatPage(session_id, [m for _, _, m in entries[start:end]], total, start)
+
+
+def history_page(
+    store: SessionStore,
+    key: str,
+    *,
+    limit: int | None = None,
+    cursor: str | None = None,
+    offset: int | None = None,
+) -> dict[str, Any]:
+    """`chat.history`: newest `limit` before `cursor` (an index, as the store pages) or
+    `offset` messages back from the newest (the official UI's `nextOffset`), oldest first."""
+    session_id, entries = _entries(store, key)
+    total = len(entries)
+    size = max(1, min(limit or CHAT_HISTORY_DEFAULT_LIMIT, CHAT_HISTORY_MAX_LIMIT))
+    end = total
+    if cursor:
+        try:
+            end = max(0, min(int(cursor), total))
+        except ValueError:
+            end = total
+    elif offset:
+        end = max(0, total - offset)
+    start = max(0, end - size)
+    result: dict[str, Any] = {
+        "sessionKey": key,
+        "messages": [m for _, _, m in entries[start:end]],
+        "hasMore": start > 0,
+        "totalMessages": total,
+    }
+    if session_id:
+        result["sessionId"] = session_id
+    if start > 0:
+        result["nextCursor"] = str(start)
+        result["nextOffset"] = total - start
+    return result
 
 
 def run_messages(

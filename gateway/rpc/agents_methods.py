@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.agents import commands as chat_commands
 from gateway.agents import roster as rv
+from gateway.agents.chat_view import history_page
 from gateway.agents.routing import agents_list_result
 from gateway.agents.runner import QueueFull, SubmitRequest
 from gateway.agents.session_keys import agent_id_from_session_key
@@ -39,6 +40,7 @@ class ChatHistoryParams(_Params):
     agent_id: str | None = Field(None, alias="agentId")
     limit: int | None = Field(None, ge=1, le=1000)
     cursor: str | None = Field(None, max_length=256)
+    offset: int | None = Field(None, ge=0)
 
 
 class ChatAbortParams(_Params):
@@ -124,8 +126,11 @@ async def chat_history(ctx: CallContext, params: ChatHistoryParams) -> dict[str,
     key = svc.session_key(params.session_key, params.agent_id)
     if ctx.conn is not None:
         svc.watch(key, ctx.conn)
-    page = svc.store.chat_history(key, limit=params.limit, cursor=params.cursor)
-    return page.to_wire()
+    # Messages carry `__openclaw {id, seq, runId}` and the user's `idempotencyKey`, which the
+    # official clients match their live view against (gateway/agents/chat_view.py).
+    return history_page(
+        svc.store, key, limit=params.limit, cursor=params.cursor, offset=params.offset
+    )
 
 
 @method("chat.abort", scope=WRITE, params=ChatAbortParams)

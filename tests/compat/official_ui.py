@@ -38,9 +38,7 @@ class OfficialUiProxy:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = port or int(self._runner.addresses[0][1])
         self._session = aiohttp.ClientSession()
         return self
 
@@ -67,7 +65,9 @@ class OfficialUiProxy:
 
     async def _forward(self, request: web.Request) -> web.Response:
         assert self._session is not None
-        headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "accept")}
+        headers = {
+            k: v for k, v in request.headers.items() if k.lower() in ("authorization", "accept")
+        }
         async with self._session.get(self.gateway_http + request.path_qs, headers=headers) as res:
             body = await res.read()
             return web.Response(

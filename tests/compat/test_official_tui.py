@@ -56,9 +56,7 @@ def tmux(tmp_path: Path) -> Iterator[Tmux]:
     try:
         yield server
     finally:
-        subprocess.run(
-            ["tmux", "-L", server.name, "kill-server"], capture_output=True, timeout=10
-        )
+        subprocess.run(["tmux", "-L", server.name, "kill-server"], capture_output=True, timeout=10)
 
 
 def test_tui_sends_a_message_and_shows_the_reply(
@@ -73,7 +71,15 @@ def test_tui_sends_a_message_and_shows_the_reply(
     home.mkdir()
     state.mkdir()
     env = cli_env(home, state, {"TERM": "xterm-256color"})
-    cmd = [str(reference.node), str(reference.openclaw), "tui", "--url", gw.url, "--token", gw.token]
+    cmd = [
+        str(reference.node),
+        str(reference.openclaw),
+        "tui",
+        "--url",
+        gw.url,
+        "--token",
+        gw.token,
+    ]
     shell = " ".join(
         ["env", "-i", *(f"{k}={shlex.quote(v)}" for k, v in env.items()), *map(shlex.quote, cmd)]
     )
