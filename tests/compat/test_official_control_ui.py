@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+import websockets
 from playwright.async_api import Page, async_playwright, expect
 
 from tests.compat.conftest import GatewayProcess, ThreadedFakeLLM, _stop, start_gateway
@@ -99,6 +100,26 @@ async def stack(reference: Reference, tmp_path: Path) -> AsyncIterator[Stack]:
         llm.close()
 
 
+async def gateway_call(gw: GatewayProcess, method: str, params: Any = None) -> Any:
+    async with websockets.connect(gw.url) as ws:
+        await ws.recv()  # connect.challenge
+        connect = {
+            "minProtocol": 4,
+            "maxProtocol": 4,
+            "client": {"id": "cli", "version": "test", "platform": "linux", "mode": "cli"},
+            "auth": {"token": gw.token},
+            "scopes": ["operator.read"],
+        }
+        for n, (name, body) in enumerate((("connect", connect), (method, params or {}))):
+            await ws.send(json.dumps({"type": "req", "id": str(n), "method": name, "params": body}))
+            while True:
+                frame = json.loads(await ws.recv())
+                if frame.get("type") == "res" and frame["id"] == str(n):
+                    assert frame["ok"], frame
+                    break
+        return frame["payload"]
+
+
 async def body_text(page: Page) -> str:
     text = await page.evaluate("document.body.innerText")
     return str(text)
@@ -122,8 +143,10 @@ async def test_official_control_ui_logs_in_chats_and_survives_reload(stack: Stac
         await expect(page.get_by_text("openai/gpt-test").first).to_be_visible()  # chat.metadata
         await composer.fill("hello from the official ui")
         await composer.press("Enter")
-        await expect(page.get_by_text(REPLY)).to_have_count(1)
-        await expect(page.get_by_text("hello from the official ui")).to_have_count(1)
+        await expect(page.locator(".chat-text", has_text=REPLY)).to_have_count(1)
+        await expect(
+            page.locator(".chat-text", has_text="hello from the official ui")
+        ).to_have_count(1)
 
         # The reply was streamed: delta events before the final one, for this run.
         chat = [e for e in stack.events("chat") if e.get("sessionKey") == "agent:main:main"]
@@ -148,13 +171,13 @@ async def test_official_control_ui_logs_in_chats_and_survives_reload(stack: Stac
         # history came back from chat.startup.
         await page.reload()
         await expect(page.get_by_placeholder("Message Assistant")).to_be_visible()
-        await expect(page.get_by_text(REPLY)).to_have_count(1)
+        await expect(page.locator(".chat-text", has_text=REPLY)).to_have_count(1)
 
         # A new tab has no token in its session storage: it logs in with the device token.
         second = await context.new_page()
         await second.goto(f"{stack.proxy.url}/")
         await expect(second.get_by_placeholder("Message Assistant")).to_be_visible()
-        await expect(second.get_by_text(REPLY)).to_have_count(1)
+        await expect(second.locator(".chat-text", has_text=REPLY)).to_have_count(1)
         methods = [
             json.loads(f)["payload"]["auth"]["method"]
             for f in stack.proxy.ws_frames
@@ -170,6 +193,19 @@ async def test_official_control_ui_logs_in_chats_and_survives_reload(stack: Stac
         await expect(page.get_by_text("listening on").first).to_be_visible()
         for text in (await body_text(page), await body_text(second)):
             assert "unknown method" not in text and "Refresh required" not in text, text
+
+        # The UI's own config-form normaliser renders every node of our config.schema as a form.
+        schema = (await gateway_call(stack.gw, "config.schema"))["schema"]
+        module = next(p.name for p in (stack.proxy.bundle / "assets").glob("config-form-*.js"))
+        unsupported = await page.evaluate(
+            """async ([path, schema]) => {
+                const m = await import(path);
+                m.t();
+                return m.n(schema).unsupportedPaths;
+            }""",
+            [f"/assets/{module}", schema],
+        )
+        assert unsupported == [], unsupported
         await browser.close()
 
     unexpected = stack.failed_methods() - NOT_YET_OURS
