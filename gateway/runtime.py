@@ -39,6 +39,8 @@ EVENTS = [
     "shutdown",
     "exec.approval.requested",
     "exec.approval.resolved",
+    "agent",
+    "session.message",
 ]
 
 

@@ -120,6 +120,10 @@ def _ui_routes(gateway: Gateway, static_dir: Path) -> list[BaseRoute]:
 
     if not ui.enabled:
         return [Route("/{path:path}", not_found, methods=["GET", "HEAD"])]
+    from gateway.ui_config import routes as official_ui_routes
+
+    # The official Control UI's JSON and image paths, before the SPA fallback swallows them.
+    extra = official_ui_routes(gateway, base)
 
     index_html = (root / "index.html").read_text(encoding="utf-8")
     # A <base> lets the page's relative asset URLs work at any depth under the base path.
@@ -137,12 +141,13 @@ def _ui_routes(gateway: Gateway, static_dir: Path) -> list[BaseRoute]:
         )
 
     if not base:
-        return [Route("/{path:path}", serve, methods=["GET", "HEAD"])]
+        return [*extra, Route("/{path:path}", serve, methods=["GET", "HEAD"])]
 
     async def to_base(request: Request) -> Response:
         return RedirectResponse(f"{base}/", status_code=302)
 
     return [
+        *extra,
         Route(base, to_base, methods=["GET", "HEAD"]),
         Route(base + "/{path:path}", serve, methods=["GET", "HEAD"]),
         Route("/{path:path}", not_found, methods=["GET", "HEAD"]),

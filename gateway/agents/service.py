@@ -79,6 +79,11 @@ class AgentService:
         self._run_listeners: dict[str, Callable[[RunEvent], None]] = {}
         self._idempotent: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._bootstrap_cache: dict[Path, tuple[Any, list[BootstrapFile]]] = {}
+        # Client feed hook (gateway/ws/feed.py): when set it receives every run event and
+        # delivers `chat` itself (to every operator connection, with `agent` events around
+        # it) instead of the per-session watchers below.
+        self.feed: Callable[[RunEvent], None] | None = None
+        self.on_sessions_changed: Callable[[str, str], None] | None = None
 
     @property
     def config(self) -> OpenClawConfig:
@@ -192,8 +197,14 @@ class AgentService:
     # --- events ---------------------------------------------------------------------------------
 
     def _on_event(self, event: RunEvent) -> None:
-        for conn in list(self._watchers.get(event.session_key, ())):
-            conn.send_event("chat", event.payload)
+        if self.feed is not None:
+            try:
+                self.feed(event)
+            except Exception:
+                log.exception("client feed failed on run %s", event.run_id)
+        else:
+            for conn in list(self._watchers.get(event.session_key, ())):
+                conn.send_event("chat", event.payload)
         listener = self._run_listeners.get(event.run_id)
         if listener is not None:
             try:
@@ -226,12 +237,19 @@ class AgentService:
         }
 
         def send() -> None:
+            if self.feed is not None:
+                event = RunEvent("final", run_id, session_key, 1, payload, text)
+                self.feed(event)
+                return
             for conn in list(self._watchers.get(session_key, ())):
                 conn.send_event("chat", payload)
 
         asyncio.get_running_loop().call_soon(send)
 
     def sessions_changed(self, session_key: str, reason: str) -> None:
+        if self.on_sessions_changed is not None:
+            self.on_sessions_changed(session_key, reason)
+            return
         self.gateway.broadcast("sessions.changed", {"sessionKey": session_key, "reason": reason})
 
     # --- summaries ------------------------------------------------------------------------------

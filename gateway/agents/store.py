@@ -730,8 +730,10 @@ class AgentSessionStore:
         """
         row = self.ensure(key)
         target_id = session_id or row.session_id
+        # The run id on each message event lets clients tie transcript lines to runs.
+        tag = {"runId": run_id} if run_id else {}
         events = [dict(e) for e in before] + [
-            {"type": "message", "message": dict(m)} for m in messages
+            {"type": "message", "message": dict(m), **tag} for m in messages
         ]
         written = self._writable_transcript(target_id).append_many(events, sync=sync)
         if not index:

@@ -7,7 +7,8 @@ WRITE = "operator.write"
 ADMIN = "operator.admin"
 PAIRING = "operator.pairing"
 APPROVALS = "operator.approvals"
-KNOWN = (READ, WRITE, ADMIN, PAIRING, APPROVALS)
+QUESTIONS = "operator.questions"  # the official UI asks for it; question.list needs it
+KNOWN = (READ, WRITE, ADMIN, PAIRING, APPROVALS, QUESTIONS)
 
 # A scope also satisfies the scopes listed for it.
 _IMPLIES = {
@@ -16,6 +17,7 @@ _IMPLIES = {
     READ: frozenset({READ}),
     PAIRING: frozenset({PAIRING}),
     APPROVALS: frozenset({APPROVALS}),
+    QUESTIONS: frozenset({QUESTIONS}),
 }
 
 

@@ -9,9 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.agents import commands as chat_commands
 from gateway.agents import roster as rv
+from gateway.agents.chat_view import history_page
 from gateway.agents.routing import agents_list_result
 from gateway.agents.runner import QueueFull, SubmitRequest
 from gateway.agents.session_keys import agent_id_from_session_key
+from gateway.agents.store import SessionListPage
 from gateway.agents.tools.registry import Requester
 from gateway.config.models import OpenClawConfig
 from gateway.protocol.errors import INVALID_REQUEST, NOT_FOUND, UNAVAILABLE, RpcError
@@ -41,6 +43,7 @@ class ChatHistoryParams(_Params):
     agent_id: str | None = Field(None, alias="agentId")
     limit: int | None = Field(None, ge=1, le=1000)
     cursor: str | None = Field(None, max_length=256)
+    offset: int | None = Field(None, ge=0)
 
 
 class ChatAbortParams(_Params):
@@ -128,8 +131,11 @@ async def chat_history(ctx: CallContext, params: ChatHistoryParams) -> dict[str,
     key = svc.session_key(params.session_key, params.agent_id)
     if ctx.conn is not None:
         svc.watch(key, ctx.conn)
-    page = svc.store.chat_history(key, limit=params.limit, cursor=params.cursor)
-    return page.to_wire()
+    # Messages carry `__openclaw {id, seq, runId}` and the user's `idempotencyKey`, which the
+    # official clients match their live view against (gateway/agents/chat_view.py).
+    return history_page(
+        svc.store, key, limit=params.limit, cursor=params.cursor, offset=params.offset
+    )
 
 
 @method("chat.abort", scope=WRITE, params=ChatAbortParams)
@@ -150,12 +156,20 @@ async def sessions_list(ctx: CallContext, params: SessionsListParams) -> dict[st
         search=params.search,
         active_minutes=params.active_minutes,
     )
+    if (params.model_extra or {}).get("spawnedBy"):
+        # Children of a session: clawgate runs no sub-agents, so no session has any.
+        page = SessionListPage(rows=[], total_count=0, offset=0, limit=params.limit)
     chain = rv.defaults_chain(ctx.gateway.loaded.config)
     provider, _, model = chain.primary.partition("/")
-    return page.to_wire(
+    result = page.to_wire(
         path=str(ctx.gateway.settings.state_dir / "agents"),
         defaults={"modelProvider": provider, "model": model, "contextTokens": None},
     )
+    feed = ctx.gateway.extensions.get("clients.feed")
+    if feed is not None:
+        for row in result["sessions"]:
+            feed.decorate(row)  # run status the official clients show
+    return result
 
 
 @method("sessions.reset", scope=ADMIN, params=SessionKeyParams)
@@ -201,9 +215,10 @@ async def models_list(ctx: CallContext, params: _Params) -> dict[str, Any]:
                 entry["alias"] = aliases[ref]
     keyless = _providers_without_keys(cfg, {m["provider"] for m in seen.values()})
     for entry in seen.values():
+        # The protocol's own flag: the CLI prints "Auth yes" from it, the Overview marks
+        # unavailable models.
+        entry["available"] = entry["provider"] not in keyless
         if entry["provider"] in keyless:
-            # The protocol's own flag: the Control UI's Overview marks these models.
-            entry["available"] = False
             entry["unavailableReason"] = "missing-auth"
     return {"models": list(seen.values())}
 

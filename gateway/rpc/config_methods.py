@@ -24,8 +24,9 @@ import json5
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.config.errors import ConfigError, ConfigIssue
+from gateway.config.form_schema import form_hints, form_schema
 from gateway.config.loader import LoadedConfig, content_hash, validate_text
-from gateway.config.schema import config_json_schema, reload_kind, ui_hints
+from gateway.config.schema import reload_kind
 from gateway.config.secrets import REDACTED, is_secret_key
 from gateway.config.writer import StaleHashError, read_on_disk, write_config
 from gateway.logs import scrubber
@@ -487,8 +488,9 @@ async def config_get(ctx: CallContext, params: ConfigGetParams) -> dict[str, Any
 @method("config.schema", scope=READ, params=ConfigSchemaParams)
 async def config_schema(ctx: CallContext, params: ConfigSchemaParams) -> dict[str, Any]:
     return {
-        "schema": config_json_schema(),
-        "uiHints": ui_hints(),
+        # Plain draft-07 without references, as form editors render it (form_schema.py).
+        "schema": form_schema(),
+        "uiHints": form_hints(),
         "version": ctx.gateway.version,
         "generatedAt": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
     }

@@ -29,6 +29,9 @@ class EmptyParams(BaseModel):
 class CallContext:
     gateway: Gateway
     conn: Connection | None
+    # The request's id: a method that answers twice (`agent`: accepted, then final) sends its
+    # first answer under it.
+    request_id: str | None = None
 
 
 P = TypeVar("P", bound=BaseModel)

@@ -30,7 +30,7 @@ from gateway.protocol.frames import (
     salvage_id,
 )
 from gateway.rpc.registry import CallContext
-from gateway.ws.handshake import admit, hello_ok
+from gateway.ws.handshake import Admitted, admit, hello_ok
 
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
@@ -77,6 +77,8 @@ class Connection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
+        self.nonce = str(uuid.uuid4())  # the connect.challenge nonce a signed device echoes
+        self.admitted: Admitted | None = None
 
     # --- outbound ----------------------------------------------------------------------------
 
@@ -139,9 +141,8 @@ class Connection:
         await self.ws.accept()
         self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.id}")
         self.gateway.connections.add(self)
-        nonce = str(uuid.uuid4())
         self._seq = 0
-        self._enqueue(event("connect.challenge", {"nonce": nonce, "ts": _now_ms()}))
+        self._enqueue(event("connect.challenge", {"nonce": self.nonce, "ts": _now_ms()}))
         deadline = time.monotonic() + HANDSHAKE_TIMEOUT_S
         try:
             while not self._closing:
@@ -259,7 +260,7 @@ class Connection:
             if self._closing:
                 return
         try:
-            admitted = admit(self.gateway, params, self.address, self.origin)
+            admitted = admit(self.gateway, params, self.address, self.origin, self.nonce)
         except RpcError as exc:
             code = str(exc.details.get("code", "")) if exc.details else ""
             if code.startswith("AUTH_"):
@@ -271,6 +272,7 @@ class Connection:
         if self.limits is not None:
             self.limits.authenticated()  # lifts the 64 KiB pre-connect message cap
         self.client = admitted.params.client
+        self.admitted = admitted
         self.scopes = frozenset(admitted.scopes)
         self.caps = frozenset(admitted.params.caps)
         self.connected_at = _now_ms()
@@ -287,7 +289,7 @@ class Connection:
 
     async def _dispatch(self, req_id: str, name: str, params: Any) -> None:
         try:
-            result = await self.call(name, params)
+            result = await self.call(name, params, req_id)
         except RpcError as exc:
             self._enqueue(response_error(req_id, exc))
             return
@@ -303,7 +305,11 @@ class Connection:
             return
         self._enqueue(response_ok(req_id, result))
 
-    async def call(self, name: str, params: Any) -> Any:
+    def send_interim(self, req_id: str, payload: Any) -> None:
+        """An early answer to a request that will be answered again (`agent`: accepted)."""
+        self._enqueue(response_ok(req_id, payload))
+
+    async def call(self, name: str, params: Any, req_id: str | None = None) -> Any:
         spec = self.gateway.registry.get(name)
         required = spec.scope if spec is not None else sc.ADMIN
         if not sc.satisfies(self.scopes, required):
@@ -319,7 +325,7 @@ class Connection:
         if spec is None:
             raise RpcError(INVALID_REQUEST, f"unknown method: {name}")
         parsed = spec.parse(params)
-        return await spec.handler(CallContext(self.gateway, self), parsed)
+        return await spec.handler(CallContext(self.gateway, self, req_id), parsed)
 
     @property
     def listed_in_presence(self) -> bool:

@@ -296,3 +296,15 @@ def method_scope(method: str) -> str | None:
     """`methods.<name>.scope` of the schema (operator.read/write/admin/pairing, "dynamic"...)."""
     entry = schema()["methods"].get(method)
     return entry.get("scope") if isinstance(entry, dict) else None
+
+
+# Fields the 2026.9.6 clients read that the older 2026.9.1 schema does not know yet (spec §0.5):
+# `auth.method` in hello-ok, and `sessionKey`/`agentId` on `agent` events (the TUI matches runs
+# to the session it shows by them). Everything else is validated as the schema says.
+def validate_hello(hello: dict[str, Any]) -> None:
+    trimmed = {**hello, "auth": {k: v for k, v in hello["auth"].items() if k != "method"}}
+    validate("HelloOk", trimmed)
+
+
+def validate_agent_event(payload: dict[str, Any]) -> None:
+    validate("AgentEvent", {k: v for k, v in payload.items() if k not in ("sessionKey", "agentId")})

@@ -13,7 +13,14 @@ import pytest
 import websockets
 
 from tests.compat.conftest import GatewayProcess
-from tests.compat.reference import HEALTH_RESULT, Reference, run_openclaw, schema, validate
+from tests.compat.reference import (
+    HEALTH_RESULT,
+    Reference,
+    run_openclaw,
+    schema,
+    validate,
+    validate_hello,
+)
 
 pytestmark = pytest.mark.compat
 
@@ -121,7 +128,7 @@ async def test_hello_ok_and_error_shape_match_schema(
         )
         assert res["ok"] is True, res
         hello = res["payload"]
-        validate("HelloOk", hello)
+        validate_hello(hello)
         assert hello["auth"]["scopes"] == ["operator.read"], hello["auth"]
 
         # Unknown methods need operator.admin (spec §3), so a read-only connection is refused.

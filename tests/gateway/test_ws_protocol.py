@@ -38,7 +38,7 @@ async def test_hello_ok_shape_and_health_event(tmp_path: Path) -> None:
         assert set(hello) >= {"server", "features", "snapshot", "auth", "policy"}
         assert {"health", "status"} <= set(hello["features"]["methods"])
         assert "tick" in hello["features"]["events"]
-        assert hello["auth"] == {"role": "operator", "scopes": ["operator.read"]}
+        assert hello["auth"] == {"method": "token", "role": "operator", "scopes": ["operator.read"]}
         assert hello["snapshot"]["stateVersion"]["presence"] >= 0
         assert hello["policy"]["maxPayload"] == 26_214_400
         assert hello["snapshot"]["health"]["ok"] is True

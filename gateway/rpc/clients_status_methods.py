@@ -1,0 +1,262 @@
+"""What the official CLI, TUI and Control UI poll on start (official-clients spec §2.2, §2.3).
+
+Each answer is what clawgate really has: the presence list, the run diagnostics this process
+recorded, the devices that earned a device token. Features clawgate does not have (update
+channels, plugins, nodes, skills, voice, questions, tasks, branches) get the empty answer
+that is true for a gateway without them — never an invented value.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.agents import roster as rv
+from gateway.agents.runner import QueueFull, SubmitRequest
+from gateway.devices import DeviceStore
+from gateway.protocol.errors import INVALID_REQUEST, UNAVAILABLE, RpcError
+from gateway.protocol.scopes import ADMIN, APPROVALS, PAIRING, QUESTIONS, READ, WRITE
+from gateway.rpc.agents_methods import service
+from gateway.rpc.registry import CallContext, EmptyParams, method
+from gateway.ws.feed import DIAGNOSTICS_CAPACITY, feed_of
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+# --- presence, heartbeat, diagnostics ---------------------------------------------------------
+
+
+@method("system-presence", scope=READ, params=EmptyParams)
+async def system_presence(ctx: CallContext, params: EmptyParams) -> list[dict[str, Any]]:
+    return ctx.gateway.presence()
+
+
+@method("last-heartbeat", scope=READ, params=EmptyParams)
+async def last_heartbeat(ctx: CallContext, params: EmptyParams) -> Any:
+    # Heartbeat runs register their last result here once they exist; until then there has
+    # been none, which the reference also answers with null.
+    last = ctx.gateway.extensions.get("heartbeat.last")
+    return last() if callable(last) else None
+
+
+class StabilityParams(_Params):
+    limit: int | None = Field(None, ge=1, le=DIAGNOSTICS_CAPACITY)
+    type: str | None = Field(None, max_length=128)
+
+
+@method("diagnostics.stability", scope=READ, params=StabilityParams)
+async def diagnostics_stability(ctx: CallContext, params: StabilityParams) -> dict[str, Any]:
+    feed = feed_of(ctx.gateway)
+    events = list(feed.diagnostics) if feed is not None else []
+    recorded = feed.diagnostics_seq if feed is not None else 0
+    by_type: dict[str, int] = {}
+    for entry in events:
+        by_type[entry["type"]] = by_type.get(entry["type"], 0) + 1
+    if params.type:
+        events = [e for e in events if e["type"] == params.type]
+    if params.limit is not None:
+        events = events[-params.limit :]
+    result: dict[str, Any] = {
+        "generatedAt": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "capacity": DIAGNOSTICS_CAPACITY,
+        "count": len(events),
+        "dropped": max(0, recorded - DIAGNOSTICS_CAPACITY),
+        "events": events,
+        "summary": {"byType": by_type},
+    }
+    if events:
+        result["firstSeq"] = events[0]["seq"]
+        result["lastSeq"] = events[-1]["seq"]
+    return result
+
+
+# --- honest empties for features clawgate lacks -----------------------------------------------
+
+
+@method("update.status", scope=ADMIN, params=EmptyParams)
+async def update_status(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
+    # clawgate does not update itself: no update check has run, none is pending.
+    return {"sentinel": None, "updateAvailable": None}
+
+
+@method("plugin.approval.list", scope=APPROVALS, params=EmptyParams)
+async def plugin_approval_list(ctx: CallContext, params: EmptyParams) -> list[Any]:
+    return []  # no plugins, so nothing of theirs waits for approval
+
+
+@method("openclaw.approval.list", scope=APPROVALS, params=EmptyParams)
+async def openclaw_approval_list(ctx: CallContext, params: EmptyParams) -> list[Any]:
+    return []
+
+
+@method("question.list", scope=QUESTIONS, params=EmptyParams)
+async def question_list(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
+    return {"questions": []}  # agents here never pause to ask the operator
+
+
+@method("sessions.observer.visibility", scope=READ, params=EmptyParams)
+async def observer_visibility(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
+    # The reference pauses background work while nobody watches; clawgate never does, so
+    # the notice changes nothing and is acknowledged.
+    return {"ok": True}
+
+
+@method("tasks.list", scope=READ, params=EmptyParams)
+async def tasks_list(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
+    return {"tasks": []}  # no background task registry yet
+
+
+@method("talk.catalog", scope=READ, params=EmptyParams)
+async def talk_catalog(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
+    return {
+        "modes": [],
+        "transports": [],
+        "brains": [],
+        "speech": {"providers": []},
+        "transcription": {"providers": []},
+        "realtime": {"providers": []},
+    }
+
+
+@method("plugins.list", scope=READ, params=EmptyParams)
+async def plugins_list(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
+    return {"plugins": [], "diagnostics": [], "mutationAllowed": False}
+
+
+@method("environments.list", scope=READ, params=EmptyParams)
+async def environments_list(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
+    return {"environments": []}
+
+
+@method("node.list", scope=READ, params=EmptyParams)
+async def node_list(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
+    return {"ts": _now(), "nodes": []}  # no node hosts can pair with clawgate
+
+
+@method("node.pair.list", scope=PAIRING, params=EmptyParams)
+async def node_pair_list(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
+    return {"pending": [], "paired": []}
+
+
+@method("progressCard.get", scope=READ, params=EmptyParams)
+async def progress_card(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
+    return {"card": None}
+
+
+@method("sessions.branches.list", scope=READ, params=EmptyParams)
+async def branches_list(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
+    return {"branches": []}  # transcripts here are linear
+
+
+@method("sessions.companion.state", scope=READ, params=EmptyParams)
+async def companion_state(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
+    return {"exchanges": []}
+
+
+@method("users.prefs.get", scope=READ, params=EmptyParams)
+async def users_prefs_get(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
+    # Operators authenticate with a shared secret or a device, never as a user profile.
+    return {"status": "no_durable_identity"}
+
+
+class AgentScopedParams(_Params):
+    agent_id: str | None = Field(None, alias="agentId", max_length=128)
+
+
+@method("skills.status", scope=READ, params=AgentScopedParams)
+async def skills_status(ctx: CallContext, params: AgentScopedParams) -> dict[str, Any]:
+    config = ctx.gateway.loaded.config
+    agent_id = params.agent_id or rv.default_agent_id(config)
+    workspace = rv.workspace_dir(config, agent_id, ctx.gateway.settings.state_dir)
+    return {
+        "workspaceDir": str(workspace),
+        "managedSkillsDir": str(ctx.gateway.settings.state_dir / "skills"),
+        "agentId": agent_id,
+        "skills": [],  # clawgate loads no skills
+    }
+
+
+@method("doctor.memory.status", scope=READ, params=AgentScopedParams)
+async def doctor_memory_status(ctx: CallContext, params: AgentScopedParams) -> dict[str, Any]:
+    custom = ctx.gateway.extensions.get("memory.status")
+    config = ctx.gateway.loaded.config
+    agent_id = params.agent_id or rv.default_agent_id(config)
+    if callable(custom):
+        result: dict[str, Any] = custom(agent_id)
+        return result
+    return {
+        "agentId": agent_id,
+        "provider": "none",
+        "embedding": {
+            "ok": False,
+            "checked": False,
+            "error": "memory search is not available in this gateway",
+        },
+    }
+
+
+# --- devices ----------------------------------------------------------------------------------
+
+
+@method("device.pair.list", scope=PAIRING, params=EmptyParams)
+async def device_pair_list(ctx: CallContext, params: EmptyParams) -> dict[str, Any]:
+    store = ctx.gateway.extensions.get("devices")
+    if not isinstance(store, DeviceStore):
+        store = DeviceStore(ctx.gateway.settings.state_dir)
+    connected = frozenset(
+        c.admitted.device_id
+        for c in ctx.gateway.connections
+        if c.admitted is not None and c.admitted.device_id and c.state == "open"
+    )
+    return {"pending": [], "paired": store.paired(connected)}
+
+
+# --- wake ----------------------------------------------------------------------------------------
+
+
+class WakeParams(_Params):
+    mode: Literal["now", "next-heartbeat"] = "next-heartbeat"
+    text: str = Field(min_length=1, max_length=100_000)
+    session_key: str | None = Field(None, alias="sessionKey", max_length=512)
+    agent_id: str | None = Field(None, alias="agentId", max_length=128)
+
+
+@method("wake", scope=WRITE, params=WakeParams)
+async def wake(ctx: CallContext, params: WakeParams) -> dict[str, Any]:
+    hook = ctx.gateway.extensions.get("heartbeat.wake")
+    if callable(hook):
+        result: dict[str, Any] = await hook(params.mode, params.text, params.session_key)
+        return result
+    if params.mode == "next-heartbeat":
+        # Nothing would ever read a queued event: say so rather than accept it.
+        raise RpcError(
+            UNAVAILABLE,
+            'heartbeats are not running in this gateway, so a "next-heartbeat" event would '
+            'never be read; use mode "now" to run it as a turn of the main session',
+        )
+    svc = service(ctx)
+    agent_id = params.agent_id or rv.default_agent_id(svc.config)
+    key = svc.session_key(params.session_key or None, agent_id)
+    if params.text.strip() == "":
+        raise RpcError(INVALID_REQUEST, "invalid wake params: text must not be empty")
+    try:
+        svc.submit(
+            SubmitRequest(
+                session_key=key,
+                text=f"[System event] {params.text}",
+                agent_id=agent_id,
+                channel="webchat",
+            )
+        )
+    except QueueFull as exc:
+        raise RpcError(UNAVAILABLE, str(exc), retryable=True, retry_after_ms=2000) from exc
+    return {"ok": True}
