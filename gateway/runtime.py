@@ -37,6 +37,7 @@ EVENTS = [
     "chat",
     "sessions.changed",
     "shutdown",
+    "cron",
 ]
 
 

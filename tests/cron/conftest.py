@@ -1,0 +1,75 @@
+"""Fixtures for the scheduler suite: a real in-process gateway with a hand-driven clock."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.cron.clock import ManualClock
+from gateway.cron.service import CronService
+from tests.fakes.llm import FakeLLM
+from tests.harness import Client, LiveGateway, connected, live_gateway
+
+# 2026-11-27 09:00:00 UTC, a Friday.
+T0 = 1_795_770_000_000
+
+
+@pytest.fixture
+async def fake_llm() -> AsyncIterator[FakeLLM]:
+    fake = FakeLLM(default_text="hello from the fake model")
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+def base_config(llm: FakeLLM, **extra: Any) -> dict[str, Any]:
+    return {
+        "gateway": {"mode": "local"},
+        "models": {"providers": {"openai": {"baseUrl": llm.url + "/v1", "apiKey": "sk-test"}}},
+        "agents": {"defaults": {"model": {"primary": "openai/gpt-test"}}},
+        **extra,
+    }
+
+
+@dataclass
+class CronRig:
+    live: LiveGateway
+    client: Client
+    clock: ManualClock
+
+    @property
+    def svc(self) -> CronService:
+        svc: CronService = self.live.gateway.extensions["cron"]
+        return svc
+
+    async def call(self, method: str, params: Any = None) -> Any:
+        return await self.client.call(method, params)
+
+    async def error(self, method: str, params: Any = None) -> dict[str, Any]:
+        res = await self.client.request(method, params)
+        assert not res["ok"], res
+        err: dict[str, Any] = res["error"]
+        return err
+
+    async def advance(self, ms: int) -> list[str]:
+        """Move the clock, fire what is due, and wait for those runs to end."""
+        await self.clock.advance(ms)
+        fired = await self.svc.tick()
+        await self.svc.wait_idle()
+        return fired
+
+
+@contextlib.asynccontextmanager
+async def cron_rig(
+    tmp_path: Path, config: dict[str, Any], start_ms: int = T0
+) -> AsyncIterator[CronRig]:
+    async with live_gateway(tmp_path, config) as live:
+        clock = ManualClock(start_ms)
+        live.gateway.extensions["cron"].set_clock(clock)
+        async with connected(live) as client:
+            yield CronRig(live, client, clock)
