@@ -206,10 +206,10 @@ def list_page(svc: CronService, p: ListParams) -> dict[str, Any]:
         ],
         "total": total,
         "offset": p.offset,
-        "limit": limit if p.limit is not None else len(page),
+        "limit": limit if p.limit is not None else max(1, len(page)),
         "hasMore": has_more,
         "nextOffset": p.offset + len(page) if has_more else None,
-        "snapshotRevision": svc.revision,
+        "snapshotRevision": f"rev-{svc.process_instance_id[:8]}-{svc.revision}",
     }
     if p.include_delivery_previews and not p.compact:
         out["deliveryPreviews"] = {
