@@ -10,9 +10,12 @@ from typing import Any
 
 import pytest
 
+from channels.telegram import TelegramChannel, TelegramTransport
+from gateway.cron import delivery
 from gateway.cron.clock import ManualClock
 from gateway.cron.service import CronService
 from tests.fakes.llm import FakeLLM
+from tests.fakes.telegram import TOKEN, FakeTelegram
 from tests.harness import Client, LiveGateway, connected, live_gateway
 
 # 2026-11-27 09:00:00 UTC, a Friday.
@@ -73,3 +76,27 @@ async def cron_rig(
         live.gateway.extensions["cron"].set_clock(clock)
         async with connected(live) as client:
             yield CronRig(live, client, clock)
+
+
+@pytest.fixture
+async def fake_tg(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeTelegram]:
+    # Short long-polls and back-offs; the behaviour (order, counts) stays the real one.
+    monkeypatch.setattr(TelegramChannel, "poll_timeout_s", 1)
+    monkeypatch.setattr(TelegramChannel, "restart_initial_s", 0.05)
+    monkeypatch.setattr(TelegramChannel, "network_retry_max_s", 0.05)
+    monkeypatch.setattr(TelegramTransport, "max_delay_s", 0.05)
+    monkeypatch.setattr(delivery, "SEND_BACKOFF_S", (0.05, 0.05, 0.05))
+    fake = FakeTelegram()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+def telegram_config(tg: FakeTelegram, llm: FakeLLM, **extra: Any) -> dict[str, Any]:
+    section = {"botToken": TOKEN, "apiRoot": tg.url, "dmPolicy": "open", "allowFrom": ["*"]}
+    return base_config(llm, channels={"telegram": section}, **extra)
+
+
+async def wait_telegram(rig: CronRig) -> None:
+    runner = rig.live.gateway.extensions["channels"].get("telegram").runner
+    await runner.wait_for_status(lambda s: s.connected)
