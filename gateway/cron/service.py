@@ -63,6 +63,8 @@ AUTO_DISABLE_AFTER = 10
 SCHEDULE_ERRORS_DISABLE = 3
 INTERRUPTED = "cron: job interrupted by gateway restart"
 HEARTBEAT_KEY = "heartbeat:"
+# The clock a new service uses; tests and benchmarks swap in a ManualClock before start.
+make_clock: Callable[[], Clock] = SystemClock
 
 
 class CronError(ValueError):
@@ -106,7 +108,7 @@ class CronService:
     ) -> None:
         self.gateway = gateway
         self.store = store
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock or make_clock()
         self.executor = Executor(gateway, lambda: self.clock.now_ms())
         self.jobs: dict[str, Job] = {}
         self.problems: list[str] = []

@@ -12,6 +12,7 @@ import pytest
 
 from channels.telegram import TelegramChannel, TelegramTransport
 from gateway.cron import delivery
+from gateway.cron import service as cron_service
 from gateway.cron.clock import ManualClock
 from gateway.cron.service import CronService
 from tests.fakes.llm import FakeLLM
@@ -71,11 +72,17 @@ class CronRig:
 async def cron_rig(
     tmp_path: Path, config: dict[str, Any], start_ms: int = T0
 ) -> AsyncIterator[CronRig]:
-    async with live_gateway(tmp_path, config) as live:
-        clock = ManualClock(start_ms)
-        live.gateway.extensions["cron"].set_clock(clock)
-        async with connected(live) as client:
-            yield CronRig(live, client, clock)
+    """A live gateway whose scheduler runs on a ManualClock from its very start (so restart
+    catch-up happens at `start_ms`)."""
+    clock = ManualClock(start_ms)
+    saved = cron_service.make_clock
+    cron_service.make_clock = lambda: clock
+    try:
+        async with live_gateway(tmp_path, config) as live:
+            async with connected(live) as client:
+                yield CronRig(live, client, clock)
+    finally:
+        cron_service.make_clock = saved
 
 
 @pytest.fixture

@@ -65,7 +65,12 @@ async def test_reminder_in_two_minutes_arrives_in_the_chat(
         assert not out.is_error, out.text
         job = dict(out.details["result"])
         assert job["state"]["nextRunAtMs"] == T0 + 120_000
-        assert job["delivery"] == {"mode": "announce", "channel": "telegram", "to": CHAT, "accountId": "default"}
+        assert job["delivery"] == {
+            "mode": "announce",
+            "channel": "telegram",
+            "to": CHAT,
+            "accountId": "default",
+        }
         assert job["owner"] == {"agentId": "main", "sessionKey": DM_KEY, "accountId": "default"}
         assert job["scheduledToolPolicy"]["mode"] == "account"
         assert "automations" in job["payload"]["toolsAllow"]
