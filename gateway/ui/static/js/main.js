@@ -3,6 +3,7 @@
 import { forgetCredentials, loadCredentials, saveCredentials } from "./auth.js";
 import { $, clear, toast } from "./dom.js";
 import { GatewayClient } from "./gateway.js";
+import automations from "./pages/automations.js";
 import channels from "./pages/channels.js";
 import chat from "./pages/chat.js";
 import config from "./pages/config.js";
@@ -10,7 +11,7 @@ import logs from "./pages/logs.js";
 import overview from "./pages/overview.js";
 import sessions from "./pages/sessions.js";
 
-const PAGES = { overview, chat, sessions, channels, config, logs };
+const PAGES = { overview, chat, sessions, channels, automations, config, logs };
 const client = new GatewayClient();
 let current = { name: null, cleanup: null };
 
