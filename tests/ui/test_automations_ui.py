@@ -47,14 +47,13 @@ async def test_create_toggle_run_and_history(
         await page.fill('#cron-form input[name="when"]', "61 9 * * 1-5")
         await page.fill('#cron-form textarea[name="message"]', "Post the standup agenda")
         await page.click('#cron-form button[type="submit"]')
-        error = await page.wait_for_selector("#cron-form-error:not([hidden])")
-        assert "invalid cron expression" in await error.inner_text()
+        assert "invalid cron expression" in await page.inner_text("#cron-form-error:not([hidden])")
 
         await page.fill('#cron-form input[name="when"]', "0 9 * * 1-5")
         await page.fill('#cron-form input[name="tz"]', "Europe/Berlin")
         await page.click('#cron-form button[type="submit"]')
-        row = await page.wait_for_selector('#cron-jobs tr[data-name="standup"]')
-        assert "cron 0 9 * * 1-5 (Europe/Berlin)" in await row.inner_text()
+        row = '#cron-jobs tr[data-name="standup"]'
+        assert "cron 0 9 * * 1-5 (Europe/Berlin)" in await page.inner_text(row)
         svc = live.gateway.extensions["cron"]
         (job,) = svc.jobs.values()
         assert job.spec.enabled and job.state.next_run_at_ms is not None
@@ -68,8 +67,8 @@ async def test_create_toggle_run_and_history(
         await page.click('#cron-jobs tr[data-name="standup"] button.run')
         await page.wait_for_selector('#cron-jobs tr[data-name="standup"] td.last >> text=ok')
         await page.click('#cron-jobs tr[data-name="standup"] button.history')
-        run = await page.wait_for_selector('#cron-history tr.run[data-status="ok"]')
-        assert "the agenda is ready" in await run.inner_text()
+        run = '#cron-history tr.run[data-status="ok"]'
+        assert "the agenda is ready" in await page.inner_text(run)
         await shot(page, "automations")
         problems = await watched.problems()
         assert problems == {"csp": [], "console": [], "exceptions": []}, problems
