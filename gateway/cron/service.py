@@ -63,6 +63,7 @@ AUTO_DISABLE_AFTER = 10
 SCHEDULE_ERRORS_DISABLE = 3
 INTERRUPTED = "cron: job interrupted by gateway restart"
 HEARTBEAT_KEY = "heartbeat:"
+FLUSH_DELAY_S = 0.25
 # The clock a new service uses; tests and benchmarks swap in a ManualClock before start.
 make_clock: Callable[[], Clock] = SystemClock
 
@@ -122,6 +123,9 @@ class CronService:
         self._config_seen: int | None = None
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
         self._side_tasks: set[asyncio.Task[Any]] = set()
+        self._jobs_dirty = False
+        self._states_dirty = False
+        self._flush_handle: asyncio.TimerHandle | None = None
         self.agent_defer_ms = _env_int(DEFER_ENV, DEFAULT_AGENT_DEFER_MS)
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -165,6 +169,7 @@ class CronService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self.flush()
 
     def set_clock(self, clock: Clock) -> None:
         """Swap the clock (tests); the timer re-reads it on its next round."""
@@ -354,6 +359,7 @@ class CronService:
             "atMs": now,
             "consecutiveErrors": max(1, job.state.consecutive_errors),
         }
+        self._jobs_dirty = True  # written by whoever persists next (recover, _mark, flush)
         log.warning(
             "cron: job %s (%s) disabled (%s); re-enable with: openclaw cron enable %s",
             job.id,
@@ -483,7 +489,7 @@ class CronService:
         still_here = self.jobs.get(job.id) is job
         if still_here:
             self._settle(job, result, run_at=run_at, end=end, manual=manual)
-            self._save_states()
+            self._mark()
         finished: dict[str, Any] = {
             "jobId": job.id,
             "action": "finished",
@@ -588,10 +594,10 @@ class CronService:
         if result.status == "ok":
             st.next_run_at_ms = None
             if completion == "succeeded" and job.spec.delete_after_run is not False:
-                self._delete(job.id)
+                self._delete(job.id, now=False)
                 return
             job.spec = job.spec.model_copy(update={"enabled": False, "updated_at_ms": end})
-            self._save_jobs()
+            self._mark(jobs=True)
             return
         transient = result.status == "skipped" or result.transient
         if transient and st.retries < len(ONE_SHOT_RETRY_MS):
@@ -600,21 +606,49 @@ class CronService:
             return
         st.next_run_at_ms = None
         job.spec = job.spec.model_copy(update={"enabled": False, "updated_at_ms": end})
-        self._save_jobs()
+        self._mark(jobs=True)
 
     # --- persistence and events --------------------------------------------------------------------
 
     def _save_jobs(self) -> None:
         self.revision += 1
+        self._jobs_dirty = False
         self.store.save_jobs([j.spec for j in self.jobs.values()])
 
     def _save_states(self) -> None:
+        self._states_dirty = False
         self.store.save_states({i: j.state for i, j in self.jobs.items()})
 
-    def _delete(self, job_id: str) -> None:
+    def _mark(self, *, jobs: bool = False) -> None:
+        """Persist soon, coalescing the writes of runs that end close together.
+
+        Safe to delay: a run's log entry is already on disk, and recovery settles a marker
+        whose run id is in the log instead of running it again.
+        """
+        if jobs:
+            self.revision += 1
+            self._jobs_dirty = True
+        self._states_dirty = True
+        if self._flush_handle is None:
+            loop = asyncio.get_running_loop()
+            self._flush_handle = loop.call_later(FLUSH_DELAY_S, self.flush)
+
+    def flush(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if self._jobs_dirty:
+            self._save_jobs()
+        if self._states_dirty:
+            self._save_states()
+
+    def _delete(self, job_id: str, *, now: bool = True) -> None:
         self.jobs.pop(job_id, None)
-        self._save_jobs()
-        self._save_states()
+        if now:
+            self._save_jobs()
+            self._save_states()
+        else:
+            self._mark(jobs=True)
         self._emit({"jobId": job_id, "action": "removed"})
 
     def on_event(self, listener: Callable[[dict[str, Any]], None]) -> None:

@@ -86,6 +86,7 @@ class CronStore:
         self.runs_dir = self.dir / "runs"
         self.quarantine_path = self.dir / "jobs-quarantine.json"
         self._appends: dict[str, int] = {}
+        self._lines: dict[str, tuple[JobSpec, str]] = {}
 
     # --- loading -------------------------------------------------------------------------------
 
@@ -171,8 +172,19 @@ class CronStore:
     # --- saving --------------------------------------------------------------------------------
 
     def save_jobs(self, specs: list[JobSpec]) -> None:
+        """One job per line (readable, diffable); a job's line is re-serialised only when its
+        definition object changed, so rewriting 10 000 jobs is mostly string joining."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        text = json.dumps({"version": 1, "jobs": [s.wire() for s in specs]}, indent=1) + "\n"
+        lines: dict[str, tuple[JobSpec, str]] = {}
+        for spec in specs:
+            key = spec.id or ""
+            cached = self._lines.get(key)
+            if cached is None or cached[0] is not spec:
+                cached = (spec, json.dumps(spec.wire(), ensure_ascii=False, separators=(",", ":")))
+            lines[key] = cached
+        self._lines = lines
+        body = ",\n".join(line for _, line in lines.values())
+        text = '{"version":1,"jobs":[\n' + body + ("\n" if body else "") + "]}\n"
         _atomic_write(self.jobs_path, text)
         _atomic_write(self.jobs_path.with_name("jobs.json.bak"), text)
 
