@@ -183,6 +183,15 @@ def check_state(state: Path) -> StateReport:
             report.headerless.append(f"{path.name}: {size} bytes")
         report.torn_tails += int(result.torn_tail)
         report.events += len(result.events)
+    for path in sorted(state.rglob("sessions.journal")):
+        # Whole-row lines: only a torn last line (a kill mid-append) may fail to parse.
+        lines = path.read_bytes().split(b"\n")[:-1]
+        for line in lines[:-1]:
+            try:
+                json.loads(line)
+            except ValueError:
+                report.index_unreadable.append(f"{path}: damaged journal line")
+                break
     for path in sorted(state.rglob("sessions.json")):
         report.index_files += 1
         try:

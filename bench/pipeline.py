@@ -4,9 +4,11 @@ Two legs per turn, timed on one monotonic clock (client and fake live in this pr
 gateway is a separate `python -m gateway` process):
   in   chat.send frame sent            -> model request arrives at the fake
   out  fake finished streaming answer  -> `final` chat event arrives at the client
-Turns rotate over SESSIONS sessions, so history grows as it does in real use.
+Turns rotate over SESSIONS sessions, so history grows as it does in real use. PREFILL adds
+that many idle sessions to the agent's index before the start, to show that a turn's cost
+does not depend on how many sessions the agent has.
 
-    .venv/bin/python bench/pipeline.py [turns, default 500] [sessions, default 50]
+    .venv/bin/python bench/pipeline.py [turns, default 500] [sessions, default 50] [prefill, default 0]
 """
 
 from __future__ import annotations
@@ -25,7 +27,16 @@ sys.path.insert(0, str(ROOT))
 from tests.fakes.llm import FakeLLM
 
 
-async def main(turns: int, sessions: int) -> None:
+def prefill(state: str, count: int) -> None:
+    from gateway.agents.store import SessionStore
+
+    store = SessionStore(Path(state))
+    for n in range(count):
+        store.ensure(f"agent:main:idle-{n}")
+    store.for_agent("main").compact()
+
+
+async def main(turns: int, sessions: int, idle: int) -> None:
     fake = FakeLLM(default_text="pong")
     await fake.start()
     state = tempfile.mkdtemp(prefix="clawgate-bench-pipeline-")
@@ -34,6 +45,8 @@ async def main(turns: int, sessions: int) -> None:
         "agents": {"defaults": {"model": {"primary": "openai/gpt-bench"}}},
     }
     (Path(state) / "openclaw.json").write_text(json.dumps(config))
+    if idle:
+        prefill(state, idle)
     proc, port = start(state)
     try:
         await asyncio.to_thread(wait_healthy, port)
@@ -80,7 +93,10 @@ async def main(turns: int, sessions: int) -> None:
         )
 
     total = [a + b for a, b in zip(inbound, outbound, strict=True)]
-    print(f"turns: {turns} over {sessions} sessions (zero-latency fake OpenAI, streaming)")
+    print(
+        f"turns: {turns} over {sessions} sessions, {idle} idle sessions in the index"
+        " (zero-latency fake OpenAI, streaming)"
+    )
     print(line("request in -> provider request out", inbound))
     print(line("provider final -> final event out", outbound))
     print(line("overhead per turn (sum)", total))
@@ -90,4 +106,5 @@ async def main(turns: int, sessions: int) -> None:
 if __name__ == "__main__":
     turns = int(sys.argv[1]) if len(sys.argv) > 1 else 500
     sessions = int(sys.argv[2]) if len(sys.argv) > 2 else 50
-    asyncio.run(main(turns, sessions))
+    idle = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+    asyncio.run(main(turns, sessions, idle))

@@ -63,6 +63,14 @@ class SentMessage:
     message_id: str
 
 
+class DeliveryError(Exception):
+    """An outbound message could not be handed to a channel (`missing`: the request is wrong)."""
+
+    def __init__(self, message: str, *, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
 class Transport(Protocol):
     """The way back to a platform, implemented by each adapter."""
 

@@ -14,7 +14,14 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from channels.base import AccountStatus, ChannelRunner, Transport
+from channels.base import (
+    AccountStatus,
+    ChannelRunner,
+    DeliveryError,
+    OutboundTarget,
+    SentMessage,
+    Transport,
+)
 from channels.command_auth import native_enabled
 from channels.pairing import PairingStore
 from channels.pipeline import Pipeline
@@ -94,8 +101,10 @@ class ChannelManager:
             token, token_error = None, f"telegram: {exc}"
         pipeline = Pipeline(self.gateway, "telegram", DEFAULT_ACCOUNT, pairing=self.pairing)
 
-        async def on_message(msg: Any, transport: Transport) -> None:
-            pipeline.spawn(msg, transport)  # polling goes on while the turn runs
+        async def on_message(msg: Any, transport: Transport) -> bool:
+            # Waits only until the message is taken (queued, answered or dropped on purpose):
+            # polling goes on while the turn runs; the update is confirmed after this.
+            return await pipeline.accept(msg, transport)
 
         runner = TelegramChannel(
             account_id=DEFAULT_ACCOUNT,
@@ -152,6 +161,41 @@ class ChannelManager:
     def get(self, channel: str, account_id: str | None = None) -> AccountRuntime | None:
         accounts = self.accounts.get(channel, {})
         return accounts.get(account_id or DEFAULT_ACCOUNT)
+
+    async def send_text(
+        self,
+        channel: str | None,
+        to: str,
+        text: str,
+        *,
+        account_id: str | None = None,
+        thread_id: str | None = None,
+        reply_to_id: str | None = None,
+    ) -> tuple[AccountRuntime, list[SentMessage]]:
+        """Format, chunk and send `text` to `to` on a running channel account.
+
+        The one outbound path for everything that is not a reply to an inbound message (the
+        `send` RPC, hooks, scheduled jobs). `channel` None picks the only running channel.
+        Raises DeliveryError naming what is missing; transport errors propagate.
+        """
+        if channel is None:
+            running = self.channel_order()
+            if len(running) != 1:
+                raise DeliveryError("channel is required", missing=True)
+            channel = running[0]
+        rt = self.get(channel, account_id)
+        if rt is None:
+            raise DeliveryError(
+                f"channel {channel} account {account_id or 'default'} is not configured",
+                missing=True,
+            )
+        transport = rt.transport
+        if transport is None or not rt.status.running:
+            raise DeliveryError(f"{channel} is not running")
+        if not text.strip():
+            raise DeliveryError("message must not be empty", missing=True)
+        sent = await rt.pipeline.send(transport, OutboundTarget(to, thread_id, reply_to_id), text)
+        return rt, sent
 
     # --- reporting ------------------------------------------------------------------------------
 

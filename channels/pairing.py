@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,8 +20,10 @@ from pathlib import Path
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0 O 1 I
 CODE_LENGTH = 8
-TTL_MS = 60 * 60 * 1000
+TTL_MS = 60 * 60 * 1000  # a request expires this long after its sender's last message
 MAX_PENDING_PER_ACCOUNT = 3
+FULL_REPLY = "OpenClaw: the owner has too many pending requests; try later."
+TURNED_AWAY_MEMORY = 10_000  # newcomers told "full" (each told once per TTL), oldest forgotten
 CLI_NAME = "python -m gateway"
 
 _SCHEMA = """
@@ -73,15 +76,27 @@ class PairingRequest:
 
     @property
     def expires_at(self) -> int:
-        return self.created_at + TTL_MS
+        return self.last_seen_at + TTL_MS
 
 
 @dataclass(frozen=True)
 class RequestOutcome:
-    """`created`: a new request (reply with the code); otherwise pending already or capped."""
+    """`created`: a new request (reply with the code); `turned_away`: the pending list is full
+    and this newcomer has not been told yet (reply FULL_REPLY, tell the owner); otherwise
+    pending already, or told already."""
 
     request: PairingRequest | None
     created: bool
+    turned_away: bool = False
+
+
+@dataclass
+class Overflow:
+    """Newcomers turned away because an account's pending list was full (Control UI badge)."""
+
+    count: int = 0
+    last_at: int = 0
+    last_sender: str = ""
 
 
 def pairing_reply(channel: str, sender_id: str, code: str) -> str:
@@ -101,6 +116,8 @@ class PairingStore:
         self.path = db_path(state_dir)
         self._clock = clock
         self._ready = False
+        self._turned_away: OrderedDict[tuple[str, str, str], int] = OrderedDict()
+        self.overflow: dict[tuple[str, str], Overflow] = {}
 
     @contextmanager
     def _db(self, write: bool = False) -> Iterator[sqlite3.Connection]:
@@ -123,7 +140,10 @@ class PairingStore:
             conn.close()
 
     def _expire(self, conn: sqlite3.Connection, now: int) -> None:
-        conn.execute("DELETE FROM channel_pairing_requests WHERE created_at <= ?", (now - TTL_MS,))
+        # From the last message, not the first: a sender who is still writing keeps the slot.
+        conn.execute(
+            "DELETE FROM channel_pairing_requests WHERE last_seen_at <= ?", (now - TTL_MS,)
+        )
 
     @staticmethod
     def _row(row: tuple[str, str, str, str, str, int, int]) -> PairingRequest:
@@ -157,7 +177,11 @@ class PairingStore:
                 (channel, account_id),
             ).fetchone()
             if pending >= MAX_PENDING_PER_ACCOUNT:
-                return RequestOutcome(None, created=False)
+                return RequestOutcome(
+                    None,
+                    created=False,
+                    turned_away=self._turn_away(channel, account_id, sender_id, now),
+                )
             taken = {c for (c,) in conn.execute("SELECT code FROM channel_pairing_requests")}
             req = PairingRequest(
                 channel, account_id, sender_id, new_code(taken), sender_label, now, now
@@ -175,6 +199,23 @@ class PairingStore:
                 ),
             )
             return RequestOutcome(req, created=True)
+
+    def _turn_away(self, channel: str, account_id: str, sender_id: str, now: int) -> bool:
+        """Count a newcomer refused for lack of room; True the first time (per TTL) for them."""
+        told = self._turned_away
+        while told and next(iter(told.values())) <= now - TTL_MS:
+            told.popitem(last=False)
+        key = (channel, account_id, sender_id)
+        overflow = self.overflow.setdefault((channel, account_id), Overflow())
+        overflow.last_at = now
+        if key in told:
+            return False
+        told[key] = now
+        while len(told) > TURNED_AWAY_MEMORY:
+            told.popitem(last=False)
+        overflow.count += 1
+        overflow.last_sender = sender_id
+        return True
 
     def allowed(self, channel: str, account_id: str) -> frozenset[str]:
         """Approved DM senders of one channel account (read fresh: the CLI may have written)."""
@@ -224,6 +265,7 @@ class PairingStore:
                 "WHERE channel=? AND account_id=? AND sender_id=?",
                 (req.channel, req.account_id, req.sender_id),
             )
+            self.overflow.pop((req.channel, req.account_id), None)
             conn.execute(
                 "INSERT OR REPLACE INTO channel_pairing_allow_entries "
                 "(channel, account_id, sender_id, created_at, source) VALUES (?,?,?,?,?)",
@@ -244,6 +286,7 @@ class PairingStore:
                 "DELETE FROM channel_pairing_requests WHERE channel=? AND account_id=? AND code=?",
                 (req.channel, req.account_id, req.code),
             )
+            self.overflow.pop((req.channel, req.account_id), None)
             return req
 
     def _find(

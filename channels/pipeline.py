@@ -13,7 +13,9 @@ handled in its own task.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Literal
@@ -35,7 +37,7 @@ from channels.command_auth import (
     commands_enabled,
 )
 from channels.context import Dedupe, HistoryEntry, PendingHistory, group_prompt, history_limit
-from channels.pairing import PairingStore, pairing_reply
+from channels.pairing import FULL_REPLY, MAX_PENDING_PER_ACCOUNT, PairingStore, pairing_reply
 from channels.policy import Decision, decide
 from gateway.agents import commands as chan_commands
 from gateway.agents import roster as rv
@@ -51,6 +53,12 @@ if TYPE_CHECKING:
     from gateway.runtime import Gateway
 
 TYPING_FAILURE_LIMIT = 5
+# Transient local failures: retried from RETRY_FIRST_S, doubling up to RETRY_MAX_S, forever.
+RETRY_FIRST_S = 0.5
+RETRY_MAX_S = 30.0
+TRANSIENT_ERRNOS = frozenset(
+    {errno.EMFILE, errno.ENFILE, errno.ENOSPC, errno.EDQUOT, errno.ENOMEM, errno.EAGAIN}
+)
 TYPING_STOP_TIMEOUT_S = 5.0
 BUSY_REPLY = "⚠️ Too many messages are waiting for this conversation; please try again shortly."
 Formatter = Callable[[str], list[str]]
@@ -68,6 +76,16 @@ Outcome = Literal[
     "no-owner",
     "error",
 ]
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure of this machine that passes by itself (not a bug, not bad input)."""
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        return any(m in text for m in ("locked", "busy", "disk", "unable to open"))
+    if isinstance(exc, OSError):
+        return exc.errno in TRANSIENT_ERRNOS
+    return False
 
 
 def _now_ms() -> int:
@@ -162,11 +180,26 @@ class Pipeline:
 
     # --- entry points ----------------------------------------------------------------------------
 
-    def spawn(self, msg: InboundMessage, transport: Transport) -> asyncio.Task[Outcome]:
-        task = asyncio.create_task(self.handle(msg, transport), name=f"{self.channel}-inbound")
+    def spawn(
+        self,
+        msg: InboundMessage,
+        transport: Transport,
+        accepted: asyncio.Future[bool] | None = None,
+    ) -> asyncio.Task[Outcome]:
+        task = asyncio.create_task(
+            self.handle(msg, transport, accepted), name=f"{self.channel}-inbound"
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    async def accept(self, msg: InboundMessage, transport: Transport) -> bool:
+        """Spawn the handling and wait until the message is safely taken: queued for its agent,
+        answered, or deliberately dropped (True), or the channel stopped first (False). A
+        platform that can redeliver (Telegram) confirms the message only then."""
+        accepted: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.spawn(msg, transport, accepted)
+        return await asyncio.shield(accepted)
 
     async def drain(self) -> None:
         """Cancel in-flight handlers (channel stopping)."""
@@ -175,15 +208,54 @@ class Pipeline:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def handle(self, msg: InboundMessage, transport: Transport) -> Outcome:
+    async def handle(
+        self,
+        msg: InboundMessage,
+        transport: Transport,
+        accepted: asyncio.Future[bool] | None = None,
+    ) -> Outcome:
+        """Handle one message; a transient local failure (no descriptors, a locked database, a
+        full disk) is retried with back-off until it passes, never dropped."""
+        self.status.last_inbound_at = _now_ms()
+        key = f"{self.account_id}:{msg.chat_id}:{msg.thread_id or ''}:{msg.message_id}"
+        taken = True
         try:
-            return await self._handle(msg, transport)
+            if self.dedupe.seen(key):
+                self.log.debug("duplicate message %s ignored", msg.message_id)
+                return "duplicate"
+            delay = RETRY_FIRST_S
+            attempt = 0
+            while True:
+                try:
+                    return await self._handle(msg, transport, accepted)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    if not is_transient(exc) or (accepted is not None and accepted.done()):
+                        # One bad message must never take the channel down.
+                        self.log.exception(
+                            "failed to handle %s message %s", self.channel, msg.message_id
+                        )
+                        return "error"
+                    attempt += 1
+                    self.log.warning(
+                        "%s message %s hit a local failure (%s: %s); retrying in %.1fs"
+                        " (attempt %d)",
+                        self.channel,
+                        msg.message_id,
+                        type(exc).__name__,
+                        exc,
+                        delay,
+                        attempt,
+                    )
+                await asyncio.sleep(delay)
+                delay = min(RETRY_MAX_S, delay * 2)
         except asyncio.CancelledError:
+            taken = False
             raise
-        except Exception:
-            # One bad message must never take the channel down.
-            self.log.exception("failed to handle %s message %s", self.channel, msg.message_id)
-            return "error"
+        finally:
+            if accepted is not None and not accepted.done():
+                accepted.set_result(taken)
 
     # --- stages ----------------------------------------------------------------------------------
 
@@ -243,12 +315,12 @@ class Pipeline:
             store_allow=self.pairing.allowed(self.channel, self.account_id),
         )
 
-    async def _handle(self, msg: InboundMessage, transport: Transport) -> Outcome:
-        self.status.last_inbound_at = _now_ms()
-        key = f"{self.account_id}:{msg.chat_id}:{msg.thread_id or ''}:{msg.message_id}"
-        if self.dedupe.seen(key):
-            self.log.debug("duplicate message %s ignored", msg.message_id)
-            return "duplicate"
+    async def _handle(
+        self,
+        msg: InboundMessage,
+        transport: Transport,
+        accepted: asyncio.Future[bool] | None = None,
+    ) -> Outcome:
         cfg = self.config
         command = chan_commands.parse(msg.text, cfg) if commands_enabled(cfg, msg) else None
         route = self._route(msg)
@@ -307,7 +379,7 @@ class Pipeline:
         if isinstance(route, NoOwner):
             self.log.warning(route.log_line)
             return "no-owner"
-        return await self._admitted(msg, transport, target, route, decision, command)
+        return await self._admitted(msg, transport, target, route, decision, command, accepted)
 
     def _label(self, msg: InboundMessage) -> str:
         return msg.sender_name or (
@@ -320,6 +392,18 @@ class Pipeline:
         outcome = self.pairing.request(
             self.channel, self.account_id, msg.sender_id, self._label(msg)
         )
+        if outcome.turned_away:
+            # Told once (not silently ignored), and the owner hears of it (log + UI badge).
+            self.log.warning(
+                "%s pairing: the pending list is full (%d requests); turned away senderUserId=%s"
+                " (review with: python -m gateway pairing list %s)",
+                self.channel,
+                MAX_PENDING_PER_ACCOUNT,
+                msg.sender_id,
+                self.channel,
+            )
+            await self.deliver(transport, target, FULL_REPLY)
+            return
         if not outcome.created or outcome.request is None:
             return
         self.log.info(
@@ -342,6 +426,7 @@ class Pipeline:
         route: Route,
         decision: Decision,
         command: Command | None,
+        accepted: asyncio.Future[bool] | None = None,
     ) -> Outcome:
         svc: AgentService | None = self.gateway.extensions.get("agents")
         if svc is None:
@@ -400,6 +485,8 @@ class Pipeline:
         except QueueFull:
             await self.deliver(transport, target, BUSY_REPLY, reply_to=msg.message_id)
             return "turn"
+        if accepted is not None and not accepted.done():
+            accepted.set_result(True)  # queued for its agent: the platform may forget it now
         outcome = await self._with_typing(transport, target, handle.wait())
         await self._deliver_result(outcome, msg, transport, target, decision)
         return "turn"

@@ -12,7 +12,15 @@ from typing import NoReturn
 
 from gateway import __version__, logs
 from gateway.config.models import OpenClawConfig
-from gateway.settings import AUTH_MODES, BIND_MODES, LOOPBACK_HOSTS, Flags, StartupError
+from gateway.paths import runtime_token_path
+from gateway.settings import (
+    AUTH_MODES,
+    BIND_MODES,
+    LOOPBACK_HOSTS,
+    Flags,
+    StartupError,
+    parse_env_port,
+)
 
 log = logging.getLogger("gateway")
 
@@ -46,11 +54,37 @@ def _choice(flag: str, allowed: Sequence[str]):  # type: ignore[no-untyped-def]
     return check
 
 
+COMMANDS = """\
+commands:
+  run                        start the gateway in the foreground (the default; `gateway run` too)
+  pairing list [channel]     pending DM pairing requests (Discord, Telegram)
+  pairing approve <ch> <code>
+                             let that sender talk to the bot
+  doctor [--probe] [--fix]   check config, state dir, lock, tokens, keys and port; print fixes
+
+bind modes:
+  loopback  127.0.0.1 only (default outside a container)
+  lan       all interfaces, 0.0.0.0 (needs a token or password)
+  auto      0.0.0.0 inside a container (Fly, Docker), else 127.0.0.1 (default in a container)
+  custom    gateway.customBindHost (an IPv4 address), or 0.0.0.0 when it is unset
+
+`python -m gateway <command> --help` shows a command's own flags.
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m gateway", description="Run the clawgate gateway.")
+    parser = _Parser(
+        prog="python -m gateway",
+        usage="python -m gateway [run | pairing ... | doctor ...] [flags]",
+        description="Run the clawgate gateway, or manage it (pairing, doctor).",
+        epilog=COMMANDS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"clawgate {__version__}")
     parser.add_argument("--port", type=_port, help="listen port (HTTP and WebSocket)")
-    parser.add_argument("--bind", type=_choice("--bind", BIND_MODES), help="loopback | lan | auto")
+    parser.add_argument(
+        "--bind", type=_choice("--bind", BIND_MODES), help="loopback | lan | auto | custom"
+    )
     parser.add_argument(
         "--allow-unconfigured",
         action="store_true",
@@ -82,6 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from channels.pairing_cli import main as pairing_main
 
         return pairing_main(args[1:])
+    if args[:1] == ["doctor"]:
+        from gateway.doctor import main as doctor_main
+
+        return doctor_main(args[1:])
     ns = build_parser().parse_args(args)
     flags = Flags(
         port=ns.port,
@@ -124,6 +162,13 @@ def run(flags: Flags) -> int:
         log.warning(warning)
     log.info("resolving authentication…")
     settings = resolve_settings(flags, loaded, env)
+    env_port = env.get("OPENCLAW_GATEWAY_PORT", "")
+    if flags.port is None and env_port.strip() and parse_env_port(env_port) is None:
+        log.warning(
+            "ignoring OPENCLAW_GATEWAY_PORT=%r: not a port (1-65535, or host:port); using %d",
+            env_port,
+            settings.port,
+        )
     register_secrets(loaded, settings, env)
     for note in settings.auth.notes:
         log.warning(note)
@@ -139,7 +184,7 @@ def run(flags: Flags) -> int:
     lock.acquire()
     try:
         if settings.auth.generated:
-            token_file = lock.dir / "runtime-token"
+            token_file = runtime_token_path(settings.state_dir)
             fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(settings.auth.token or "")

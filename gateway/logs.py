@@ -36,6 +36,11 @@ class SecretScrubber(logging.Filter):
             with self._lock:
                 self._secrets.add(secret)
 
+    def known(self) -> frozenset[str]:
+        """Every registered secret (the exec tool scrubs them from child environments)."""
+        with self._lock:
+            return frozenset(self._secrets)
+
     def scrub(self, text: str) -> str:
         for secret in self._secrets:
             if secret in text:

@@ -48,3 +48,8 @@ def config_path(env: Mapping[str, str] | None = None) -> Path:
 
 def lock_dir(state: Path) -> Path:
     return state / "tmp" / f"openclaw-{os.getuid()}"
+
+
+def runtime_token_path(state: Path) -> Path:
+    """Where a generated (this run only) gateway token is written, mode 0600."""
+    return lock_dir(state) / "runtime-token"

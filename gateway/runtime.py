@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gateway import __version__
-from gateway.auth import FailedAuthLimiter
+from gateway.auth import FailedAuthLimiter, ProxyTrust
 from gateway.config.loader import LoadedConfig
 from gateway.protocol.frames import TICK_INTERVAL_MS
 from gateway.rpc.registry import Registry, registry
@@ -37,6 +37,8 @@ EVENTS = [
     "chat",
     "sessions.changed",
     "shutdown",
+    "exec.approval.requested",
+    "exec.approval.resolved",
     "cron",
 ]
 
@@ -72,6 +74,7 @@ class Gateway:
     # Bumped when presence / health change; clients compare snapshots with it.
     state_version: dict[str, int] = field(default_factory=lambda: {"presence": 0, "health": 0})
     _tick_task: asyncio.Task[None] | None = None
+    _proxy_trust: tuple[list[str], ProxyTrust] | None = None
     _presence_pending: asyncio.TimerHandle | None = None
 
     def __post_init__(self) -> None:
@@ -88,8 +91,13 @@ class Gateway:
         return int((time.monotonic() - self.started_monotonic) * 1000)
 
     @property
-    def trusted_proxies(self) -> frozenset[str]:
-        return frozenset(self.loaded.config.gateway.trusted_proxies)
+    def proxy_trust(self) -> ProxyTrust:
+        """Who may tell us a client's address (read live: a config edit applies at once)."""
+        entries = self.loaded.config.gateway.trusted_proxies
+        cached = self._proxy_trust
+        if cached is None or cached[0] != entries:
+            self._proxy_trust = cached = (list(entries), ProxyTrust.build(entries, os.environ))
+        return cached[1]
 
     # --- lifecycle -----------------------------------------------------------------------
 

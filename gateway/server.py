@@ -20,18 +20,26 @@ from gateway.config.loader import LoadedConfig, load_config, parse_json5, read_c
 from gateway.config.models import OpenClawConfig
 from gateway.logs import scrubber
 from gateway.paths import config_path, state_dir
-from gateway.protocol.frames import MAX_PAYLOAD_BYTES
 from gateway.settings import (
     EX_CONFIG,
     Flags,
     RuntimeSettings,
     StartupError,
+    control_ui_hint,
     is_container,
     resolve_auth,
     resolve_bind,
     resolve_port,
     seed_origins,
 )
+from gateway.ws.limits import (
+    LimitError,
+    TransportLimits,
+    fit_to_fd_limit,
+    limits_from_env,
+    raise_fd_limit,
+)
+from gateway.ws.transport import Admission, HeaderCountLimit, LimitedConfig, install_error_throttles
 
 log = logging.getLogger("gateway")
 shutdown_log = logging.getLogger("shutdown")
@@ -51,9 +59,11 @@ def _mode_guard(flags: Flags, path: Any) -> None:
             f'Missing config at {path}. Create it with gateway.mode set to "local", or pass'
             " --allow-unconfigured to start on defaults.",
         )
+    # A syntax error propagates (ConfigError): it names file:line:col, which says far more
+    # than "no gateway.mode" would.
     try:
         mode = parse_json5(path, raw).get("gateway", {}).get("mode")
-    except (ConfigError, AttributeError):
+    except AttributeError:
         mode = None
     if mode is None:
         raise StartupError(
@@ -149,15 +159,36 @@ class _Server(uvicorn.Server):
     def capture_signals(self):  # type: ignore[no-untyped-def]
         yield
 
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        config = self.config
+        assert isinstance(config, LimitedConfig)
+        install_error_throttles(asyncio.get_running_loop(), config.limits.error_log_interval_s)
+        await super().serve(sockets=sockets)
 
-def make_server(gateway: Any, drain_timeout_s: float = 10.0) -> uvicorn.Server:
-    """The uvicorn server for our app; signals are left to the caller."""
+
+def transport_limits(env: Mapping[str, str] | None = None) -> TransportLimits:
+    """The limits from the environment, fitted under the (raised) descriptor limit."""
+    try:
+        limits = limits_from_env(env)
+    except LimitError as exc:
+        raise StartupError(EX_CONFIG, f"Gateway failed to start: {exc}") from exc
+    return fit_to_fd_limit(limits, raise_fd_limit())
+
+
+def make_server(
+    gateway: Any, drain_timeout_s: float = 10.0, limits: TransportLimits | None = None
+) -> uvicorn.Server:
+    """The uvicorn server for our app, with the transport limits; signals are left to the caller."""
     from gateway.web import create_app
 
-    config = uvicorn.Config(
-        create_app(gateway),
-        ws="websockets-sansio",
-        ws_max_size=MAX_PAYLOAD_BYTES,
+    limits = limits or transport_limits()
+    gateway.limiter.hold_s = limits.auth_failure_hold_s
+    admission = Admission(limits, lambda: gateway.proxy_trust)
+    gateway.extensions["transport.admission"] = admission
+    config = LimitedConfig(
+        HeaderCountLimit(create_app(gateway), limits.max_headers),
+        limits,
+        admission,
         ws_per_message_deflate=False,
         lifespan="on",
         log_config=None,
@@ -229,6 +260,8 @@ async def serve(gateway: Any, sock: socket.socket, drain_timeout_s: float | None
     if server.started:
         log.info("listening on ws://%s:%d (PID %d)", settings.host, settings.port, os.getpid())
         log.info("ready")
+        for line in control_ui_hint(settings, gateway.loaded.config, os.environ):
+            log.info(line)
     await task
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(signum)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -9,11 +10,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.config.models import OpenClawConfig
+from gateway.config.models import OpenClawConfig, SecretInput, SecretRef
 from gateway.config.secrets import SecretError, resolve_secret
+from gateway.paths import runtime_token_path
 
 DEFAULT_PORT = 18789
-BIND_MODES = ("loopback", "lan", "tailnet", "auto", "custom")
+# The bind modes this gateway implements. OpenClaw also has `tailnet` (a Tailscale address);
+# nothing here finds one, so it is refused (flag: exit 1, config: exit 78) rather than quietly
+# meaning loopback.
+BIND_MODES = ("loopback", "lan", "auto", "custom")
 AUTH_MODES = ("none", "token", "password", "trusted-proxy")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
@@ -49,6 +54,9 @@ class AuthSettings:
     password: str | None = None
     generated: bool = False
     notes: list[str] = field(default_factory=list)
+    # Where the secret came from, for people (never the secret): "OPENCLAW_GATEWAY_TOKEN",
+    # "gateway.auth.token", "--token", "generated" ...
+    source: str = ""
 
     @property
     def secret(self) -> str | None:
@@ -107,15 +115,27 @@ def resolve_bind(flags: Flags, config: OpenClawConfig, container: bool) -> tuple
     mode = flags.bind or config.gateway.bind or ("auto" if container else "loopback")
     if mode == "loopback":
         return mode, "127.0.0.1"
-    if mode in ("lan", "custom"):
-        host = "0.0.0.0"
-        if mode == "custom" and config.gateway.custom_bind_host:
-            host = config.gateway.custom_bind_host
-        return mode, host
+    if mode == "lan":
+        return mode, "0.0.0.0"
+    if mode == "custom":
+        host = (config.gateway.custom_bind_host or "").strip()
+        if not host:
+            return mode, "0.0.0.0"
+        try:
+            return mode, str(ipaddress.IPv4Address(host))
+        except ValueError as exc:
+            raise StartupError(
+                EX_CONFIG,
+                f"Invalid config: gateway.customBindHost {host!r} is not an IPv4 address"
+                " (bind=custom listens on that address, or on 0.0.0.0 when it is unset).",
+            ) from exc
     if mode == "auto":
         return mode, "0.0.0.0" if container else "127.0.0.1"
-    # tailnet is not implemented: stay on loopback, the safe choice.
-    return mode, "127.0.0.1"
+    raise StartupError(
+        EX_CONFIG,
+        f'Invalid config: gateway.bind="{mode}" is not supported by this gateway.'
+        f" Use {', '.join(BIND_MODES)}.",
+    )
 
 
 def resolve_auth(
@@ -132,9 +152,23 @@ def resolve_auth(
         cfg_password = resolve_secret(auth_cfg.password, "gateway.auth.password", env)
     except SecretError as exc:
         raise StartupError(EX_CONFIG, f"Invalid config: {exc}") from exc
-    token = flags.token or cfg_token or env.get("OPENCLAW_GATEWAY_TOKEN", "").strip() or None
-    password = (
-        flags.password or cfg_password or env.get("OPENCLAW_GATEWAY_PASSWORD", "").strip() or None
+    env_token = env.get("OPENCLAW_GATEWAY_TOKEN", "").strip() or None
+    env_password = env.get("OPENCLAW_GATEWAY_PASSWORD", "").strip() or None
+    token = flags.token or cfg_token or env_token
+    password = flags.password or cfg_password or env_password
+    token_source = (
+        "--token"
+        if flags.token
+        else _config_source("gateway.auth.token", auth_cfg.token)
+        if cfg_token
+        else "OPENCLAW_GATEWAY_TOKEN"
+    )
+    password_source = (
+        "--password"
+        if flags.password
+        else _config_source("gateway.auth.password", auth_cfg.password)
+        if cfg_password
+        else "OPENCLAW_GATEWAY_PASSWORD"
     )
     notes: list[str] = []
     if flags.password:
@@ -187,9 +221,57 @@ def resolve_auth(
             " gateway.auth.token or OPENCLAW_GATEWAY_TOKEN."
         )
         return AuthSettings(
-            mode="token", token=secrets.token_urlsafe(32), generated=True, notes=notes
+            mode="token",
+            token=secrets.token_urlsafe(32),
+            generated=True,
+            notes=notes,
+            source="generated",
         )
-    return AuthSettings(mode=mode, token=token, password=password, notes=notes)
+    source = password_source if mode == "password" else token_source
+    return AuthSettings(mode=mode, token=token, password=password, notes=notes, source=source)
+
+
+def _config_source(key: str, value: SecretInput | None) -> str:
+    # A SecretRef names its variable; inline text (or `${VAR}`, already substituted) the key.
+    if isinstance(value, SecretRef):
+        return f"{value.id} (via {key})"
+    return key
+
+
+def fly_app_url(env: Mapping[str, str]) -> str | None:
+    """`https://<app>.fly.dev` when running on a Fly Machine, else None."""
+    app = env.get("FLY_APP_NAME", "").strip().lower()
+    on_fly = bool(app and env.get("FLY_MACHINE_ID", "").strip())
+    if on_fly and re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", app):
+        return f"https://{app}.fly.dev"
+    return None
+
+
+def control_ui_hint(
+    settings: RuntimeSettings, config: OpenClawConfig, env: Mapping[str, str]
+) -> list[str]:
+    """What a first run needs to know once it is ready: where the UI is, where its secret is.
+
+    Never the secret itself: only the variable, key, flag or file that holds it.
+    """
+    base = config.gateway.control_ui.base_path + "/"
+    fly = fly_app_url(env)
+    host = settings.host if settings.host not in ("0.0.0.0", "::") else "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host
+    url = f"{fly}{base}" if fly else f"http://{host}:{settings.port}{base}"
+    lines = []
+    if config.gateway.control_ui.enabled:
+        lines.append(f"Control UI: {url}")
+    auth = settings.auth
+    if auth.mode == "none":
+        lines.append("gateway auth is off (gateway.auth.mode=none): no token is needed")
+    elif auth.generated:
+        path = runtime_token_path(settings.state_dir)
+        lines.append(f"gateway token: generated for this run, in {path} (cat it to log in)")
+    else:
+        what = "password" if auth.mode == "password" else "token"
+        lines.append(f"gateway {what}: from {auth.source}")
+    return lines
 
 
 def seed_origins(
@@ -202,10 +284,8 @@ def seed_origins(
     """
     configured = [o.rstrip("/") for o in config.gateway.control_ui.allowed_origins]
     seeded = [f"http://localhost:{port}", f"http://127.0.0.1:{port}"]
-    env = env or {}
-    app = env.get("FLY_APP_NAME", "").strip().lower()
-    on_fly = bool(app and env.get("FLY_MACHINE_ID", "").strip())
-    if on_fly and re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", app):
-        seeded.append(f"https://{app}.fly.dev")
+    fly = fly_app_url(env or {})
+    if fly:
+        seeded.append(fly)
     added = [o for o in seeded if o not in configured]
     return configured + added, (added if host not in LOOPBACK_HOSTS else [])

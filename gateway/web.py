@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
@@ -20,11 +21,16 @@ from starlette.responses import (
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from gateway import http_api
 from gateway.auth import client_address
+from gateway.http_api.hooks import HooksMiddleware
 from gateway.runtime import Gateway
 from gateway.ws.connection import Connection
+from gateway.ws.transport import LIMITS_EXTENSION, LimitControl
 
 log = logging.getLogger("gateway")
+
+CLOSE_TRY_AGAIN_LATER = 1013
 
 STATIC_DIR = Path(__file__).parent / "ui" / "static"
 CSP = "; ".join(
@@ -81,8 +87,12 @@ def create_app(gateway: Gateway, static_dir: Path = STATIC_DIR) -> Starlette:
 
     async def websocket(ws: WebSocket) -> None:
         peer = ws.client.host if ws.client else None
-        address = client_address(peer, ws.headers.get("x-forwarded-for"), gateway.trusted_proxies)
-        await Connection(gateway, ws, address, ws.headers.get("origin")).serve()
+        address = client_address(peer, ws.headers, gateway.proxy_trust)
+        limits: LimitControl | None = ws.scope.get("extensions", {}).get(LIMITS_EXTENSION)
+        if limits is not None and not limits.identify(address):
+            await ws.close(CLOSE_TRY_AGAIN_LATER, "too many unauthenticated connections")
+            return
+        await Connection(gateway, ws, address, ws.headers.get("origin"), limits).serve()
 
     routes: list[BaseRoute] = []
     for paths, endpoint in (
@@ -91,9 +101,13 @@ def create_app(gateway: Gateway, static_dir: Path = STATIC_DIR) -> Starlette:
         (("/startupz", "/startup"), startupz),
     ):
         routes += [Route(p, endpoint, methods=["GET", "HEAD"]) for p in paths]
+    routes += http_api.routes(gateway)
     routes += _ui_routes(gateway, static_dir)
     routes.append(WebSocketRoute("/{path:path}", websocket))
-    return Starlette(routes=routes, lifespan=lifespan)
+    # Hooks sit in front of the routes: their path is read from the live config per request.
+    return Starlette(
+        routes=routes, lifespan=lifespan, middleware=[Middleware(HooksMiddleware, gateway=gateway)]
+    )
 
 
 def _ui_routes(gateway: Gateway, static_dir: Path) -> list[BaseRoute]:

@@ -78,6 +78,10 @@ _OVERFLOW_TEXT = re.compile(
 )
 
 
+# Failure.error_type of a turn that never reached the provider because no key is configured.
+MISSING_CREDENTIALS = "missing_credentials"
+
+
 class ContentFiltered(Exception):
     """The provider ended the answer because of its content filter."""
 
@@ -140,7 +144,8 @@ def _sdk_errors(name: str) -> tuple[type[BaseException], ...]:
 
 def classify(exc: BaseException) -> Failure:
     if isinstance(exc, MissingCredentials):
-        return Failure("auth", preview=str(exc))
+        # Nothing was sent: the message says which key to set, not that a provider refused one.
+        return Failure("auth", error_type=MISSING_CREDENTIALS, preview=str(exc))
     if isinstance(exc, ContentFiltered):
         return Failure("content_filter", preview="content filter")
     if isinstance(exc, EmptyResponse):
@@ -226,6 +231,8 @@ USER_MESSAGES: dict[Reason, str] = {
 
 def user_message(failure: Failure) -> str:
     """The fixed, friendly text a user sees; never the raw provider error."""
+    if failure.error_type == MISSING_CREDENTIALS and failure.preview:
+        return failure.preview  # our own text: names the env var / config key, never a value
     if failure.reason == "auth" and failure.status:
         return (
             f"Authentication failed (provider returned HTTP {failure.status}). If the failure"

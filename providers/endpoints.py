@@ -61,7 +61,8 @@ def provider_settings(
     if not key and bearer is None:
         var = ENV_KEYS.get(provider, f"{provider.upper().replace('-', '_')}_API_KEY")
         raise MissingCredentials(
-            f'no API key for provider "{provider}": set {var} or models.providers.{provider}.apiKey'
+            f"no API key configured for {provider}: set {var}"
+            f" (or models.providers.{provider}.apiKey)"
         )
     return ProviderSettings(
         provider=provider,

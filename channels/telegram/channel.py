@@ -76,7 +76,8 @@ POLL_READ_TIMEOUT_S = 15.0  # on top of the long-poll timeout itself
 MENU_LIMIT = 100  # Telegram's own cap on setMyCommands entries
 _PARSE_ERRORS = ("can't parse entities", "find end of the entity", "unsupported start tag")
 
-OnMessage = Callable[[InboundMessage, "TelegramTransport"], Awaitable[None]]
+# Resolves once the message is taken (True) or the channel is stopping (False); None: taken.
+OnMessage = Callable[[InboundMessage, "TelegramTransport"], Awaitable[bool | None]]
 T = TypeVar("T")
 
 
@@ -235,7 +236,8 @@ class TelegramChannel:
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._board = StatusBoard(self._status)
-        self._offset = 0
+        self._offset = 0  # the next update to ask for: everything below it was handled
+        self._confirmed = 0  # the offset Telegram last heard from us
         scrubber.add(token)
 
     @property
@@ -294,6 +296,7 @@ class TelegramChannel:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, 5)
         if self._bot is not None:
+            await self._confirm(self._bot)
             with contextlib.suppress(Exception):
                 await self._bot.shutdown()
         self._status.running = False
@@ -432,39 +435,49 @@ class TelegramChannel:
                 await self._notify()
             restart_delay = self.restart_initial_s
             network_failures = 0
-            for update in updates:
-                try:
-                    await self._dispatch(update)
-                except Exception:  # one bad update must not end polling for the account
-                    log.exception("[%s] update %s failed", self.account_id, update.update_id)
+            for uid, update in updates:
+                if update is not None:
+                    try:
+                        if not await self._dispatch(update):
+                            break  # stopping: left unconfirmed, Telegram sends it again
+                    except Exception:  # one bad update must not end polling for the account
+                        log.exception("[%s] update %s failed", self.account_id, uid)
+                if uid is not None:
+                    # Confirmed (by the next getUpdates) only now that it was handled.
+                    self._offset = max(self._offset, uid + 1)
 
-    async def _fetch_updates(self, bot: Bot) -> list[Update]:
-        """One long poll; each update parsed on its own and confirmed even when unreadable.
+    async def _fetch_updates(self, bot: Bot) -> list[tuple[int | None, Update | None]]:
+        """One long poll; each update parsed on its own (None when unreadable: confirmed and
+        skipped, with a warning). The offset moves on only as updates are handled.
 
         `Bot.get_updates` parses the whole batch at once: one malformed update raised out of
         the poll for every update, was never confirmed, and ended the polling task.
         """
+        offset = self._offset
         raw = await bot._post(  # the same request get_updates makes, minus the batch parse
             "getUpdates",
             {
-                "offset": self._offset,
+                "offset": offset,
                 "timeout": self.poll_timeout_s,
                 "allowed_updates": ALLOWED_UPDATES,
             },
             read_timeout=POLL_READ_TIMEOUT_S + self.poll_timeout_s,
         )
+        self._confirmed = offset
         if not isinstance(raw, list):
             raise NetworkError(f"getUpdates returned {type(raw).__name__}, not a list")
-        updates: list[Update] = []
+        updates: list[tuple[int | None, Update | None]] = []
         for item in raw:
             uid = item.get("update_id") if isinstance(item, dict) else None
-            if isinstance(uid, int) and not isinstance(uid, bool):
-                self._offset = max(self._offset, uid + 1)
+            if not isinstance(uid, int) or isinstance(uid, bool):
+                uid = None
+            elif uid < self._offset:
+                continue  # handled already (a redelivery after a partly handled batch)
             try:
                 update = Update.de_json(item, bot) if isinstance(item, dict) else None
                 if not isinstance(update, Update):
                     raise TypeError(f"not an object: {type(item).__name__}")
-                updates.append(update)
+                updates.append((uid, update))
             except Exception as exc:
                 log.warning(
                     "[%s] skipped unreadable update %s (%s: %s)",
@@ -473,13 +486,30 @@ class TelegramChannel:
                     type(exc).__name__,
                     str(exc)[:200],
                 )
+                updates.append((uid, None))
         return updates
 
-    async def _dispatch(self, update: Update) -> None:
+    async def _confirm(self, bot: Bot) -> None:
+        """On stop: tell Telegram what was handled since the last poll (else it redelivers)."""
+        if self._offset <= self._confirmed:
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(
+                bot._post(
+                    "getUpdates",
+                    {"offset": self._offset, "timeout": 0, "limit": 1},
+                    read_timeout=5,
+                ),
+                5,
+            )
+            self._confirmed = self._offset
+
+    async def _dispatch(self, update: Update) -> bool:
+        """False only when the channel stopped before the message was taken."""
         message = update.message
         me = self.bot_user
         if message is None or me is None or self.transport is None:
-            return  # edits, callbacks, membership changes: not turns (yet)
+            return True  # edits, callbacks, membership changes: not turns (yet)
         try:
             inbound = to_inbound(
                 message,
@@ -489,8 +519,8 @@ class TelegramChannel:
             )
         except Exception:
             log.exception("[%s] could not read update %s", self.account_id, update.update_id)
-            return
+            return True
         if inbound is None:
-            return
+            return True
         self._status.last_inbound_at = int(time.time() * 1000)
-        await self._on_message(inbound, self.transport)
+        return await self._on_message(inbound, self.transport) is not False

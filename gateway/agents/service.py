@@ -32,6 +32,8 @@ from gateway.agents.workspace import (
     build_system_prompt,
     ensure_workspace,
     load_bootstrap_files,
+    load_daily_notes,
+    today_in,
 )
 from gateway.config.models import AgentDefaults, OpenClawConfig
 from gateway.runtime import Service
@@ -131,6 +133,10 @@ class AgentService:
                 is_group=parsed is not None and parsed.kind in ("group", "channel"),
                 group_system_prompt=group_prompt if isinstance(group_prompt, str) else None,
                 timezone_name=defaults.user_timezone,
+                # memweb: memory goes only to the owner's private sessions (RunRequest gains
+                # `requester` from the loop work; until then memory stays out, fail closed).
+                requester=getattr(req, "requester", None),
+                daily_notes=load_daily_notes(workspace, today_in(defaults.user_timezone)),
             )
         )
 
@@ -207,6 +213,7 @@ class AgentService:
                 "stopping with agent runs still in flight after %.0fs; aborting them", drain_s
             )
         await self.runner.close()
+        self.store.compact()
 
 
 def _stat_stamp(workspace: Path) -> tuple[tuple[int, int] | None, ...]:

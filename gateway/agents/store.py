@@ -2,9 +2,15 @@
 
 Layout under `<stateDir>/agents/<agentId>/sessions/`:
 
-* `sessions.json` — `{ "<sessionKey>": {row} }`, rewritten atomically (temp + fsync +
-  rename + dir fsync) under a `filelock` so a CLI process and the gateway never interleave;
-  re-read when another writer changed it.
+* `sessions.json` — `{ "<sessionKey>": {row} }`, the snapshot (the reference's format),
+  rewritten atomically (temp + fsync + rename + dir fsync).
+* `sessions.journal` — one JSON line per changed row since the snapshot
+  (`{"k": key, "v": row}`, `"v": null` for a deleted row), appended and fsynced. A turn's
+  disk work is one line whatever the number of sessions; once the journal outgrows the
+  snapshot it is folded in (amortised O(1) per change). Each line is a whole row, so
+  replaying a line twice is harmless and a torn last line (a crash mid-append) is skipped.
+  Both files are written under a `filelock` so a CLI process and the gateway never interleave,
+  and re-read when another writer changed them.
 * `<sessionId>.jsonl` — the append-only transcript of each session (see `transcript.py`).
 
 A corrupt `sessions.json` never stops the gateway: it is renamed to
@@ -41,6 +47,7 @@ HISTORY_TEXT_MAX_CHARS = 12_000
 CHAT_HISTORY_DEFAULT_LIMIT = 200
 CHAT_HISTORY_MAX_LIMIT = 1000
 _LOCK_TIMEOUT_S = 10.0
+_JOURNAL_MIN_LINES = 64  # fold the journal once it has this many lines and more than rows
 
 # camelCase on disk / python attribute; order = order written.
 _ROW_FIELDS: tuple[tuple[str, str], ...] = (
@@ -310,30 +317,69 @@ class AgentSessionStore:
         self.agent_id = normalize_agent_id(agent_id)
         self.dir = Path(state_dir) / "agents" / self.agent_id / "sessions"
         self.index_path = self.dir / "sessions.json"
+        self.journal_path = self.dir / "sessions.journal"
         self.cwd = cwd or os.getcwd()
         self._clock = clock
         self._lock = FileLock(str(self.dir / "sessions.json.lock"), timeout=_LOCK_TIMEOUT_S)
         self._rows: dict[str, SessionRow] = {}
-        self._stamp: tuple[int, int, int] | None = None
+        self._stamp: tuple[object, ...] | None = None
+        self._journal_lines = 0
         self._loaded = False
         self._transcripts: dict[str, Transcript] = {}
 
     # -- index file ---------------------------------------------------------------------------
 
-    def _file_stamp(self) -> tuple[int, int, int] | None:
-        try:
-            st = self.index_path.stat()
-        except FileNotFoundError:
-            return None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
+    def _file_stamp(self) -> tuple[object, ...] | None:
+        stamps: list[tuple[int, int, int] | None] = []
+        for path in (self.index_path, self.journal_path):
+            try:
+                st = path.stat()
+                stamps.append((st.st_ino, st.st_mtime_ns, st.st_size))
+            except FileNotFoundError:
+                stamps.append(None)
+        return None if stamps == [None, None] else tuple(stamps)
 
     def _refresh(self) -> None:
         stamp = self._file_stamp()
         if self._loaded and stamp == self._stamp:
             return
         self._rows = self._read_index() if stamp is not None else {}
+        self._journal_lines = self._replay_journal(self._rows)
         self._stamp = self._file_stamp()
         self._loaded = True
+
+    def _replay_journal(self, rows: dict[str, SessionRow]) -> int:
+        """Apply the journal's lines to `rows`; returns how many lines it holds."""
+        try:
+            raw = self.journal_path.read_bytes()
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            log.error(
+                "session journal %s unreadable (%s); using the snapshot", self.journal_path, exc
+            )
+            return 0
+        lines = raw.split(b"\n")
+        count = 0
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            count += 1
+            try:
+                entry = json.loads(line)
+                key = entry["k"]
+                value = entry["v"]
+            except (ValueError, KeyError, TypeError):
+                if number < len(lines):  # not the last line: damage, not a torn append
+                    log.error("session journal %s: skipped bad line %d", self.journal_path, number)
+                continue
+            if value is None:
+                rows.pop(key, None)
+                continue
+            row = SessionRow.from_json(key, value)
+            if row is not None:
+                rows[key] = row
+        return count
 
     def _read_index(self) -> dict[str, SessionRow]:
         try:
@@ -403,21 +449,64 @@ class AgentSessionStore:
         except OSError:
             tmp.unlink(missing_ok=True)
             raise
+        # The snapshot now holds every journal line: start the journal afresh. A crash
+        # before this unlink replays lines the snapshot already has, which changes nothing.
+        self.journal_path.unlink(missing_ok=True)
+        self._journal_lines = 0
         if sync:
             fsync_dir(self.dir)
         self._stamp = self._file_stamp()
+
+    def _append_journal(self, key: str, row: SessionRow | None, sync: bool) -> None:
+        entry = {"k": key, "v": row.to_json() if row is not None else None}
+        line = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        created = not self.journal_path.exists()
+        fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            # One write of a whole line with O_APPEND: a crash leaves at most a torn tail.
+            view = memoryview(line)
+            while view:
+                view = view[os.write(fd, view) :]
+            if sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created and sync:
+            fsync_dir(self.dir)
+        self._journal_lines += 1
+        self._stamp = self._file_stamp()
+
+    def compact(self) -> None:
+        """Fold the journal into the snapshot (also done on its own as the journal grows)."""
+        if not self.journal_path.exists():
+            return
+        with self._lock:
+            self._refresh()
+            self._write_index()
 
     def _read(self) -> dict[str, SessionRow]:
         self._refresh()
         return self._rows
 
-    def _mutate(self, change: Callable[[dict[str, SessionRow]], T], sync: bool = True) -> T:
-        """Read-modify-write under the cross-process lock (`change` returns copies)."""
+    def _mutate(
+        self, key: str, change: Callable[[dict[str, SessionRow]], T], sync: bool = True
+    ) -> T:
+        """Read-modify-write of the row `key` under the cross-process lock.
+
+        `change` may only touch that row (it returns copies). The first write of an index
+        makes the snapshot; later ones append one journal line, and the journal is folded
+        into the snapshot once it holds more lines than there are rows.
+        """
         self.dir.mkdir(parents=True, exist_ok=True)
         with self._lock:
             self._refresh()
             result = change(self._rows)
-            self._write_index(sync)
+            if not self.index_path.exists():
+                self._write_index(sync)
+            elif self._journal_lines + 1 >= max(_JOURNAL_MIN_LINES, len(self._rows)):
+                self._write_index(sync)
+            else:
+                self._append_journal(key, self._rows.get(key), sync)
         return result
 
     # -- transcripts -----------------------------------------------------------------------------
@@ -492,7 +581,7 @@ class AgentSessionStore:
             row.updated_at = now
             return row.copy()
 
-        return self._mutate(change)
+        return self._mutate(key, change)
 
     @staticmethod
     def _metadata_known(
@@ -549,7 +638,7 @@ class AgentSessionStore:
             row.updated_at = now
             return row.copy(), expired
 
-        return self._mutate(change)
+        return self._mutate(key, change)
 
     def _rotate(self, row: SessionRow, now: int) -> None:
         row.previous_session_id = row.session_id
@@ -572,7 +661,7 @@ class AgentSessionStore:
             row.updated_at = now
             return row.copy()
 
-        return self._mutate(change)
+        return self._mutate(key, change)
 
     def reset_in_place(self, key: str) -> SessionRow:
         """`/reset`: a `reset` event opens a new history window in the same `sessionId`."""
@@ -585,7 +674,7 @@ class AgentSessionStore:
             current.updated_at = self._clock()
             return current.copy()
 
-        return self._mutate(change)
+        return self._mutate(key, change)
 
     def delete(self, key: str) -> DeleteResult:
         """Drop the row; its transcript is renamed `<id>.jsonl.deleted.<ts>`, not destroyed."""
@@ -595,7 +684,7 @@ class AgentSessionStore:
         def change(rows: dict[str, SessionRow]) -> SessionRow | None:
             return rows.pop(key, None)
 
-        row = self._mutate(change)
+        row = self._mutate(key, change)
         archived: list[str] = []
         if row is not None:
             path = self.transcript_path(row.session_id)
@@ -654,7 +743,7 @@ class AgentSessionStore:
                 current.output_tokens = _opt_int(usage.get("output"), current.output_tokens)
                 current.total_tokens = _opt_int(usage.get("totalTokens"), current.total_tokens)
 
-        self._mutate(change, sync)
+        self._mutate(key, change, sync)
         return written
 
     # -- reading history ------------------------------------------------------------------------
@@ -812,6 +901,15 @@ class SessionStore:
     def for_key(self, key: str) -> AgentSessionStore:
         parsed = parse_session_key(key)
         return self.for_agent(parsed.agent_id if parsed else "main")
+
+    def compact(self) -> None:
+        """Fold every agent's journal into its snapshot (at shutdown, so `sessions.json`
+        alone is current for other tools reading the state directory)."""
+        for store in self._agents.values():
+            try:
+                store.compact()
+            except OSError as exc:
+                log.warning("could not compact the session index of %s: %s", store.agent_id, exc)
 
     def known_agent_ids(self) -> list[str]:
         """Agents with a session dir on disk plus those opened in this process."""

@@ -13,10 +13,12 @@ import platform
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.agents.store import SILENT_REPLY_TOKEN
+from gateway.agents.tools.registry import Requester
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +214,57 @@ def load_bootstrap_files(
     return files
 
 
+# --- memory (issue 15) ---------------------------------------------------------------------
+
+DAILY_NOTE_MAX_CHARS = 8_000
+PRIVATE_FILES = frozenset(spec.name for spec in BOOTSTRAP_FILES if spec.private_only)
+
+
+def memory_allowed(requester: Requester | None, *, is_group: bool) -> bool:
+    """The owner's memory (MEMORY.md, daily notes) only goes into the owner's private
+    sessions: never a group or channel, never a stranger, and never when the turn's source
+    did not say who asked (fail closed)."""
+    if requester is None or not requester.owner or is_group:
+        return False
+    return requester.chat_type not in ("group", "channel")
+
+
+def today_in(timezone_name: str | None) -> date:
+    """Today's date where the user lives (`agents.defaults.userTimezone`), else host time."""
+    if timezone_name:
+        try:
+            return datetime.now(ZoneInfo(timezone_name)).date()
+        except (ZoneInfoNotFoundError, ValueError):
+            log.warning("unknown userTimezone %r; using the host's date", timezone_name)
+    return date.today()
+
+
+def load_daily_notes(
+    workspace: Path, today: date, *, max_chars: int = DAILY_NOTE_MAX_CHARS
+) -> list[BootstrapFile]:
+    """Yesterday's and today's notes (`memory/YYYY-MM-DD.md` and `-<slug>.md` variants),
+    oldest first, each capped; read at session start like the bootstrap files."""
+    notes: list[BootstrapFile] = []
+    folder = workspace / "memory"
+    for day in (today - timedelta(days=1), today):
+        stem = day.isoformat()
+        try:
+            names = sorted(
+                n
+                for n in os.listdir(folder)
+                if n == f"{stem}.md" or (n.startswith(f"{stem}-") and n.endswith(".md"))
+            )
+        except OSError:
+            return notes
+        for name in names:
+            text = _read_inside(workspace, f"memory/{name}", max_chars)
+            if text:
+                notes.append(
+                    BootstrapFile(f"memory/{name}", text[:max_chars], len(text) > max_chars)
+                )
+    return notes
+
+
 # --- prompt ------------------------------------------------------------------------------------
 
 
@@ -235,6 +288,9 @@ class PromptContext:
     timezone_name: str | None = None
     host: str = field(default_factory=socket.gethostname)
     os_name: str = field(default_factory=lambda: f"{platform.system()} {platform.release()}")
+    # Who asked; decides whether the owner's memory is shown (memory_allowed).
+    requester: Requester | None = None
+    daily_notes: Sequence[BootstrapFile] = ()
 
 
 IDENTITY_LINE = (
@@ -261,6 +317,12 @@ def _project_context(files: Sequence[BootstrapFile]) -> str:
     return "\n\n".join(parts)
 
 
+def _visible_files(ctx: PromptContext) -> list[BootstrapFile]:
+    if memory_allowed(ctx.requester, is_group=ctx.is_group):
+        return [*ctx.files, *ctx.daily_notes]
+    return [f for f in ctx.files if f.name not in PRIVATE_FILES]
+
+
 def build_system_prompt(ctx: PromptContext) -> str:
     """Stable sections first (cache-friendly), per-turn facts last."""
     sections = [
@@ -277,7 +339,7 @@ def build_system_prompt(ctx: PromptContext) -> str:
             "and the context below."
         ),
         f"# Workspace\nYour working directory is: {ctx.workspace}",
-        _project_context(ctx.files),
+        _project_context(_visible_files(ctx)),
     ]
     if ctx.allow_silent:
         sections.append(

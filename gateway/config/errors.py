@@ -11,9 +11,12 @@ class ConfigIssue:
     path: str  # dotted path, "" for the root
     message: str
     line: int | None = None
+    column: int | None = None  # set for syntax errors, which have a place but no key path
 
     def render(self, file_name: str) -> str:
         where = self.path or "<root>"
+        if self.line is not None and self.column is not None and not self.path:
+            return f"{file_name}:{self.line}:{self.column} — {self.message}"
         if self.line is not None:
             return f"{file_name}:{self.line} — {where}: {self.message}"
         return f"{where}: {self.message}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,10 +15,11 @@ import json5
 from pydantic import ValidationError
 
 from gateway.agents.ids import normalize_agent_id
-from gateway.config.envsubst import substitute
+from gateway.config.envsubst import KeyPath, substitute
 from gateway.config.errors import ConfigError, ConfigIssue
 from gateway.config.locate import format_path, key_lines
 from gateway.config.models import UNMODELLED_SECTIONS, OpenClawConfig
+from gateway.config.secrets import is_secret_key
 
 MAX_CONFIG_BYTES = 2 * 1024 * 1024
 
@@ -59,15 +61,94 @@ def read_config_text(path: Path) -> str | None:
 
 
 def parse_json5(path: Path, raw: str) -> dict[str, Any]:
+    """Parse the text; a syntax error names its line and column (`openclaw.json:3:5 — ...`)."""
+    if not raw.strip():
+        raise ConfigError(path, [syntax_issue(raw, "")])
     try:
         data = json5.loads(raw)
     except ValueError as exc:
-        raise ConfigError(path, [ConfigIssue("", f"JSON5 parse failed: {exc}")]) from exc
+        raise ConfigError(path, [syntax_issue(raw, str(exc))]) from exc
     except RecursionError as exc:
         raise ConfigError(path, [ConfigIssue("", "JSON5 parse failed: nesting too deep")]) from exc
     if not isinstance(data, dict):
-        raise ConfigError(path, [ConfigIssue("", "config must be a JSON5 object at the top level")])
+        raise ConfigError(
+            path, [ConfigIssue("", "config must be a JSON5 object at the top level", 1, 1)]
+        )
     return data
+
+
+# json5 reports `<string>:LINE Unexpected "X" at column C` (or `... end of input at column C`).
+_JSON5_ERROR = re.compile(r"^<string>:(\d+) Unexpected (.+?) at column (\d+)$")
+_CURLY_QUOTES = "\u201c\u201d\u2018\u2019\u00ab\u00bb"
+
+
+def syntax_issue(raw: str, detail: str) -> ConfigIssue:
+    """A JSON5 syntax error as an issue with a line, a column and a reason a person can act on."""
+    if not raw.strip():
+        return ConfigIssue(
+            "",
+            'JSON5 parse failed: the file is empty; it needs at least { gateway: { mode: "local" } }',
+            1,
+            1,
+        )
+    match = _JSON5_ERROR.match(detail)
+    if not match:
+        return ConfigIssue("", f"JSON5 parse failed: {detail}", 1, 1)
+    line, what, column = int(match.group(1)), match.group(2), int(match.group(3))
+    if what == "end of input":
+        opened = _unclosed(raw)
+        reason = (
+            f"the file ends early: the {opened[0]} opened at line {opened[1]} is not closed"
+            if opened
+            else "the file ends early: a value is missing"
+        )
+    elif len(what) == 3 and what[1] in _CURLY_QUOTES:
+        reason = f"curly quote {what[1]} — use straight quotes (\" or ')"
+    else:
+        reason = f"unexpected {what}"
+        before = _before(raw, line, column)
+        if before and (before in "}]\"'" or before.isalnum()):
+            reason += " — is a comma missing before it?"
+    return ConfigIssue("", f"JSON5 parse failed: {reason}", line, column)
+
+
+def _unclosed(raw: str) -> tuple[str, int] | None:
+    """The innermost `{`/`[` left open at the end of the text, and its line (strings skipped)."""
+    stack: list[tuple[str, int]] = []
+    i, n, line = 0, len(raw), 1
+    while i < n:
+        c = raw[i]
+        if c == "\n":
+            line += 1
+        elif c in "\"'":
+            j = i + 1
+            while j < n and raw[j] != c and raw[j] != "\n":
+                j += 2 if raw[j] == "\\" else 1
+            i = j
+        elif raw.startswith("//", i):
+            end = raw.find("\n", i)
+            i = n if end < 0 else end - 1
+        elif raw.startswith("/*", i):
+            end = raw.find("*/", i + 2)
+            end = n if end < 0 else end + 1
+            line += raw.count("\n", i, end)
+            i = end
+        elif c in "{[":
+            stack.append((c, line))
+        elif c in "}]" and stack:
+            stack.pop()
+        i += 1
+    return stack[-1] if stack else None
+
+
+def _before(raw: str, line: int, column: int) -> str:
+    """The last non-blank character before (line, column), 1-based; "" at the start."""
+    lines = raw.split("\n")
+    head = "\n".join(
+        [*lines[: line - 1], lines[line - 1][: column - 1]] if line <= len(lines) else lines
+    )
+    stripped = head.rstrip()
+    return stripped[-1] if stripped else ""
 
 
 def load_config(path: Path, env: Mapping[str, str] | None = None) -> LoadedConfig:
@@ -96,10 +177,24 @@ def validate_text(path: Path, raw: str, env: Mapping[str, str] | None = None) ->
     modelled = {k: v for k, v in data.items() if k not in UNMODELLED_SECTIONS}
 
     env_vars = _env_vars(modelled.get("env"), env)
-    missing: set[str] = set()
+    missing: list[tuple[KeyPath, str]] = []
     merged_env = {**env_vars, **env}
     modelled = substitute(modelled, merged_env, missing)
-    for name in sorted(missing):
+    # A secret left as the literal "${VAR}" would be sent as the credential (a Telegram poll
+    # with the text as its token): an error. Anything else keeps the text, with a warning.
+    secret_issues = [
+        ConfigIssue(
+            format_path(where),
+            f"${{{name}}} is not set: set the environment variable {name}"
+            " (a secret key cannot keep the placeholder text)",
+            _line_for(format_path(where), lines),
+        )
+        for where, name in missing
+        if _holds_secret(where)
+    ]
+    if secret_issues:
+        raise ConfigError(path, secret_issues)
+    for name in sorted({name for _, name in missing}):
         warnings.append(f"config references ${{{name}}} but it is not set; the text is kept as is")
 
     try:
@@ -122,6 +217,12 @@ def validate_text(path: Path, raw: str, env: Mapping[str, str] | None = None) ->
 
 
 _ROOT_ALIASES = {"$schema"}
+
+
+def _holds_secret(where: KeyPath) -> bool:
+    # The value's own key, or the key of the list holding it (`tokens: ["${A}"]`).
+    keys = [part for part in where if isinstance(part, str)]
+    return bool(keys) and is_secret_key(keys[-1]) and keys[0] != "env"
 
 
 def _env_vars(section: Any, env: Mapping[str, str]) -> dict[str, str]:

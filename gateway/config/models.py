@@ -6,9 +6,10 @@ accepts but we do not act on yet are declared as `Later` so a reference config s
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 # Accepted for compatibility with reference configs, not acted on (yet).
@@ -104,7 +105,7 @@ class GatewayConfig(Strict):
     tailscale: Later = None
     remote: Later = None
     nodes: Later = None
-    http: Later = None
+    http: GatewayHttp = Field(default_factory=lambda: GatewayHttp())
     roles: Later = None
     terminal: Later = None
     push: Later = None
@@ -112,6 +113,227 @@ class GatewayConfig(Strict):
     cli_agents: Later = None
     portals: Later = None
     channel_health_check_minutes: Later = None
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: list[str]) -> list[str]:
+        # An address ("10.0.0.2") or a CIDR range ("10.0.0.0/8", "fd00::/8").
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f'"{entry}" is not an IP address or CIDR range (like "10.0.0.0/8")'
+                ) from None
+        return value
+
+
+# --- HTTP APIs (gateway.http.endpoints.*, hooks.*) ----------------------------------------
+
+
+class HttpEndpoint(Strict):
+    enabled: bool = False
+    # clawgate: turns from this endpoint get the owner's tools only when set (default: a
+    # stranger's, tools.md §2.8); the reference treats every bearer caller as the owner.
+    sender_is_owner: bool = False
+    images: Later = None
+    max_body_bytes: int | None = Field(None, ge=1024)
+
+
+class HttpEndpoints(Strict):
+    chat_completions: HttpEndpoint = Field(default_factory=HttpEndpoint)
+    responses: HttpEndpoint = Field(default_factory=HttpEndpoint)
+    embeddings: Later = None
+
+
+class GatewayHttp(Strict):
+    endpoints: HttpEndpoints = Field(default_factory=HttpEndpoints)
+    security_headers: Later = None
+
+
+class HookMatch(Strict):
+    path: str | None = None
+    source: str | None = None
+
+
+class HookMapping(Strict):
+    id: str | None = None
+    match: HookMatch = Field(default_factory=HookMatch)
+    action: Literal["agent", "wake"] = "agent"
+    wake_mode: Literal["now", "next-heartbeat"] = "now"
+    name: str | None = None
+    agent_id: str | None = None
+    session_key: str | None = None
+    session_mode: Literal["isolated", "persistent"] = "isolated"
+    message_template: str | None = None
+    text_template: str | None = None
+    deliver: bool = True
+    channel: str | None = None
+    to: str | None = None
+    model: str | None = None
+    thinking: Later = None
+    timeout_seconds: int | None = Field(None, ge=1)
+    allow_unsafe_external_content: bool = False
+    for_each: Later = None
+    transform: Later = None  # JS transforms are not run by clawgate (reported at load)
+
+
+class HooksConfig(Strict):
+    enabled: bool = False
+    token: str | None = None
+    path: str = "/hooks"
+    allowed_agent_ids: list[str] | None = None
+    default_session_key: str | None = None
+    allow_request_session_key: bool = False
+    allowed_session_key_prefixes: list[str] = Field(default_factory=list)
+    presets: list[str] = Field(default_factory=list)
+    mappings: list[HookMapping] = Field(default_factory=list)
+    max_body_bytes: int = Field(256 * 1024, ge=1024)
+    transforms_dir: Later = None
+    gmail: Later = None
+    internal: Later = None
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        path = "/" + value.strip().strip("/")
+        if path == "/":
+            raise ValueError("hooks.path must not be / (use a dedicated subpath such as /hooks)")
+        return path
+
+
+# --- tools (tools.md §1-§3; the "tools" helper's region) ------------------------------------
+
+ToolProfile = Literal["minimal", "coding", "messaging", "full"]
+_ALLOW_CONFLICT = (
+    "allow and alsoAllow cannot both be set in the same scope (merge alsoAllow into allow,"
+    " or remove allow and use profile + alsoAllow)"
+)
+
+
+class ToolPolicy(Strict):
+    """One policy object: `allow` / `alsoAllow` / `deny` lists of names, groups or globs."""
+
+    allow: list[str] | None = None
+    also_allow: list[str] | None = None
+    deny: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_allow_kind(self) -> ToolPolicy:
+        if self.allow and self.also_allow:
+            raise ValueError(_ALLOW_CONFLICT)
+        return self
+
+
+ToolsBySender = dict[str, ToolPolicy]
+
+
+class FsToolsConfig(Strict):
+    # clawgate default: true (the reference defaults to false; tools.md §6.1).
+    workspace_only: bool | None = None
+
+
+class ApplyPatchConfig(Strict):
+    enabled: bool = True
+    workspace_only: bool = True
+    allow_models: list[str] | None = None
+
+
+ExecSecurity = Literal["deny", "allowlist", "full"]
+ExecAsk = Literal["off", "on-miss", "always"]
+
+
+class ExecConfig(Strict):
+    """`tools.exec` (and `agents.entries.<id>.tools.exec`, which overrides it key by key)."""
+
+    mode: Literal["deny", "allowlist", "ask", "auto", "full"] | None = None
+    security: ExecSecurity | None = None
+    ask: ExecAsk | None = None
+    host: Literal["auto", "sandbox", "gateway", "node"] | None = None
+    timeout_seconds: int | None = Field(None, gt=0)
+    background_ms: int | None = Field(None, gt=0)
+    cleanup_ms: int | None = Field(None, gt=0)
+    path_prepend: list[str] | None = None
+    apply_patch: ApplyPatchConfig | None = None
+    node: Later = None
+    safe_bins: Later = None
+    safe_bin_trusted_dirs: Later = None
+    safe_bin_profiles: Later = None
+    strict_inline_eval: Later = None
+    command_highlighting: Later = None
+    grant_expiry_days: Later = None
+    reviewer: Later = None
+    approval_running_notice_ms: Later = None
+    notify_on_exit: Later = None
+    notify_on_exit_empty_success: Later = None
+
+    @model_validator(mode="after")
+    def _mode_or_legacy(self) -> ExecConfig:
+        if self.mode is not None and (self.security is not None or self.ask is not None):
+            raise ValueError(
+                "mode cannot be combined with security or ask in the same exec object;"
+                " keep either mode or the legacy security/ask pair"
+            )
+        return self
+
+
+class SandboxTools(Strict):
+    tools: ToolPolicy | None = None
+
+
+class AgentToolsConfig(Strict):
+    """`agents.entries.<id>.tools`: the agent's layer of the policy and its overrides."""
+
+    profile: ToolProfile | None = None
+    allow: list[str] | None = None
+    also_allow: list[str] | None = None
+    deny: list[str] | None = None
+    by_provider: Later = None
+    tools_by_sender: ToolsBySender | None = None
+    exec: ExecConfig | None = None
+    fs: FsToolsConfig | None = None
+    loop_detection: Later = None
+    message: Later = None
+    elevated: Later = None
+    github: Later = None
+    code_mode: Later = None
+    swarm: Later = None
+    sandbox: Later = None
+
+    @model_validator(mode="after")
+    def _one_allow_kind(self) -> AgentToolsConfig:
+        if self.allow and self.also_allow:
+            raise ValueError(_ALLOW_CONFLICT)
+        return self
+
+
+class ToolsConfig(AgentToolsConfig):
+    """Root `tools`: the global layers, exec and fs defaults; reference-only keys accepted."""
+
+    # Defined with the web tools' models below; a lambda because the class comes later.
+    web: WebToolsConfig = Field(default_factory=lambda: WebToolsConfig())
+    media: Later = None
+    links: Later = None
+    sessions: Later = None
+    tool_search: Later = None
+    agent_to_agent: Later = None
+    subagents: Later = None
+    sessions_spawn: Later = Field(None, alias="sessions_spawn")
+    update_plan: Later = None
+
+
+class TelegramDirect(Strict):
+    """`channels.telegram.direct.<chatId | "*">`: per-DM overrides (only tools are acted on)."""
+
+    tools: ToolPolicy | None = None
+    tools_by_sender: ToolsBySender | None = None
+    enabled: Later = None
+    require_mention: Later = None
+    allow_from: Later = None
+    system_prompt: Later = None
+    skills: Later = None
+    topics: Later = None
+    dm_policy: Later = None
 
 
 # --- agents --------------------------------------------------------------------------------
@@ -225,7 +447,7 @@ class AgentDefaults(Strict):
     model_policy: Later = None
     verbose_default: Later = None
     elevated_default: Later = None
-    memory_search: Later = None
+    memory_search: MemorySearchConfig | None = None
     envelope_timezone: Later = None
     time_format: Later = None
     media_max_mb: Later = None
@@ -244,7 +466,7 @@ class AgentEntry(Strict):
     thinking_default: Later = None
     params: Later = None
     models: Later = None
-    tools: Later = None
+    tools: AgentToolsConfig | None = None
     sandbox: Later = None
     skills: Later = None
     subagents: Later = None
@@ -252,7 +474,7 @@ class AgentEntry(Strict):
     tts: Later = None
     heartbeat: HeartbeatConfig | None = None
     human_delay: Later = None
-    memory_search: Later = None
+    memory_search: MemorySearchConfig | None = None
 
 
 class AgentsConfig(Strict):
@@ -357,8 +579,8 @@ class DiscordGuildChannel(Strict):
     skills: Later = None
     include_thread_starter: Later = None
     auto_thread: Later = None
-    tools: Later = None
-    tools_by_sender: Later = None
+    tools: ToolPolicy | None = None
+    tools_by_sender: ToolsBySender | None = None
 
 
 class DiscordGuild(Strict):
@@ -369,8 +591,8 @@ class DiscordGuild(Strict):
     ignore_other_mentions: bool = False
     slug: str | None = None
     reaction_notifications: Later = None
-    tools: Later = None
-    tools_by_sender: Later = None
+    tools: ToolPolicy | None = None
+    tools_by_sender: ToolsBySender | None = None
 
 
 class DiscordDm(Strict):
@@ -475,8 +697,8 @@ class TelegramGroup(Strict):
     system_prompt: str | None = None
     topics: Later = None
     skills: Later = None
-    tools: Later = None
-    tools_by_sender: Later = None
+    tools: ToolPolicy | None = None
+    tools_by_sender: ToolsBySender | None = None
 
 
 class TelegramConfig(Strict):
@@ -489,7 +711,7 @@ class TelegramConfig(Strict):
     group_policy: GroupPolicy | None = None
     group_allow_from: IdList | None = None
     groups: dict[str, TelegramGroup] = Field(default_factory=dict)
-    direct: Later = None
+    direct: dict[str, TelegramDirect] = Field(default_factory=dict)
     history_limit: int = Field(50, ge=0, le=200)
     dm_history_limit: int | None = Field(None, ge=0)
     dms: dict[str, PerDm] = Field(default_factory=dict)
@@ -615,6 +837,113 @@ class EnvConfig(BaseModel):
     shell_env: Later = Field(None, alias="shellEnv")
 
 
+# --- memory search and web tools (issue 15) --------------------------------------------------
+
+
+class MemorySearchRemote(Strict):
+    """Where embeddings are fetched from when not the provider's default endpoint."""
+
+    base_url: str | None = None
+    api_key: SecretInput | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    batch: Later = None
+
+
+class MemoryExtraPath(Strict):
+    path: str
+    pattern: str | None = None
+
+
+class MemorySearchQuery(Strict):
+    max_results: int | None = Field(None, ge=1, le=100)
+    min_score: float | None = Field(None, ge=0, le=1)
+    hybrid: Later = None
+
+
+class MemorySearchChunking(Strict):
+    tokens: int = Field(400, ge=32, le=8000)
+    overlap: int = Field(80, ge=0, le=4000)
+
+
+class MemorySearchConfig(Strict):
+    """`memory.search` (and the legacy `agents.defaults.memorySearch`).
+
+    Vector search is used only when `provider` names an embeddings provider we support
+    ("openai", "openai-compatible"); unset or "none" means keyword (FTS5/BM25) search only.
+    """
+
+    enabled: bool = True
+    provider: str | None = None
+    model: str | None = None
+    fallback: Later = None
+    remote: MemorySearchRemote = Field(default_factory=MemorySearchRemote)
+    extra_paths: list[str | MemoryExtraPath] = Field(default_factory=list)
+    query: MemorySearchQuery = Field(default_factory=MemorySearchQuery)
+    chunking: MemorySearchChunking = Field(default_factory=MemorySearchChunking)
+    sources: Later = None
+    remember_across_conversations: Later = None
+    multimodal: Later = None
+    cache: Later = None
+    store: Later = None
+    sync: Later = None
+    experimental: Later = None
+    output_dimensionality: Later = None
+
+
+class MemoryConfig(BaseModel):
+    # Only `search` is acted on; the reference's other memory keys (dreaming, citations,
+    # admission, ...) are accepted and ignored.
+    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True)
+
+    search: MemorySearchConfig = Field(default_factory=MemorySearchConfig)
+
+
+class SsrfPolicy(Strict):
+    allowed_hostnames: list[str] = Field(default_factory=list)
+    blocked_hostnames: list[str] = Field(default_factory=list)
+    dangerously_allow_private_network: bool = False
+    allow_rfc2544_benchmark_range: Later = None
+    allow_ipv6_unique_local_range: Later = None
+
+
+class WebFetchConfig(Strict):
+    enabled: bool = True
+    max_chars: int = Field(20_000, ge=100)
+    max_chars_cap: int = Field(20_000, ge=100)
+    # The reference clamps to 32 000-10 000 000 when used (not a config error).
+    max_response_bytes: int = Field(750_000, ge=1)
+    timeout_seconds: float = Field(30, gt=0, le=600)
+    cache_ttl_minutes: float = Field(15, ge=0)
+    max_redirects: int = Field(3, ge=0, le=20)
+    readability: bool = True
+    user_agent: str | None = None
+    ssrf_policy: SsrfPolicy = Field(default_factory=SsrfPolicy)
+    provider: Later = None
+    headers: Later = None
+    use_trusted_env_proxy: Later = None
+    firecrawl: Later = None
+
+
+class WebSearchConfig(Strict):
+    enabled: bool = True
+    provider: str | None = None
+    max_results: int = Field(5, ge=1, le=10)
+    timeout_seconds: float = Field(30, gt=0, le=600)
+    cache_ttl_minutes: float = Field(15, ge=0)
+    api_key: SecretInput | None = None  # legacy reference key; BRAVE_API_KEY is preferred
+    openai_codex: Later = None
+    firecrawl: Later = None
+    perplexity: Later = None
+    grok: Later = None
+    kimi: Later = None
+
+
+class WebToolsConfig(Strict):
+    fetch: WebFetchConfig = Field(default_factory=WebFetchConfig)
+    search: WebSearchConfig = Field(default_factory=WebSearchConfig)
+    x_search: Later = None
+
+
 # --- root ----------------------------------------------------------------------------------
 
 # Top-level sections the reference accepts that we do not model: accepted, warned once.
@@ -630,10 +959,8 @@ UNMODELLED_SECTIONS = frozenset(
         "desktop",
         "diagnostics",
         "discovery",
-        "hooks",
         "logging",
         "mcp",
-        "memory",
         "nodeHost",
         "plugins",
         "proxy",
@@ -643,7 +970,6 @@ UNMODELLED_SECTIONS = frozenset(
         "surfaces",
         "talk",
         "telemetry",
-        "tools",
         "transcripts",
         "tts",
         "ui",
@@ -668,4 +994,7 @@ class OpenClawConfig(Strict):
     env: EnvConfig = Field(default_factory=EnvConfig)
     commands: CommandsConfig = Field(default_factory=CommandsConfig)
     cron: CronConfig = Field(default_factory=CronConfig)
+    hooks: HooksConfig = Field(default_factory=HooksConfig)
+    tools: ToolsConfig = Field(default_factory=ToolsConfig)
     meta: dict[str, Any] = Field(default_factory=dict)
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)

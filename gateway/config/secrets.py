@@ -14,6 +14,13 @@ REDACTED = "__OPENCLAW_REDACTED__"
 
 # Keys whose values are secrets wherever they appear in the config tree.
 SECRET_KEYS = frozenset({"token", "password", "apiKey", "botToken", "webhookSecret", "secret"})
+# ...and any key whose name says it holds one (`appToken`, `clientSecret`, `api_key`, ...).
+_SECRET_NAME = re.compile(r"(token|secret|password|passwd|apikey|api_key|authorization)$", re.I)
+
+
+def is_secret_key(key: str) -> bool:
+    """Does a config key of this name hold a secret (redacted in views, required when set)?"""
+    return key in SECRET_KEYS or bool(_SECRET_NAME.search(key))
 
 
 class SecretError(ValueError):

@@ -13,12 +13,11 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gateway.config.errors import ConfigError, ConfigIssue
+from gateway.config.errors import ConfigError
 from gateway.config.loader import LoadedConfig, content_hash, read_config_text, validate_text
 
 if TYPE_CHECKING:
@@ -34,8 +33,6 @@ POLL_ENV = "CLAWGATE_CONFIG_POLL_MS"
 EXTENSION_KEY = "config.watcher"
 # Same key as gateway.rpc.config_methods: file writes and reloads are serialised by one lock.
 WRITE_LOCK_KEY = "config.writeLock"
-
-_JSON5_LINE = re.compile(r"<string>:(\d+)\s*")
 
 
 @dataclass(frozen=True)
@@ -55,15 +52,9 @@ def stamp(path: Path) -> Stamp | None:
 
 
 def render_error(exc: ConfigError) -> str:
-    """`openclaw.json:<line> — <path>: <reason>` for each issue, joined with `; `."""
+    """`openclaw.json:<line> — <path>: <reason>` (syntax: `<line>:<col> — <reason>`), joined by `; `."""
     parts = []
     for issue in exc.issues:
-        if issue.line is None:
-            # json5 reports parse errors as "<string>:LINE Unexpected ... at column C".
-            match = _JSON5_LINE.search(issue.message)
-            if match:
-                message = _JSON5_LINE.sub("", issue.message, count=1)
-                issue = ConfigIssue(issue.path, message, int(match.group(1)))
         text = issue.render(exc.path.name)
         if issue.line is None:
             text = f"{exc.path.name} — {text}"
@@ -195,6 +186,13 @@ class ConfigWatcher:
             log.info("restarting to apply %s", ", ".join(result.get("restartPaths", [])[:10]))
             restart(0)
             return "restarting"
+        if result.get("restartRequired"):
+            # gateway.reload.mode "hot": restart-only keys wait for a restart by hand.
+            log.warning(
+                "config saved; restart the gateway to apply: %s (gateway.reload.mode=%s)",
+                ", ".join(result.get("restartPaths", [])[:10]),
+                mode,
+            )
         return "applied"
 
     def _reject(self, digest: str, text: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -13,6 +14,9 @@ PRE_CONNECT_MAX_BYTES = 64 * 1024
 MAX_PAYLOAD_BYTES = 26_214_400
 MAX_BUFFERED_BYTES = 52_428_800
 TICK_INTERVAL_MS = 30_000
+# Beyond these a frame is refused with INVALID_REQUEST naming the limit (never left unanswered).
+MAX_NESTING_DEPTH = 64
+MAX_NUMBER_DIGITS = 100
 
 
 class RequestFrame(BaseModel):
@@ -56,14 +60,85 @@ class ConnectParams(BaseModel):
 
 
 def parse_request(text: str) -> RequestFrame:
-    """Parse one text frame into a request; raises RpcError or ValueError (not JSON)."""
-    data = json.loads(text)
+    """Parse one text frame into a request; raises RpcError (naming the limit or the field)
+    or ValueError (not JSON)."""
+    try:
+        data = json.loads(text, parse_int=_bounded_int)
+    except RecursionError:
+        raise _too_deep() from None
+    except _NumberTooLong:
+        raise RpcError(
+            INVALID_REQUEST,
+            f"invalid frame: a number has more than {MAX_NUMBER_DIGITS} digits",
+            details={"limit": "maxNumberDigits", "max": MAX_NUMBER_DIGITS},
+        ) from None
+    if _depth_exceeds(data, MAX_NESTING_DEPTH):
+        raise _too_deep()
     if not isinstance(data, dict):
         raise RpcError(INVALID_REQUEST, "invalid frame: expected a JSON object")
     try:
         return RequestFrame.model_validate(data)
     except ValidationError as exc:
         raise RpcError(INVALID_REQUEST, f"invalid frame: {describe(exc)}") from exc
+
+
+class _NumberTooLong(ValueError):
+    pass
+
+
+def _bounded_int(digits: str) -> int:
+    # Python refuses > 4,300 digits with a ValueError that looked like "not JSON"; far
+    # smaller numbers are already beyond what a JSON peer (a JS double) can mean.
+    if len(digits.lstrip("-")) > MAX_NUMBER_DIGITS:
+        raise _NumberTooLong
+    return int(digits)
+
+
+def _too_deep() -> RpcError:
+    return RpcError(
+        INVALID_REQUEST,
+        f"invalid frame: nested deeper than {MAX_NESTING_DEPTH} levels",
+        details={"limit": "maxNestingDepth", "max": MAX_NESTING_DEPTH},
+    )
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Iterative, so checking a deep value cannot itself overflow the stack."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+_ID = re.compile(r'"id"\s*:\s*("(?:[^"\\]|\\.){1,256}")')
+
+
+def salvage_id(text: str) -> str | None:
+    """The request id of a frame we could not parse, so it can still be answered."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        data = None
+    if isinstance(data, dict):
+        value = data.get("id")
+        return value[:256] if isinstance(value, str) and value else None
+    match = _ID.search(text, 0, 4096) or _ID.search(text)
+    if match is None:
+        return None
+    try:
+        value = json.loads(match.group(1))
+    except ValueError:
+        return None
+    return value[:256] if isinstance(value, str) and value else None
 
 
 def describe(exc: ValidationError) -> str:

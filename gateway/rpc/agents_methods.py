@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,6 +12,7 @@ from gateway.agents import roster as rv
 from gateway.agents.routing import agents_list_result
 from gateway.agents.runner import QueueFull, SubmitRequest
 from gateway.agents.session_keys import agent_id_from_session_key
+from gateway.config.models import OpenClawConfig
 from gateway.protocol.errors import INVALID_REQUEST, NOT_FOUND, UNAVAILABLE, RpcError
 from gateway.protocol.scopes import ADMIN, READ, WRITE
 from gateway.rpc.registry import CallContext, EmptyParams, method
@@ -194,4 +196,23 @@ async def models_list(ctx: CallContext, params: _Params) -> dict[str, Any]:
             entry = seen.setdefault(ref, {"id": model_id or ref, "provider": provider, "name": ref})
             if ref in aliases:
                 entry["alias"] = aliases[ref]
+    keyless = _providers_without_keys(cfg, {m["provider"] for m in seen.values()})
+    for entry in seen.values():
+        if entry["provider"] in keyless:
+            # The protocol's own flag: the Control UI's Overview marks these models.
+            entry["available"] = False
+            entry["unavailableReason"] = "missing-auth"
     return {"models": list(seen.values())}
+
+
+def _providers_without_keys(cfg: OpenClawConfig, providers: set[str]) -> set[str]:
+    from gateway.agents.model_turn import provider_settings_from_config
+    from providers.types import MissingCredentials
+
+    missing = set()
+    for provider in providers:
+        try:
+            provider_settings_from_config(cfg, provider, os.environ)
+        except MissingCredentials:
+            missing.add(provider)
+    return missing

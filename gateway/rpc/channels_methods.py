@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from channels.base import OutboundTarget
+from channels.base import DeliveryError
 from channels.pairing import MAX_PENDING_PER_ACCOUNT, TTL_MS, PairingStore
+from gateway.auth import FailedAuthLimiter
 from gateway.protocol.errors import INVALID_REQUEST, NOT_FOUND, UNAVAILABLE, RpcError
 from gateway.protocol.scopes import PAIRING, READ, WRITE
 from gateway.rpc.registry import CallContext, method
@@ -92,30 +93,26 @@ async def send(ctx: CallContext, params: SendParams) -> dict[str, Any]:
     manager = _manager(ctx)
     if manager is None or not manager.accounts:
         raise RpcError(UNAVAILABLE, "no chat channels are running")
-    channel = params.channel
-    if channel is None:
-        running = manager.channel_order()
-        if len(running) != 1:
-            raise RpcError(INVALID_REQUEST, "invalid send params: channel is required")
-        channel = running[0]
-    rt = manager.get(channel, params.account_id)
-    if rt is None:
-        raise RpcError(
-            NOT_FOUND,
-            f"channel {channel} account {params.account_id or 'default'} is not configured",
-        )
-    transport = rt.transport
-    if transport is None or not rt.status.running:
-        raise RpcError(
-            UNAVAILABLE, f"{channel} is not running", retryable=True, retry_after_ms=5000
-        )
-    if not (params.message or "").strip():
-        raise RpcError(INVALID_REQUEST, "invalid send params: message must not be empty")
-    target = OutboundTarget(params.to, params.thread_id, params.reply_to_id)
     try:
-        sent = await rt.pipeline.send(transport, target, params.message or "")
+        rt, sent = await manager.send_text(
+            params.channel,
+            params.to,
+            params.message or "",
+            account_id=params.account_id,
+            thread_id=params.thread_id,
+            reply_to_id=params.reply_to_id,
+        )
+    except DeliveryError as exc:
+        if not exc.missing:
+            raise RpcError(UNAVAILABLE, str(exc), retryable=True, retry_after_ms=5000) from exc
+        code = NOT_FOUND if "not configured" in str(exc) else INVALID_REQUEST
+        prefix = "" if code == NOT_FOUND else "invalid send params: "
+        raise RpcError(code, prefix + str(exc)) from exc
     except Exception as exc:
-        raise RpcError(UNAVAILABLE, f"{channel} send failed: {exc}", retryable=True) from exc
+        raise RpcError(
+            UNAVAILABLE, f"{params.channel or 'channel'} send failed: {exc}", retryable=True
+        ) from exc
+    channel = rt.channel
     result: dict[str, Any] = {
         "ok": True,
         "channel": channel,
@@ -130,6 +127,26 @@ async def send(ctx: CallContext, params: SendParams) -> dict[str, Any]:
     return result
 
 
+# Codes are 8 characters from 32 (2^40): guessing one over RPC is hopeless at this rate, and
+# the throttle keeps a leaked low-scope token from trying.
+APPROVE_MISSES = 5
+APPROVE_WINDOW_S = 60.0
+APPROVE_LOCKOUT_S = 60.0
+
+
+def _approve_limiter(ctx: CallContext) -> FailedAuthLimiter:
+    limiter = ctx.gateway.extensions.get("pairing.approveLimiter")
+    if not isinstance(limiter, FailedAuthLimiter):
+        limiter = FailedAuthLimiter(
+            max_attempts=APPROVE_MISSES,
+            window_s=APPROVE_WINDOW_S,
+            lockout_s=APPROVE_LOCKOUT_S,
+            exempt_loopback=False,
+        )
+        ctx.gateway.extensions["pairing.approveLimiter"] = limiter
+    return limiter
+
+
 def _store(ctx: CallContext) -> PairingStore:
     manager = _manager(ctx)
     return manager.pairing if manager is not None else PairingStore(ctx.gateway.settings.state_dir)
@@ -137,7 +154,8 @@ def _store(ctx: CallContext) -> PairingStore:
 
 @method("channels.pairing.list", scope=PAIRING, params=PairingListParams)
 async def pairing_list(ctx: CallContext, params: PairingListParams) -> dict[str, Any]:
-    requests = _store(ctx).pending(params.channel, params.account_id)
+    store = _store(ctx)
+    requests = store.pending(params.channel, params.account_id)
     manager = _manager(ctx)
     accounts = []
     if manager is not None:
@@ -172,6 +190,17 @@ async def pairing_list(ctx: CallContext, params: PairingListParams) -> dict[str,
         ],
         "commandOwnerConfigured": False,
         "limits": {"pendingPerAccount": MAX_PENDING_PER_ACCOUNT, "ttlMs": TTL_MS},
+        # Newcomers turned away while the pending list was full (the Channels page's badge).
+        "overflow": [
+            {
+                "channel": channel,
+                "accountId": account_id,
+                "turnedAway": o.count,
+                "lastAt": _iso(o.last_at),
+            }
+            for (channel, account_id), o in store.overflow.items()
+            if params.channel in (None, channel) and o.count
+        ],
     }
 
 
@@ -182,8 +211,20 @@ async def pairing_approve(ctx: CallContext, params: PairingApproveParams) -> dic
         raise RpcError(
             INVALID_REQUEST, "invalid channels.pairing.approve params: requestId is required"
         )
+    limiter = _approve_limiter(ctx)
+    who = ctx.conn.address if ctx.conn is not None else "local"
+    throttled = limiter.throttled_for(who)
+    if throttled > 0:
+        raise RpcError(
+            UNAVAILABLE,
+            "too many unknown pairing codes; try again later",
+            details={"code": "PAIRING_RATE_LIMITED"},
+            retryable=True,
+            retry_after_ms=int(throttled * 1000) + 1,
+        )
     approved = _store(ctx).approve(params.channel, code, params.account_id)
     if approved is None:
+        limiter.failure(who)
         raise RpcError(NOT_FOUND, f"no pending {params.channel} pairing request {code.upper()}")
     return {
         "requestId": approved.code,

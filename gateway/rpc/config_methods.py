@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.config.errors import ConfigError, ConfigIssue
 from gateway.config.loader import LoadedConfig, content_hash, validate_text
 from gateway.config.schema import config_json_schema, reload_kind, ui_hints
-from gateway.config.secrets import REDACTED, SECRET_KEYS
+from gateway.config.secrets import REDACTED, is_secret_key
 from gateway.config.writer import StaleHashError, read_on_disk, write_config
 from gateway.logs import scrubber
 from gateway.protocol.errors import CONFLICT, INVALID_REQUEST, RpcError
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gateway.config")
 
-_SECRET_NAME = re.compile(r"(token|secret|password|passwd|apikey|api_key|authorization)$", re.I)
 Path = tuple[str | int, ...]
 
 
@@ -81,10 +80,6 @@ class ConfigPatchParams(ConfigApplyParams):
 
 
 # --- redaction -----------------------------------------------------------------------------
-
-
-def is_secret_key(key: str) -> bool:
-    return key in SECRET_KEYS or bool(_SECRET_NAME.search(key))
 
 
 def redact_tree(data: Any, path: Path = ()) -> tuple[Any, list[tuple[Path, str]]]:
@@ -379,8 +374,8 @@ def apply_loaded(gateway: Gateway, new: LoadedConfig) -> dict[str, Any]:
             log.exception("config listener failed")
     if hot:
         log.info("config applied live: %s", ", ".join(hot[:10]))
-    if pending:
-        log.warning("config saved; restart the gateway to apply: %s", ", ".join(sorted(pending)))
+    # Whether a restart is still needed is said by the caller: the watcher and config.apply
+    # restart on their own (saying so), only config.set leaves it to the operator.
     return {
         "changedPaths": changed,
         "applied": hot,
@@ -501,7 +496,17 @@ async def config_schema(ctx: CallContext, params: ConfigSchemaParams) -> dict[st
 
 @method("config.set", scope=ADMIN, params=ConfigSetParams)
 async def config_set(ctx: CallContext, params: ConfigSetParams) -> dict[str, Any]:
-    return await write_and_apply(ctx.gateway, params.raw, params.base_hash)
+    result = await write_and_apply(ctx.gateway, params.raw, params.base_hash)
+    _say_restart_needed(result)
+    return result
+
+
+def _say_restart_needed(result: dict[str, Any]) -> None:
+    if result.get("restartRequired"):
+        log.warning(
+            "config saved; restart the gateway to apply: %s",
+            ", ".join(result.get("restartPaths", [])),
+        )
 
 
 @method("config.apply", scope=ADMIN, params=ConfigApplyParams)
@@ -549,4 +554,5 @@ def _maybe_restart(
         result["restartScheduled"] = True
     else:
         result["restartScheduled"] = False
+        _say_restart_needed(result)
     return result

@@ -27,12 +27,14 @@ from gateway.protocol.frames import (
     parse_request,
     response_error,
     response_ok,
+    salvage_id,
 )
 from gateway.rpc.registry import CallContext
 from gateway.ws.handshake import admit, hello_ok
 
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
+    from gateway.ws.transport import LimitControl
 
 log = logging.getLogger("gateway.ws")
 
@@ -50,8 +52,16 @@ class _Close:
 
 
 class Connection:
-    def __init__(self, gateway: Gateway, ws: WebSocket, address: str, origin: str | None) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        ws: WebSocket,
+        address: str,
+        origin: str | None,
+        limits: LimitControl | None = None,
+    ) -> None:
         self.gateway = gateway
+        self.limits = limits
         self.ws = ws
         self.address = address
         self.origin = origin
@@ -179,13 +189,16 @@ class Connection:
         try:
             frame = parse_request(text)
         except RpcError as exc:
-            req_id = _salvage_id(text)
+            # Too deep, too big a number, or not a request: answered whenever it has an id.
+            req_id = salvage_id(text)
             if req_id is not None:
                 self._enqueue(response_error(req_id, exc))
+            else:
+                log.debug("connection %s sent an unusable frame: %s", self.id, exc.message)
             if self.state == "awaiting-connect":
                 self._start_close(CLOSE_POLICY, exc.message)
             return
-        except (ValueError, RecursionError):
+        except ValueError:
             if self.state == "awaiting-connect":
                 self._start_close(CLOSE_INVALID_DATA, "invalid JSON")
             else:
@@ -236,15 +249,26 @@ class Connection:
                 ),
             )
             return
+        if self.gateway.limiter.throttled_for(self.address) > 0:
+            # A throttled address waits before its secret is even looked at (a connection
+            # closed meanwhile is never checked): with at most N unauthenticated connections
+            # per address, that bounds guessing to N / hold_s a second, and the right secret
+            # is only delayed, never refused (gateway.auth.FailedAuthLimiter).
+            await asyncio.sleep(self.gateway.limiter.hold_s)
+            if self._closing:
+                return
         try:
             admitted = admit(self.gateway, params, self.address, self.origin)
         except RpcError as exc:
-            if exc.details and str(exc.details.get("code", "")).startswith("AUTH_"):
-                log.warning("refused connect from %s: %s", self.address, exc.details["code"])
+            code = str(exc.details.get("code", "")) if exc.details else ""
+            if code.startswith("AUTH_"):
+                log.warning("refused connect from %s: %s", self.address, code)
             self._refuse(req_id, exc)
             return
         from gateway.rpc.core import health_payload
 
+        if self.limits is not None:
+            self.limits.authenticated()  # lifts the 64 KiB pre-connect message cap
         self.client = admitted.params.client
         self.scopes = frozenset(admitted.scopes)
         self.connected_at = _now_ms()
@@ -335,13 +359,3 @@ def _dump(frame: dict[str, Any]) -> str:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _salvage_id(text: str) -> str | None:
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    if isinstance(data, dict) and isinstance(data.get("id"), str) and data["id"]:
-        return str(data["id"])[:256]
-    return None

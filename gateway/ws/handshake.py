@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from gateway import PROTOCOL_VERSION
-from gateway.auth import CLOSE_POLICY, authenticate
+from gateway.auth import CLOSE_POLICY, authenticate, rate_limited
 from gateway.protocol import scopes as sc
 from gateway.protocol.errors import INVALID_REQUEST, RpcError
 from gateway.protocol.frames import (
@@ -65,14 +65,17 @@ def admit(gateway: Gateway, raw_params: Any, address: str, origin: str | None) -
             details={"code": "ORIGIN_NOT_ALLOWED"},
             close_code=CLOSE_POLICY,
         )
-    gateway.limiter.check(address)
     auth = params.auth
     try:
         method = authenticate(
             gateway.settings.auth, auth.token if auth else None, auth.password if auth else None
         )
     except RpcError:
-        gateway.limiter.failure(address)
+        # The secret is checked even while the address is throttled: the right one always
+        # gets in; a wrong one is refused as rate limited (and answered late, see Connection).
+        throttled = gateway.limiter.failure(address)
+        if throttled > 0:
+            raise rate_limited(throttled) from None
         raise
     gateway.limiter.success(address)
     # A shared-secret operator gets what it asked for, up to operator.admin.

@@ -117,6 +117,7 @@ def test_unknown_row_keys_are_preserved(tmp_path: Path) -> None:
     )
     store = AgentSessionStore(tmp_path, "main")
     store.ensure(GROUP)
+    store.compact()
     saved = json.loads((sessions / "sessions.json").read_text())
     assert saved[MAIN]["futureField"] == {"x": 1}
     assert saved[MAIN]["sessionStartedAt"] == 5
@@ -156,7 +157,60 @@ def test_index_write_is_atomic_no_temp_left(tmp_path: Path, store: SessionStore)
         store.ensure(f"agent:main:discord:channel:{index}")
     sessions = tmp_path / "agents" / "main" / "sessions"
     names = sorted(p.name for p in sessions.iterdir() if not p.name.endswith(".jsonl"))
+    assert names == ["sessions.journal", "sessions.json", "sessions.json.lock"]
+    store.for_agent("main").compact()
+    names = sorted(p.name for p in sessions.iterdir() if not p.name.endswith(".jsonl"))
     assert names == ["sessions.json", "sessions.json.lock"]
+
+
+def test_a_turn_appends_one_journal_line_and_leaves_the_snapshot(
+    tmp_path: Path, store: SessionStore
+) -> None:
+    for index in range(40):
+        store.ensure(f"agent:main:discord:channel:{index}")
+    store.for_agent("main").compact()
+    sessions = tmp_path / "agents" / "main" / "sessions"
+    snapshot = (sessions / "sessions.json").stat()
+    turn(store, "agent:main:discord:channel:7", "hi", "hello")
+    after = (sessions / "sessions.json").stat()
+    assert (after.st_ino, after.st_mtime_ns) == (snapshot.st_ino, snapshot.st_mtime_ns)
+    lines = (sessions / "sessions.journal").read_text().splitlines()
+    assert {json.loads(line)["k"] for line in lines} == {"agent:main:discord:channel:7"}
+    row = SessionStore(tmp_path).get("agent:main:discord:channel:7")
+    assert row is not None and row.message_count == 2
+
+
+def test_journal_folds_into_the_snapshot_as_it_grows(tmp_path: Path, store: SessionStore) -> None:
+    sessions = tmp_path / "agents" / "main" / "sessions"
+    for index in range(200):
+        turn(store, MAIN, f"q{index}", f"a{index}")
+    journal = sessions / "sessions.journal"
+    assert not journal.exists() or len(journal.read_text().splitlines()) < 64
+    row = SessionStore(tmp_path).get(MAIN)
+    assert row is not None and row.message_count == 400
+
+
+def test_torn_journal_tail_is_skipped_and_a_deleted_row_stays_deleted(
+    tmp_path: Path, store: SessionStore
+) -> None:
+    store.ensure(MAIN)
+    store.ensure(GROUP)
+    store.delete(GROUP)
+    turn(store, MAIN, "hi", "hello")
+    journal = tmp_path / "agents" / "main" / "sessions" / "sessions.journal"
+    intact = journal.read_bytes()
+    journal.write_bytes(intact + b'{"k":"agent:main:x","v":{"sessi')  # SIGKILL mid-append
+    reopened = SessionStore(tmp_path)
+    assert [r.key for r in reopened.for_agent("main").rows()] == [MAIN]
+    row = reopened.get(MAIN)
+    assert row is not None and row.message_count == 2
+    # A crash between the snapshot rename and the journal unlink replays lines the snapshot
+    # already holds: same rows.
+    journal.write_bytes(intact)
+    reopened.for_agent("main").compact()
+    journal.write_bytes(intact)
+    again = SessionStore(tmp_path)
+    assert [r.to_json() for r in again.for_agent("main").rows()] == [row.to_json()]
 
 
 def test_new_session_keeps_old_transcript(
@@ -423,3 +477,17 @@ def test_new_session_on_unknown_key_creates_one_transcript(
     row = store.reset("agent:main:fresh", "new")
     assert row.previous_session_id is None
     assert len(list((tmp_path / "agents" / "main" / "sessions").glob("*.jsonl"))) == 1
+
+
+def test_compact_folds_every_agent_journal(tmp_path: Path, store: SessionStore) -> None:
+    store.ensure(MAIN)
+    turn(store, MAIN, "hi", "hello")
+    store.ensure("agent:work:main")
+    store.ensure("agent:work:other")
+    store.compact()
+    for agent in ("main", "work"):
+        sessions = tmp_path / "agents" / agent / "sessions"
+        assert not (sessions / "sessions.journal").exists()
+    index = json.loads((tmp_path / "agents" / "main" / "sessions" / "sessions.json").read_text())
+    assert index[MAIN]["messageCount"] == 2
+    assert SessionStore(tmp_path).get(MAIN) is not None

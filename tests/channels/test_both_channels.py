@@ -22,9 +22,8 @@ from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import FakeLLM
 from tests.fakes.telegram import TOKEN as TG_TOKEN
 from tests.fakes.telegram import FakeTelegram
+from tests.fixtures import FLY_GUIDE
 from tests.harness import ROOT, connected, gateway_env, live_gateway
-
-FLY_GUIDE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "fly-guide-openclaw.json"
 
 
 @pytest.fixture

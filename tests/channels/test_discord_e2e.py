@@ -26,6 +26,7 @@ from gateway.agents.commands import NEW_SESSION_REPLY
 from tests.fakes import discord as fd
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import FakeLLM
+from tests.fixtures import FLY_GUIDE
 from tests.harness import (
     TOKEN,
     LiveGateway,
@@ -35,9 +36,6 @@ from tests.harness import (
     live_gateway,
     start_process,
 )
-
-# The same shared fixture tests/gateway/test_config.py loads.
-FLY_GUIDE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "fly-guide-openclaw.json"
 
 
 def fly_guide_config(llm_url: str) -> dict[str, Any]:

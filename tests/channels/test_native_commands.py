@@ -27,9 +27,9 @@ from tests.fakes import discord as fd
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import FakeLLM
 from tests.fakes.telegram import FakeTelegram
+from tests.fixtures import FLY_GUIDE
 from tests.harness import LiveGateway, live_gateway
 
-FLY_GUIDE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "fly-guide-openclaw.json"
 CORE = [name for name, _ in NATIVE_COMMANDS]
 EPHEMERAL = 64
 DEFERRED = 5

@@ -115,15 +115,27 @@ class Dockerfile:
                 return st
         raise KeyError(name)
 
-    def heredoc_files(self) -> dict[str, str]:
-        """Files the final stage writes from heredocs: destination path -> content."""
+    def image_files(self) -> dict[str, str]:
+        """Files the final stage copies from the build context: destination path -> content."""
         files: dict[str, str] = {}
         for ins in self.final.all("COPY"):
-            if ins.heredocs:
-                dest = ins.words()[-1]
-                ((_, body),) = ins.heredocs
-                files[dest] = body
+            if "from" in ins.flags or ins.heredocs:
+                continue
+            *sources, dest = ins.words()
+            if len(sources) == 1 and not dest.endswith("/"):
+                files[dest] = (REPO / sources[0]).read_text(encoding="utf-8")
         return files
+
+    def image_sources(self) -> dict[str, Path]:
+        """Destination path -> the repository file the final stage copies there."""
+        out: dict[str, Path] = {}
+        for ins in self.final.all("COPY"):
+            if "from" in ins.flags or ins.heredocs:
+                continue
+            *sources, dest = ins.words()
+            if len(sources) == 1 and not dest.endswith("/"):
+                out[dest] = REPO / sources[0]
+        return out
 
 
 def parse_env(args: str, env: dict[str, str]) -> dict[str, str]:

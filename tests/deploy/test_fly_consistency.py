@@ -92,7 +92,9 @@ def test_builder_installs_the_repo_into_a_venv(df: Dockerfile) -> None:
     venv = env["VIRTUAL_ENV"]
     runs = [r.args for r in builder.all("RUN")]
     assert any(re.fullmatch(r'python -m venv "\$VIRTUAL_ENV"', r) for r in runs), runs
-    assert any(re.fullmatch(r'"\$VIRTUAL_ENV/bin/pip" install \.', r) for r in runs), runs
+    assert any(
+        re.fullmatch(r'"\$VIRTUAL_ENV/bin/pip" install --no-cache-dir \.', r) for r in runs
+    ), runs
     assert [c.args for c in builder.all("COPY")] == [". ."], "the whole (whitelisted) context"
     workdir = builder.last("WORKDIR")
     assert workdir is not None and workdir.args.startswith("/")
@@ -119,10 +121,33 @@ def test_runtime_stage_has_only_the_venv_and_no_toolchain(df: Dockerfile) -> Non
             assert banned not in run.args, f"line {run.line}: {banned!r} in the runtime stage"
 
 
-def test_no_architecture_specific_downloads(df: Dockerfile) -> None:
+def test_builds_with_the_classic_builder_too(df: Dockerfile) -> None:
+    """No BuildKit-only syntax: heredocs, RUN --mount, COPY --chmod/--link, a syntax directive."""
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    assert not re.search(r"^#\s*syntax\s*=", text, re.M | re.I)
     for stage in df.stages:
         for ins in stage.instructions:
-            text = ins.args + "".join(body for _, body in ins.heredocs)
+            assert not ins.heredocs, f"line {ins.line}: heredoc"
+            assert set(ins.flags) <= {"from", "interval", "timeout", "start-period", "retries"}, (
+                f"line {ins.line}: {ins.cmd} --{', --'.join(ins.flags)}"
+            )
+    # What the Dockerfile copies into the image is a real, executable file in the repository.
+    sources = df.image_sources()
+    assert set(sources) == {
+        "/usr/local/bin/clawgate-entrypoint",
+        "/usr/local/bin/clawgate-healthcheck",
+    }
+    for dest, src in sources.items():
+        assert src.parent == REPO / "deploy" and src.is_file(), dest
+        assert src.stat().st_mode & 0o111, f"{src} is executable in git too"
+        assert any(dest in r.args and "chmod 0755" in r.args for r in df.final.all("RUN")), dest
+
+
+def test_no_architecture_specific_downloads(df: Dockerfile) -> None:
+    files = df.image_files()
+    for stage in df.stages:
+        for ins in stage.instructions:
+            text = ins.args + (files.get(ins.words()[-1], "") if ins.cmd == "COPY" else "")
             assert not re.search(r"amd64|x86_64|arm64|aarch64|armhf", text), f"line {ins.line}"
             # Nothing fetched at build time; the only URL allowed is the loopback health probe.
             assert not re.search(r"\b(curl|wget)\b|https?://(?!127\.0\.0\.1[:/])", text), (
@@ -190,8 +215,8 @@ def test_ports_agree(df: Dockerfile, fly: Toml, private: Toml) -> None:
         assert check["port"] == port
     for doc in (fly, private):
         assert int(str(_gateway_flags(shlex.split(doc["processes"]["app"]))["--port"])) == port
-    healthcheck = df.heredoc_files()["/usr/local/bin/clawgate-healthcheck"]
-    assert f"or {port}" in healthcheck, "the Docker HEALTHCHECK falls back to the CMD's port"
+    healthcheck = df.image_files()["/usr/local/bin/clawgate-healthcheck"]
+    assert f"FALLBACK_PORT = {port}" in healthcheck, "the HEALTHCHECK falls back to the CMD's port"
 
 
 def test_healthcheck_uses_python_against_healthz(df: Dockerfile) -> None:
@@ -199,7 +224,7 @@ def test_healthcheck_uses_python_against_healthz(df: Dockerfile) -> None:
     assert ins is not None
     opts, argv = healthcheck_cmd(ins)
     assert duration_seconds(opts["timeout"]) <= duration_seconds(opts["interval"])
-    files = df.heredoc_files()
+    files = df.image_files()
     script = files.get(f"/usr/local/bin/{argv[0]}")
     assert script is not None, f"HEALTHCHECK runs {argv[0]}, which the image must provide"
     assert script.startswith("#!/usr/bin/env python3\n")
@@ -219,7 +244,7 @@ def test_non_root_via_an_exec_preserving_entrypoint(df: Dockerfile) -> None:
     assert entry is not None
     argv = entry.exec_form()
     assert argv == ["clawgate-entrypoint"], "exec form; CMD/[processes] args are appended"
-    script = df.heredoc_files()[f"/usr/local/bin/{argv[0]}"]
+    script = df.image_files()[f"/usr/local/bin/{argv[0]}"]
     # Drops root (groups, gid, then uid) and replaces itself with the command: same PID, same argv.
     order = [
         script.index(s)
@@ -307,7 +332,7 @@ def test_build_context_holds_exactly_what_pip_install_needs() -> None:
         assert readme in files
     for path in files:
         top = path.split("/")[0]
-        assert top in set(packages) | {"pyproject.toml", "README.md", "LICENSE"}, path
+        assert top in set(packages) | {"pyproject.toml", "README.md", "LICENSE", "deploy"}, path
         assert "__pycache__" not in path and not path.endswith(".pyc")
     rules = load_dockerignore()
     assert rules[0].pattern == "*" and not rules[0].negate, "whitelist: ignore everything first"

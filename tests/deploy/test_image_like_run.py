@@ -17,7 +17,7 @@ How faithful this is, and where it has to differ:
   final stage's ENV, fly.toml's [env], the variables Fly sets on every Machine
   (FLY_APP_NAME, FLY_MACHINE_ID, ...) and OPENCLAW_GATEWAY_TOKEN as a Fly secret would be. Image
   paths map to temp dirs: /opt/venv -> the fresh venv, /data -> a root-owned temp dir (as a fresh
-  Fly volume is), /usr/local/bin/clawgate-* -> the heredoc scripts extracted from the Dockerfile.
+  Fly volume is), /usr/local/bin/clawgate-* -> the deploy/ programs the Dockerfile copies there.
   `--port 3000` becomes a free port. The final stage's RUN (groupadd/useradd) is not replayed,
   because it would edit this machine's /etc/passwd: uid 10001 has no passwd entry here, so the
   entrypoint keeps the HOME we pass (the image's /home/clawgate stand-in) instead of looking it
@@ -281,7 +281,7 @@ def image() -> Iterator[ImageLike]:
         if IS_ROOT:
             os.chown(home, final_uid, int(final_env_raw["CLAWGATE_GID"]))  # useradd --create-home
         mapping: dict[str, Path] = {"/opt/venv": venv, "/home/clawgate": home}
-        for dest, body in df.heredoc_files().items():
+        for dest, body in df.image_files().items():
             script = bindir / Path(dest).name
             script.write_text(body, encoding="utf-8")
             script.chmod(0o755)  # COPY --chmod=0755
@@ -307,7 +307,7 @@ def image() -> Iterator[ImageLike]:
                     f"ENV path {part} has no stand-in in this test; add one to `mapping`"
                 )
         env = {k: img.map(v) for k, v in final_env_raw.items()}
-        # The heredoc scripts live in /usr/local/bin in the image: keep them on PATH there.
+        # The deploy/ programs live in /usr/local/bin in the image: keep them on PATH there.
         env["PATH"] = env["PATH"].replace("/usr/local/bin", f"{bindir}:/usr/local/bin", 1)
         img.env = env
         img.workdir = Path(img.map(df.final.last("WORKDIR").args))  # type: ignore[union-attr]

@@ -8,6 +8,7 @@ The real SDKs talk to it. Behaviour is scripted: each request pops the next acti
   headers       extra response headers (e.g. {"retry-after": "2"})
   stream_error  after the first text delta, end the stream with this error (mid-stream failure)
   error_type    override the provider error type/code in the error body
+`GET /v1/models` answers both SDKs' model lists, refusing keys not in `valid_keys` when set.
 """
 
 from __future__ import annotations
@@ -58,8 +59,12 @@ class FakeLLM(LoopbackServer):
         app.router.add_post("/chat/completions", self._openai_chat)
         app.router.add_post("/v1/responses", self._openai_responses)
         app.router.add_post("/responses", self._openai_responses)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/models", self._models)
         super().__init__(app)
         self.script: list[dict[str, Any]] = []
+        # The keys `GET /models` accepts (None: any); completions never check keys.
+        self.valid_keys: set[str] | None = None
         self.default_text = default_text
         self.completed_at: list[float] = []  # monotonic time each streamed answer ended
 
@@ -81,6 +86,42 @@ class FakeLLM(LoopbackServer):
         if action.get("delay"):
             await asyncio.sleep(float(action["delay"]))
         return body, action
+
+    # --- model lists (both APIs; a cheap authenticated call) -------------------------------
+
+    async def _models(self, request: web.Request) -> web.Response:
+        anthropic = "anthropic-version" in request.headers
+        key = request.headers.get("x-api-key") or request.headers.get(
+            "Authorization", ""
+        ).removeprefix("Bearer ")
+        await self.record({"path": request.path, "key_given": bool(key), "body": {}})
+        if self.valid_keys is not None and key not in self.valid_keys:
+            if anthropic:
+                error = {
+                    "type": "error",
+                    "error": {"type": "authentication_error", "message": "invalid x-api-key"},
+                }
+            else:
+                error = {"error": {"message": "Incorrect API key", "code": "invalid_api_key"}}
+            return web.json_response(error, status=401)
+        model = {
+            "id": "fake-model",
+            "type": "model",
+            "object": "model",
+            "display_name": "Fake",
+            "created_at": "2026-01-01T00:00:00Z",
+            "created": 0,
+            "owned_by": "fake",
+        }
+        return web.json_response(
+            {
+                "object": "list",
+                "data": [model],
+                "has_more": False,
+                "first_id": "fake-model",
+                "last_id": "fake-model",
+            }
+        )
 
     # --- Anthropic ------------------------------------------------------------------------
 

@@ -11,8 +11,9 @@ from gateway.config.errors import ConfigError
 from gateway.config.loader import load_config, validate_text
 from gateway.config.secrets import REDACTED, redact
 from gateway.paths import config_path, state_dir
+from tests.fixtures import FLY_GUIDE
 
-FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "fly-guide-openclaw.json"
+FIXTURE = FLY_GUIDE
 
 
 def check(raw: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
@@ -47,9 +48,38 @@ def test_json5_syntax() -> None:
     assert loaded.config.gateway.port == 3000
 
 
-def test_parse_error_names_the_root() -> None:
-    lines = issues('{ gateway: { mode: "local" }')
-    assert len(lines) == 1 and lines[0].startswith("<root>: JSON5 parse failed")
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (  # missing comma between two keys
+            '{\n  gateway: { mode: "local" }\n  agents: {}\n}',
+            'openclaw.json:3:3 — JSON5 parse failed: unexpected "a" — is a comma missing before it?',
+        ),
+        (  # unclosed brace: the error points at the end and names the opening line
+            '{\n  gateway: {\n    mode: "local"\n}\n',
+            "openclaw.json:5:1 — JSON5 parse failed: the file ends early:"
+            " the { opened at line 1 is not closed",
+        ),
+        (  # curly quotes pasted from a word processor
+            "{\n  gateway: { mode: \u201clocal\u201d }\n}",
+            "openclaw.json:2:20 — JSON5 parse failed: curly quote \u201c — use straight quotes"
+            " (\" or ')",
+        ),
+        (
+            "",
+            "openclaw.json:1:1 — JSON5 parse failed: the file is empty;"
+            ' it needs at least { gateway: { mode: "local" } }',
+        ),
+        (
+            "  \n\n",
+            "openclaw.json:1:1 — JSON5 parse failed: the file is empty;"
+            ' it needs at least { gateway: { mode: "local" } }',
+        ),
+        ("[1, 2]", "openclaw.json:1:1 — config must be a JSON5 object at the top level"),
+    ],
+)
+def test_syntax_errors_name_file_line_and_column(raw: str, expected: str) -> None:
+    assert issues(raw) == [expected]
 
 
 def test_unknown_root_key_rejected_with_line() -> None:
@@ -200,3 +230,44 @@ def test_non_regular_file_is_refused(tmp_path: Path) -> None:
 def test_missing_file_gives_defaults(tmp_path: Path) -> None:
     loaded = load_config(tmp_path / "openclaw.json", {})
     assert not loaded.exists and loaded.config.gateway.port is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            '{\n  "channels": {\n    "telegram": {"botToken": "${MY_TG_TOKEN}"}\n  }\n}',
+            "openclaw.json:3 — channels.telegram.botToken: ${MY_TG_TOKEN} is not set:"
+            " set the environment variable MY_TG_TOKEN",
+        ),
+        (
+            '{"gateway": {"auth": {"token": "${GW_TOKEN}"}}}',
+            "openclaw.json:1 — gateway.auth.token: ${GW_TOKEN} is not set:"
+            " set the environment variable GW_TOKEN",
+        ),
+        (
+            '{"models": {"providers": {"openai": {"apiKey": "sk-${KEY_PART}"}}}}',
+            "openclaw.json:1 — models.providers.openai.apiKey: ${KEY_PART} is not set:"
+            " set the environment variable KEY_PART",
+        ),
+    ],
+)
+def test_unset_variable_in_a_secret_key_is_an_error(raw: str, expected: str) -> None:
+    (line,) = issues(raw)
+    assert line.startswith(expected), line
+
+
+def test_unset_secret_variable_is_never_used_as_the_token() -> None:
+    raw = '{"channels": {"telegram": {"botToken": "${MY_TG_TOKEN}"}}}'
+    with pytest.raises(ConfigError):
+        check(raw)
+    loaded = check(raw, {"MY_TG_TOKEN": "123:abc"})
+    assert loaded.config.channels.telegram.bot_token == "123:abc"
+    assert loaded.warnings == []
+
+
+def test_unset_variable_in_a_plain_key_still_only_warns() -> None:
+    loaded = check('{"agents": {"defaults": {"workspace": "${NOPE_NOT_SET}/ws"}}}')
+    assert loaded.warnings == [
+        "config references ${NOPE_NOT_SET} but it is not set; the text is kept as is"
+    ]

@@ -9,6 +9,7 @@ from typing import Any
 
 import json5
 import jsonschema
+import pytest
 
 from gateway.config.secrets import REDACTED
 from tests.harness import TOKEN, connected, live_gateway
@@ -184,7 +185,9 @@ async def test_placeholder_without_stored_secret_is_refused(tmp_path: Path) -> N
             assert "models.providers.google.apiKey" in res["error"]["message"]
 
 
-async def test_restart_only_changes_are_reported_not_applied(tmp_path: Path) -> None:
+async def test_restart_only_changes_are_reported_not_applied(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     async with live_gateway(tmp_path, base_config()) as live:
         running_port = live.gateway.loaded.config.gateway.port
         async with connected(live) as client:
@@ -199,6 +202,11 @@ async def test_restart_only_changes_are_reported_not_applied(tmp_path: Path) -> 
             assert res["restartRequired"] is True and res["restartPaths"] == ["gateway.port"]
             assert "session.dmScope" in res["applied"]
             assert res["restartScheduled"] is False
+            # No restart hook here: the operator is told, once, that a restart is needed.
+            told = [r for r in caplog.records if "restart the gateway to apply" in r.getMessage()]
+            assert [r.getMessage() for r in told] == [
+                "config saved; restart the gateway to apply: gateway.port"
+            ]
             assert live.gateway.loaded.config.gateway.port == running_port
             assert live.gateway.loaded.config.session.dm_scope == "per-peer"
             on_disk = json5.loads((tmp_path / "openclaw.json").read_text())

@@ -38,10 +38,22 @@ def lock_file(state: Path) -> Path:
     [
         (None, ["--bind", "loopback"], "Missing config"),
         ({"gateway": {"port": 1}}, [], "no gateway.mode"),
-        ("{ broken", [], "no gateway.mode"),
+        ("{ broken", [], "openclaw.json:1:9 — JSON5 parse failed"),
         ({"gateway": {"mode": "remote"}}, [], "current: remote"),
-        ("{ broken", ["--allow-unconfigured"], "<root>: JSON5 parse failed"),
+        ("{ broken", ["--allow-unconfigured"], "openclaw.json:1:9 — JSON5 parse failed"),
         ({"gateway": {"mode": "local", "bogus": 1}}, [], 'gateway: Unrecognized key: "bogus"'),
+        # Syntax errors come first, with or without the flag, and never as "clobbered".
+        (
+            '{\n  "gateway": {"mode": "local"}\n  "agents": {}\n}',
+            [],
+            "openclaw.json:3:3 — JSON5 parse failed: unexpected",
+        ),
+        (
+            '{\n  "gateway": {"mode": \u201clocal\u201d}\n}',
+            ["--allow-unconfigured"],
+            "openclaw.json:2:23 — JSON5 parse failed: curly quote",
+        ),
+        ("", [], "openclaw.json:1:1 — JSON5 parse failed: the file is empty"),
     ],
 )
 def test_config_guards_exit_78(
@@ -56,6 +68,8 @@ def test_config_guards_exit_78(
     )
     assert result.returncode == 78, result.stderr
     assert needle in result.stderr
+    if "JSON5" in needle:
+        assert "clobbered" not in result.stderr and "<string>" not in result.stderr
     # Never writes or repairs the config.
     after = (tmp_path / "openclaw.json").read_text() if config is not None else None
     assert before == after and (config is not None or not (tmp_path / "openclaw.json").exists())
@@ -84,7 +98,7 @@ def test_lan_without_token_exits_78_naming_the_env_var(tmp_path: Path) -> None:
         (["--port", "abc"], "Invalid --port"),
         (
             ["--bind", "everywhere"],
-            'Invalid --bind. Use "loopback", "lan", "tailnet", "auto", or "custom".',
+            'Invalid --bind. Use "loopback", "lan", "auto", or "custom".',
         ),
         (["--auth", "magic"], "Invalid --auth."),
         (["--no-such-flag"], "unrecognized arguments"),

@@ -158,6 +158,7 @@ async def test_failed_auth_is_rate_limited_per_client_address(tmp_path: Path) ->
         "gateway": {"trustedProxies": ["127.0.0.1"], "auth": {"rateLimit": {"maxAttempts": 3}}}
     }
     async with live_gateway(tmp_path, config) as live:
+        live.gateway.limiter.hold_s = 0.2
 
         async def attempt(ip: str, token: str) -> dict[str, object]:
             ws, client = await open_raw(live.ws, additional_headers={"X-Forwarded-For": ip})
@@ -168,13 +169,16 @@ async def test_failed_auth_is_rate_limited_per_client_address(tmp_path: Path) ->
         for _ in range(3):
             refused: Any = await attempt("203.0.113.9", "bad")
             assert refused["error"]["details"]["code"] == "AUTH_TOKEN_MISMATCH"
-        limited: Any = await attempt("203.0.113.9", TOKEN)  # the right token waits out the lockout
+        limited: Any = await attempt("203.0.113.9", "bad")  # throttled: refused with a hint
         error = limited["error"]
         assert (
             error["code"] == "UNAVAILABLE"
+            and error["details"]["code"] == "AUTH_RATE_LIMITED"
             and error["retryable"] is True
             and error["retryAfterMs"] > 0
         )
+        # The right token is never locked out: it gets in after the hold.
+        assert (await attempt("203.0.113.9", TOKEN))["ok"]
         assert (await attempt("198.51.100.7", TOKEN))["ok"]  # other addresses are unaffected
 
 

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from gateway.config.errors import ConfigError
 from gateway.config.loader import LoadedConfig, validate_text
 from gateway.config.schema import config_json_schema
+from tests.fixtures import FLY_GUIDE
 from tests.hardening.fuzzcount import COUNTS
 
 PATH = Path("/data/openclaw.json")
-FLY_GUIDE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "fly-guide-openclaw.json"
 SAMPLE = """{
   // a hand-written config, as users keep them
   gateway: { mode: 'local', port: 3000, bind: "loopback", auth: { token: "${GW_TOKEN}" } },

@@ -53,7 +53,7 @@ async def test_garbage_keeps_running_config_and_valid_edit_applies(
         assert await watcher.check() == "invalid"
         (line,) = errors(caplog)
         assert "keeping the running config" in line
-        assert "openclaw.json:1 — <root>: JSON5 parse failed" in line, line
+        assert "openclaw.json:1:8 — JSON5 parse failed" in line, line
         assert watcher.rejected == 2
 
         async with connected(live) as client:
@@ -183,4 +183,4 @@ async def test_real_process_survives_garbage_then_applies_edit(tmp_path: Path) -
     assert proc.returncode == 0, text
     bad = [line for line in text.splitlines() if "change not applied" in line]
     assert len(bad) == 1, text
-    assert "openclaw.json:1 — <root>: JSON5 parse failed" in bad[0]
+    assert "openclaw.json:1:1 — JSON5 parse failed" in bad[0]

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -135,36 +136,69 @@ async def _connect_raw(
 async def test_failed_auth_is_throttled_per_client_address(tmp_path: Path) -> None:
     config = {
         "gateway": {
-            "trustedProxies": ["127.0.0.1"],
+            "trustedProxies": ["127.0.0.0/8"],
             "auth": {"rateLimit": {"maxAttempts": 3, "exemptLoopback": False}},
         }
     }
     async with live_gateway(tmp_path, config) as live:
+        live.gateway.limiter.hold_s = 0.3
         attacker = {"X-Forwarded-For": "203.0.113.7"}
         for _ in range(3):
             res, code = await _connect_raw(live, "wrong", attacker)
             assert res["error"]["details"]["code"] == "AUTH_TOKEN_MISMATCH" and code == 1008
-        # Locked out now, even with the right token, with a retry hint.
-        res, code = await _connect_raw(live, TOKEN, attacker)
+        # Throttled now: checked only after the hold; a wrong secret is refused with a hint...
+        started = time.monotonic()
+        res, code = await _connect_raw(live, "wrong-again", attacker)
+        assert time.monotonic() - started >= 0.3
         assert res["error"]["details"]["code"] == "AUTH_RATE_LIMITED", res
         assert res["error"]["retryable"] is True and res["error"]["retryAfterMs"] > 200_000
+        # ...but the right secret from the same address still gets in (after the hold).
+        started = time.monotonic()
+        res, _ = await _connect_raw(live, TOKEN, attacker)
+        assert res["ok"] is True and time.monotonic() - started >= 0.3
         # Another client behind the same proxy is not affected.
-        res, _ = await _connect_raw(live, TOKEN, {"X-Forwarded-For": "203.0.113.8"})
-        assert res["ok"] is True
-        # The proxy's own hop is skipped: the real client is the rightmost untrusted address.
-        res, _ = await _connect_raw(live, TOKEN, {"X-Forwarded-For": "203.0.113.7, 127.0.0.1"})
+        res, _ = await _connect_raw(live, "wrong", {"X-Forwarded-For": "203.0.113.8"})
+        assert res["error"]["details"]["code"] == "AUTH_TOKEN_MISMATCH"
+        # The proxy's own hops (any address in the trusted range) are skipped.
+        for _ in range(3):
+            await _connect_raw(live, "wrong", {"X-Forwarded-For": "198.51.100.9, 127.0.0.9"})
+        res, _ = await _connect_raw(live, "x", {"X-Forwarded-For": "198.51.100.9, 127.0.0.9"})
         assert res["error"]["details"]["code"] == "AUTH_RATE_LIMITED"
+        assert "198.51.100.9" in live.gateway.limiter._buckets
+
+
+async def test_fly_client_ip_names_the_client_on_a_fly_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Fly (FLY_APP_NAME set) every connection comes from Fly's proxy: Fly-Client-IP names
+    the client, with no trustedProxies entry, so an attacker's failures stay the attacker's."""
+    monkeypatch.setenv("FLY_APP_NAME", "clawgate-test")
+    config = {"gateway": {"auth": {"rateLimit": {"maxAttempts": 2, "exemptLoopback": False}}}}
+    async with live_gateway(tmp_path, config) as live:
+        live.gateway.limiter.hold_s = 0.2
+        attacker = {"Fly-Client-IP": "203.0.113.50", "X-Forwarded-For": "192.0.2.1"}
+        for _ in range(4):
+            await _connect_raw(live, "wrong", attacker)
+        assert set(live.gateway.limiter._buckets) == {"203.0.113.50"}
+        res, _ = await _connect_raw(live, TOKEN, {"Fly-Client-IP": "198.51.100.20"})
+        assert res["ok"] is True
+        res, _ = await _connect_raw(live, TOKEN, attacker)
+        assert res["ok"] is True  # throttled, and still never locked out
 
 
 async def test_forwarded_for_is_ignored_from_an_untrusted_peer(tmp_path: Path) -> None:
     config = {"gateway": {"auth": {"rateLimit": {"maxAttempts": 2, "exemptLoopback": False}}}}
     async with live_gateway(tmp_path, config) as live:
+        live.gateway.limiter.hold_s = 0.1
         # A spoofed header cannot pin failures on someone else (or dodge the limit).
         for victim in ("198.51.100.1", "198.51.100.2"):
             await _connect_raw(live, "wrong", {"X-Forwarded-For": victim})
         assert set(live.gateway.limiter._buckets) == {"127.0.0.1"}
-        res, _ = await _connect_raw(live, TOKEN, {"X-Forwarded-For": "198.51.100.3"})
+        res, _ = await _connect_raw(live, "wrong", {"X-Forwarded-For": "198.51.100.3"})
         assert res["error"]["details"]["code"] == "AUTH_RATE_LIMITED"
+        # Nor can a Fly-Client-IP header when this is not a Fly Machine.
+        await _connect_raw(live, "wrong", {"Fly-Client-IP": "198.51.100.4"})
+        assert set(live.gateway.limiter._buckets) == {"127.0.0.1"}
 
 
 @pytest.mark.parametrize(

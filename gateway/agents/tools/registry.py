@@ -15,8 +15,9 @@ import asyncio
 import inspect
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -78,6 +79,10 @@ class ToolContext:
     # Partial progress for UIs (`agent` tool `update` events); never shown to the model.
     on_update: Callable[[Mapping[str, Any]], None] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    # Per call, filled by `invoke` on its copy of the context: the names the policy allowed
+    # in this turn (exec backgrounds only when `process` is among them) and the call's id.
+    allowed_tools: frozenset[str] | None = None
+    tool_call_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,9 @@ class ToolOutput:
 
 
 ToolFn = Callable[[Any, ToolContext], Awaitable["ToolOutput | str"]]
+# Why a tool cannot be offered under this config and environment (e.g. web_search without a
+# provider key), or None when it can.
+AvailableFn = Callable[["OpenClawConfig", Mapping[str, str]], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -99,11 +107,25 @@ class Tool:
     description: str
     input_model: type[BaseModel]
     fn: ToolFn
-    timeout_s: float = DEFAULT_TIMEOUT_S
+    # None: the tool enforces its own deadline (exec: per-call timeoutSeconds, 0 = none).
+    timeout_s: float | None = DEFAULT_TIMEOUT_S
     # A tool that changes the world (files, processes, messages, jobs). After one has run in a
     # turn, a model failure must not fall back to another model (the call would be replayed).
     side_effects: bool = True
     owner_only: bool = False
+    available: AvailableFn | None = None
+
+    def unavailable_reason(
+        self, config: OpenClawConfig, env: Mapping[str, str] | None = None
+    ) -> str | None:
+        """None when the tool can be offered, else why not (logged once per reason)."""
+        if self.available is None:
+            return None
+        reason = self.available(config, os.environ if env is None else env)
+        if reason is not None and (self.name, reason) not in _said_unavailable:
+            _said_unavailable.add((self.name, reason))
+            log.info("tool %s is not offered: %s", self.name, reason)
+        return reason
 
     def spec(self) -> ToolSpec:
         schema = self.input_model.model_json_schema()
@@ -113,6 +135,7 @@ class Tool:
 
 
 REGISTRY: dict[str, Tool] = {}
+_said_unavailable: set[tuple[str, str]] = set()
 
 
 def tool(
@@ -120,9 +143,10 @@ def tool(
     *,
     group: str,
     description: str | None = None,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
+    timeout_s: float | None = DEFAULT_TIMEOUT_S,
     side_effects: bool = True,
     owner_only: bool = False,
+    available: AvailableFn | None = None,
 ) -> Callable[[ToolFn], ToolFn]:
     """Register `fn(args: InputModel, ctx: ToolContext)` as the tool `name`."""
 
@@ -134,7 +158,9 @@ def tool(
         if name in REGISTRY:
             raise ValueError(f"tool {name} registered twice")
         text = description or inspect.getdoc(model) or inspect.getdoc(fn) or name
-        REGISTRY[name] = Tool(name, group, text, model, fn, timeout_s, side_effects, owner_only)
+        REGISTRY[name] = Tool(
+            name, group, text, model, fn, timeout_s, side_effects, owner_only, available
+        )
         return fn
 
     return register
@@ -172,10 +198,15 @@ async def invoke(call: ToolCall, allowed: Mapping[str, Tool], ctx: ToolContext) 
             "Invalid arguments: " + "; ".join(problems),
             received=_clip_json(call.arguments),
         )
+    ctx = replace(
+        ctx,
+        allowed_tools=frozenset(allowed) if ctx.allowed_tools is None else ctx.allowed_tools,
+        tool_call_id=call.id,
+    )
     try:
         result = await asyncio.wait_for(found.fn(args, ctx), found.timeout_s)
     except TimeoutError:
-        return error_output(call.name, f"Timed out after {found.timeout_s:g}s.")
+        return error_output(call.name, f"Timed out after {found.timeout_s or 0:g}s.")
     except ToolError as exc:
         return error_output(call.name, str(exc))
     except asyncio.CancelledError:
@@ -183,7 +214,35 @@ async def invoke(call: ToolCall, allowed: Mapping[str, Tool], ctx: ToolContext) 
     except Exception as exc:  # a bug in a tool must not end the turn
         log.exception("tool %s failed", call.name)
         return error_output(call.name, f"{type(exc).__name__}: {exc}")
-    return ToolOutput(result) if isinstance(result, str) else result
+    out = ToolOutput(result) if isinstance(result, str) else result
+    limit = result_char_limit(ctx.context_window_tokens)
+    if len(out.text) > limit:
+        out = ToolOutput(cap_text(out.text, limit), out.details, out.is_error)
+    return out
+
+
+def result_char_limit(context_window_tokens: int) -> int:
+    """Most characters one result may put in the model's context (tools.md §1.1)."""
+    if context_window_tokens >= 200_000:
+        fixed = 64_000
+    elif context_window_tokens >= 100_000:
+        fixed = 32_000
+    else:
+        fixed = 16_000
+    return max(1_000, min(int(context_window_tokens * 4 * 0.3), fixed))
+
+
+def cap_text(text: str, limit: int) -> str:
+    """Cut `text` to `limit` characters with a note saying how much was dropped."""
+    if len(text) <= limit:
+        return text
+    note_room = 200
+    keep = max(0, limit - note_room)
+    dropped = len(text) - keep
+    return (
+        text[:keep] + f"\n\n[Result truncated: {dropped} more characters not shown. Ask for less"
+        " (a narrower path, offset/limit, or a filtering command).]"
+    )
 
 
 def _clip_json(value: Mapping[str, Any]) -> Any:

@@ -1,6 +1,7 @@
 // Boot: login, connection state, hash routing between pages.
 
 import { forgetCredentials, loadCredentials, saveCredentials } from "./auth.js";
+import { mountApprovals } from "./approvals.js";
 import { $, clear, toast } from "./dom.js";
 import { GatewayClient } from "./gateway.js";
 import automations from "./pages/automations.js";
@@ -13,6 +14,8 @@ import sessions from "./pages/sessions.js";
 
 const PAGES = { overview, chat, sessions, channels, automations, config, logs };
 const client = new GatewayClient();
+// Exec approvals show above whatever page is open (they block a running tool call).
+mountApprovals(client, $("#main"));
 let current = { name: null, cleanup: null };
 
 const STATE_TEXT = {

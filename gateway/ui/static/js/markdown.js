@@ -1,118 +1,118 @@
-// A small, safe Markdown renderer: builds DOM nodes, never parses model text as HTML.
-// Supports headings, paragraphs, fenced code, lists, block quotes, rules, **bold**,
-// *italic*, `code`, ~~strike~~ and [links](https://...) (http, https and mailto only).
+// Model Markdown → DOM nodes, parsed by markdown-it (vendored) and built element by element:
+// model text is never parsed as HTML (raw HTML is off; no HTML strings are built), links keep
+// only http(s)/mailto targets, images show as links, and nesting is capped.
 
+import MarkdownIt from "../vendor/markdown-it.js";
 import { h } from "./dom.js";
 
 const SAFE_URL = /^(https?:|mailto:)/i;
+// Deeper block/inline nesting (5,000 nested ">") stops being parsed as structure.
+export const MAX_NESTING = 20;
+
+const md = new MarkdownIt("default", {
+  html: false,
+  linkify: false,
+  typographer: false,
+  maxNesting: MAX_NESTING,
+});
+md.validateLink = (url) => SAFE_URL.test(String(url).trim());
+
+// Elements a token may open; anything else is rendered as its text only.
+const BLOCK_TAGS = new Set([
+  "p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "blockquote",
+  "table", "thead", "tbody", "tr", "th", "td", "strong", "em", "s", "a",
+]);
 
 export function renderMarkdown(text) {
   const root = document.createDocumentFragment();
-  const lines = String(text ?? "").replace(/\r\n?/g, "\n").split("\n");
-  let i = 0;
-  while (i < lines.length) {
-    const line = lines[i];
-    const fence = line.match(/^\s*(```+|~~~+)\s*([\w+-]*)\s*$/);
-    if (fence) {
-      const body = [];
-      i += 1;
-      while (i < lines.length && !lines[i].trim().startsWith(fence[1])) {
-        body.push(lines[i]);
-        i += 1;
-      }
-      i += 1;
-      const code = h("code", { text: body.join("\n") });
-      if (fence[2]) code.dataset.lang = fence[2];
-      root.append(h("pre", {}, code));
-      continue;
-    }
-    if (!line.trim()) {
-      i += 1;
-      continue;
-    }
-    const heading = line.match(/^(#{1,6})\s+(.*)$/);
-    if (heading) {
-      // Model headings sit inside a chat bubble: keep them below the page's own h1/h2.
-      const level = Math.min(6, heading[1].length + 2);
-      root.append(inline(h(`h${level}`), heading[2]));
-      i += 1;
-      continue;
-    }
-    if (/^\s*([-*_])(\s*\1){2,}\s*$/.test(line)) {
-      root.append(h("hr"));
-      i += 1;
-      continue;
-    }
-    if (/^\s*>/.test(line)) {
-      const quoted = [];
-      while (i < lines.length && /^\s*>/.test(lines[i])) {
-        quoted.push(lines[i].replace(/^\s*>\s?/, ""));
-        i += 1;
-      }
-      const block = h("blockquote");
-      block.append(renderMarkdown(quoted.join("\n")));
-      root.append(block);
-      continue;
-    }
-    const bullet = /^\s*[-*+]\s+/;
-    const ordered = /^\s*\d+[.)]\s+/;
-    if (bullet.test(line) || ordered.test(line)) {
-      const isOrdered = ordered.test(line);
-      const marker = isOrdered ? ordered : bullet;
-      const list = h(isOrdered ? "ol" : "ul");
-      while (i < lines.length && marker.test(lines[i])) {
-        list.append(inline(h("li"), lines[i].replace(marker, "")));
-        i += 1;
-      }
-      root.append(list);
-      continue;
-    }
-    const para = [];
-    while (
-      i < lines.length &&
-      lines[i].trim() &&
-      !/^(#{1,6})\s/.test(lines[i]) &&
-      !/^\s*(```|~~~)/.test(lines[i]) &&
-      !/^\s*>/.test(lines[i]) &&
-      !bullet.test(lines[i]) &&
-      !ordered.test(lines[i])
-    ) {
-      para.push(lines[i]);
-      i += 1;
-    }
-    const p = h("p");
-    para.forEach((part, index) => {
-      if (index) p.append(h("br"));
-      inline(p, part);
-    });
-    root.append(p);
+  let tokens;
+  try {
+    tokens = md.parse(String(text ?? ""), {});
+  } catch {
+    root.append(h("p", { text: String(text ?? "") }));
+    return root;
   }
+  if (tokens.some((t) => t.level >= MAX_NESTING - 1)) {
+    // Nested past the cap: markdown-it stops there and would drop the rest; show it all raw.
+    root.append(h("pre", { class: "raw" }, h("code", { text: String(text ?? "") })));
+    return root;
+  }
+  build(root, tokens);
   return root;
 }
 
-const INLINE = /(`+)([\s\S]*?)\1|\*\*([^*]+)\*\*|(?<![\w])__([^_]+)__(?![\w])|~~([^~]+)~~|\*([^*\s][^*]*)\*|(?<![\w])_([^_\s][^_]*)_(?![\w])|\[([^\]]+)\]\(([^)\s]+)\)/g;
-
-/** Append inline-formatted `text` to `el` and return `el`. */
-export function inline(el, text) {
-  let last = 0;
-  for (const m of String(text).matchAll(INLINE)) {
-    if (m.index > last) el.append(document.createTextNode(text.slice(last, m.index)));
-    if (m[1]) el.append(h("code", { text: m[2] }));
-    else if (m[3] || m[4]) el.append(inline(h("strong"), m[3] || m[4]));
-    else if (m[5]) el.append(inline(h("del"), m[5]));
-    else if (m[6] || m[7]) el.append(inline(h("em"), m[6] || m[7]));
-    else if (m[8]) {
-      const href = m[9];
-      if (SAFE_URL.test(href)) {
-        el.append(inline(h("a", { href, target: "_blank", rel: "noopener noreferrer nofollow" }), m[8]));
-      } else {
-        el.append(document.createTextNode(m[0]));
-      }
+function build(root, tokens) {
+  const stack = [root];
+  const top = () => stack[stack.length - 1];
+  for (const token of tokens) {
+    if (token.type === "inline") {
+      build(top(), token.children || []);
+      continue;
     }
-    last = m.index + m[0].length;
+    if (token.nesting === 1) {
+      const el = open(token);
+      top().append(el);
+      stack.push(el);
+      continue;
+    }
+    if (token.nesting === -1) {
+      if (stack.length > 1) stack.pop();
+      continue;
+    }
+    const node = leaf(token);
+    if (node) top().append(node);
   }
-  if (last < text.length) el.append(document.createTextNode(text.slice(last)));
-  return el;
+}
+
+function open(token) {
+  let tag = BLOCK_TAGS.has(token.tag) ? token.tag : "span";
+  if (/^h[1-6]$/.test(tag)) {
+    // Model headings sit inside a chat bubble: keep them below the page's own h1/h2.
+    tag = `h${Math.min(6, Number(tag[1]) + 2)}`;
+  }
+  if (tag === "a") {
+    const href = token.attrGet("href") || "";
+    return SAFE_URL.test(href)
+      ? h("a", { href, target: "_blank", rel: "noopener noreferrer nofollow" })
+      : h("span");
+  }
+  if (tag === "ol") {
+    const start = Number(token.attrGet("start"));
+    return h("ol", Number.isInteger(start) && start > 1 ? { start: String(start) } : {});
+  }
+  return h(tag);
+}
+
+function leaf(token) {
+  switch (token.type) {
+    case "text":
+      return document.createTextNode(token.content);
+    case "code_inline":
+      return h("code", { text: token.content });
+    case "softbreak":
+      return document.createTextNode("\n");
+    case "hardbreak":
+      return h("br");
+    case "hr":
+      return h("hr");
+    case "fence":
+    case "code_block": {
+      const code = h("code", { text: token.content.replace(/\n$/, "") });
+      const lang = (token.info || "").trim().split(/\s+/)[0];
+      if (lang) code.dataset.lang = lang.slice(0, 32);
+      return h("pre", {}, code);
+    }
+    case "image": {
+      // No remote images (tracking pixels): the alt text, linked when the target is safe.
+      const src = token.attrGet("src") || "";
+      const alt = token.content || src;
+      return SAFE_URL.test(src)
+        ? h("a", { href: src, target: "_blank", rel: "noopener noreferrer nofollow", text: alt })
+        : document.createTextNode(alt);
+    }
+    default:
+      return token.content ? document.createTextNode(token.content) : null;
+  }
 }
 
 /** The plain text of a transcript/chat message (string content or content blocks). */

@@ -47,7 +47,8 @@ export default {
                       h(
                         "div",
                         { class: "row" },
-                        badge(acc.configured !== false, "configured", "not configured"),
+                        // The account exists because its config block does: what it lacks is a token.
+                        badge(acc.configured !== false, "token set", "no token"),
                         badge(acc.running, "running", "stopped"),
                         badge(acc.connected, "connected", "disconnected"),
                       ),
@@ -85,8 +86,22 @@ export default {
       try {
         const res = await client.request("channels.pairing.list", {});
         const requests = res.requests || [];
+        // Newcomers the gateway turned away because the pending list was full.
+        const turnedAway = (res.overflow || []).reduce((n, o) => n + (o.turnedAway || 0), 0);
+        const full = turnedAway
+          ? h(
+              "p",
+              { class: "overflow" },
+              h("span", { class: "badge bad", id: "pairing-overflow", text: `${turnedAway} turned away` }),
+              h("span", {
+                class: "muted",
+                text: ` the pending list was full (${res.limits?.pendingPerAccount ?? "?"} per account); approve or dismiss requests to make room`,
+              }),
+            )
+          : null;
         pairingBox.replaceChildren(
           title,
+          full ?? "",
           requests.length
             ? h(
                 "ul",

@@ -105,10 +105,38 @@ export default {
       return run;
     }
 
-    function paint(run, text) {
+    // Streamed chunks only update the text; the bubble is re-rendered at most once per
+    // animation frame, and after a slow render (a long reply) only once twice its cost has
+    // passed, so rendering never takes more than a third of the page's time.
+    function paint(run, text, now = false) {
       run.text = text;
-      run.bubble.querySelector(".body").replaceChildren(renderMarkdown(text));
+      if (now) {
+        cancelAnimationFrame(run.frame || 0);
+        clearTimeout(run.timer || 0);
+        run.frame = run.timer = 0;
+        render(run);
+        return;
+      }
+      if (run.frame || run.timer) return;
+      const wait = (run.nextAt || 0) - performance.now();
+      const schedule = () => {
+        run.timer = 0;
+        run.frame = requestAnimationFrame(() => {
+          run.frame = 0;
+          render(run);
+        });
+      };
+      if (wait > 0) run.timer = setTimeout(schedule, wait);
+      else schedule();
+    }
+
+    function render(run) {
+      const started = performance.now();
+      run.bubble.querySelector(".body").replaceChildren(renderMarkdown(run.text));
+      run.bubble.dataset.renders = String(Number(run.bubble.dataset.renders || 0) + 1);
       list.scrollTop = list.scrollHeight;
+      const finished = performance.now();
+      run.nextAt = finished + 2 * (finished - started);
     }
 
     const offChat = client.on("event:chat", (ev) => {
@@ -119,17 +147,19 @@ export default {
         if (!activeRun) setActive(ev.runId);
       } else if (ev.state === "final") {
         const text = messageText(ev.message) || run.text;
-        paint(run, text);
+        paint(run, text, true);
         run.bubble.classList.remove("streaming");
         if (!text) run.bubble.remove();
         if (activeRun === ev.runId) setActive(null);
       } else if (ev.state === "error") {
         run.bubble.classList.remove("streaming");
         run.bubble.classList.add("failed");
+        if (run.frame || run.timer) paint(run, run.text, true); // a pending render would wipe the note
         run.bubble.querySelector(".body").append(h("p", { class: "error", text: ev.errorMessage || "The run failed." }));
         if (activeRun === ev.runId) setActive(null);
       } else if (ev.state === "aborted") {
         run.bubble.classList.remove("streaming");
+        if (run.frame || run.timer) paint(run, run.text, true);
         run.bubble.querySelector(".body").append(h("p", { class: "muted", text: "(aborted)" }));
         if (activeRun === ev.runId) setActive(null);
       }

@@ -15,6 +15,38 @@ function facts(rows) {
   );
 }
 
+// The env var the gateway reads for a provider's key (models.providers.<p>.apiKey also works).
+function keyVar(provider) {
+  return `${provider.toUpperCase().replace(/-/g, "_")}_API_KEY`;
+}
+
+// Each model of the chains; one whose provider has no key is flagged, with what to set.
+function modelList(models) {
+  return h(
+    "ul",
+    { class: "models", id: "model-list" },
+    models.map((m) => {
+      const name = m.name || `${m.provider}/${m.id}`;
+      const keyless = m.available === false && m.unavailableReason === "missing-auth";
+      return h(
+        "li",
+        { dataset: { model: name, keyless: keyless ? "true" : "false" } },
+        h("span", { class: "chain", text: name }),
+        keyless
+          ? [
+              " ",
+              h("span", { class: "badge bad", text: "no API key" }),
+              h("span", {
+                class: "muted",
+                text: ` set ${keyVar(m.provider)} (or models.providers.${m.provider}.apiKey)`,
+              }),
+            ]
+          : null,
+      );
+    }),
+  );
+}
+
 async function load(root, { client }) {
   const methods = client.methods;
   const [status, system, agents, models] = await Promise.all([
@@ -81,9 +113,7 @@ async function load(root, { client }) {
           h("tbody", {}, agentRows),
         ),
       ),
-      models?.models?.length
-        ? h("p", { class: "muted" }, "Configured models: ", models.models.map((m) => m.name || `${m.provider}/${m.id}`).join(", "))
-        : null,
+      models?.models?.length ? modelList(models.models) : null,
     ),
   );
   root.replaceChildren(...children);
