@@ -12,6 +12,7 @@ def build_gateway(settings: RuntimeSettings, loaded: LoadedConfig) -> Gateway:
     from channels.manager import attach as attach_channels
     from gateway.agents.service import attach as attach_agents
     from gateway.config.watch import attach as attach_config_watch
+    from gateway.cron.service import attach as attach_cron
     from gateway.ws.feed import attach as attach_client_feed
 
     gw = Gateway(settings=settings, loaded=loaded)
@@ -20,4 +21,5 @@ def build_gateway(settings: RuntimeSettings, loaded: LoadedConfig) -> Gateway:
     attach_channels(gw)
     attach_config_watch(gw)  # edits of openclaw.json apply like config.set (bad ones are refused)
     gw.services.append(agents)  # stopped first: runs drain while channels can still reply
+    attach_cron(gw)  # after agents: stopped before them, so its runs end while agents serve
     return gw

@@ -41,6 +41,7 @@ EVENTS = [
     "exec.approval.resolved",
     "agent",
     "session.message",
+    "cron",
 ]
 
 

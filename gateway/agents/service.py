@@ -124,6 +124,14 @@ class AgentService:
         cfg = self.config
         chain = rv.model_chain(cfg, req.agent_id)
         tools = allowed_tools(cfg, req.agent_id, req.requester, tool_modules.load())
+        override = req.metadata.get("modelOverride")
+        if isinstance(override, str) and override.strip():
+            # A cron job's own model (payload.model / fallbacks; [] = strict).
+            fallbacks = req.metadata.get("fallbacksOverride")
+            chain = rv.ModelChain(
+                rv.resolve_model_ref(override.strip(), rv.model_aliases(cfg)),
+                tuple(fallbacks) if isinstance(fallbacks, list | tuple) else chain.fallbacks,
+            )
         prompt = req.system_prompt
         if prompt is None:
             prompt = self._system_prompt(cfg, req, chain, tools)

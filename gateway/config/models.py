@@ -447,6 +447,59 @@ class ModelDefinition(BaseModel):
     cost: ModelCost | None = None
 
 
+# --- cron / heartbeat (issue 16; context-and-cron.md §C.1, §C.19) ---------------------------
+
+
+class ActiveHours(Strict):
+    start: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    end: str = Field(pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")
+    timezone: str | None = None  # "user" (default) | "local" | IANA name
+
+
+class HeartbeatConfig(Strict):
+    every: str | int | None = None  # duration; bare number = minutes; "0m" disables
+    target: str | None = None  # owner | last | none | telegram | discord
+    to: str | None = None
+    account_id: str | None = None
+    direct_policy: Literal["allow", "block"] | None = None
+    active_hours: ActiveHours | None = None
+    session: str | None = None
+    model: str | None = None
+    prompt: str | None = None
+    timeout_seconds: int | None = Field(None, ge=0)
+    light_context: bool | None = None
+    isolated_session: bool | None = None
+    include_reasoning: Later = None
+    ack_max_chars: int | None = Field(None, ge=0)
+    agent_id: Later = None
+
+
+class CronFailureAlert(Strict):
+    enabled: bool | None = None
+    after: int | None = Field(None, ge=1)
+    cooldown_ms: int | None = Field(None, ge=0)
+    include_skipped: bool | None = None
+    mode: Literal["announce", "webhook"] | None = None
+    account_id: str | None = None
+    channel: str | None = None
+    to: str | None = None
+
+
+class CronConfig(Strict):
+    enabled: bool = True
+    skip_missed_jobs: bool = False
+    session_retention: str | Literal[False] | None = None
+    failure_alert: CronFailureAlert | None = None
+    webhook_token: Later = None
+    webhook_ssrf_policy: Later = None
+    triggers: Later = None
+    # Retired keys the reference's doctor strips: accepted and ignored.
+    store: Later = None
+    max_concurrent_runs: Later = None
+    retry: Later = None
+    failure_destination: Later = None
+
+
 class AgentDefaults(Strict):
     model: ModelInput | None = None
     models: dict[str, ModelAlias] = Field(default_factory=dict)
@@ -467,8 +520,8 @@ class AgentDefaults(Strict):
     block_streaming_coalesce: Later = None
     human_delay: Later = None
     thinking_default: Later = None
-    heartbeat: Later = None
     compaction: CompactionConfig = Field(default_factory=CompactionConfig)
+    heartbeat: HeartbeatConfig | None = None
     context_pruning: Later = None
     context_tokens: int | None = Field(None, gt=0)  # legacy global cap (A.1 row 5)
     sandbox: Later = None
@@ -505,7 +558,7 @@ class AgentEntry(Strict):
     subagents: Later = None
     runtime: Later = None
     tts: Later = None
-    heartbeat: Later = None
+    heartbeat: HeartbeatConfig | None = None
     human_delay: Later = None
     memory_search: MemorySearchConfig | None = None
 
@@ -992,7 +1045,6 @@ UNMODELLED_SECTIONS = frozenset(
         "broadcast",
         "browser",
         "cloudWorkers",
-        "cron",
         "desktop",
         "diagnostics",
         "discovery",
@@ -1030,6 +1082,7 @@ class OpenClawConfig(Strict):
     messages: MessagesConfig = Field(default_factory=MessagesConfig)
     env: EnvConfig = Field(default_factory=EnvConfig)
     commands: CommandsConfig = Field(default_factory=CommandsConfig)
+    cron: CronConfig = Field(default_factory=CronConfig)
     hooks: HooksConfig = Field(default_factory=HooksConfig)
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
     meta: dict[str, Any] = Field(default_factory=dict)

@@ -193,10 +193,11 @@ class Hooks:
             key = self._checked_key(payload.session_key)
         else:
             key = main_session_key(agent_id)
-        wake = self.gateway.extensions.get("system_events.wake")
-        if wake is not None:
-            outcome: str = wake(agent_id, key, payload.text, payload.mode)
-            return {"ok": True, "mode": payload.mode, "eventOutcome": outcome}
+        cron = self.gateway.extensions.get("cron")
+        if cron is not None:
+            # The scheduler queues it for the heartbeat (`now` runs it at once), as `wake`.
+            await cron.system_wake(payload.text, payload.mode, key, agent_id)
+            return {"ok": True, "mode": payload.mode, "eventOutcome": "queued"}
         if payload.mode != "now":
             raise HttpError(503, "no heartbeat is running to take a next-heartbeat wake")
         self._submit(

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.agents import roster as rv
-from gateway.agents.runner import QueueFull, SubmitRequest
 from gateway.devices import DeviceStore
-from gateway.protocol.errors import INVALID_REQUEST, UNAVAILABLE, RpcError
-from gateway.protocol.scopes import ADMIN, APPROVALS, PAIRING, QUESTIONS, READ, WRITE
-from gateway.rpc.agents_methods import service
+from gateway.protocol.scopes import ADMIN, APPROVALS, PAIRING, QUESTIONS, READ
 from gateway.rpc.registry import CallContext, EmptyParams, method
 from gateway.ws.feed import DIAGNOSTICS_CAPACITY, feed_of
 
@@ -38,14 +35,6 @@ def _now() -> int:
 @method("system-presence", scope=READ, params=EmptyParams)
 async def system_presence(ctx: CallContext, params: EmptyParams) -> list[dict[str, Any]]:
     return ctx.gateway.presence()
-
-
-@method("last-heartbeat", scope=READ, params=EmptyParams)
-async def last_heartbeat(ctx: CallContext, params: EmptyParams) -> Any:
-    # Heartbeat runs register their last result here once they exist; until then there has
-    # been none, which the reference also answers with null.
-    last = ctx.gateway.extensions.get("heartbeat.last")
-    return last() if callable(last) else None
 
 
 class StabilityParams(_Params):
@@ -218,45 +207,3 @@ async def device_pair_list(ctx: CallContext, params: EmptyParams) -> dict[str, A
         if c.admitted is not None and c.admitted.device_id and c.state == "open"
     )
     return {"pending": [], "paired": store.paired(connected)}
-
-
-# --- wake ----------------------------------------------------------------------------------------
-
-
-class WakeParams(_Params):
-    mode: Literal["now", "next-heartbeat"] = "next-heartbeat"
-    text: str = Field(min_length=1, max_length=100_000)
-    session_key: str | None = Field(None, alias="sessionKey", max_length=512)
-    agent_id: str | None = Field(None, alias="agentId", max_length=128)
-
-
-@method("wake", scope=WRITE, params=WakeParams)
-async def wake(ctx: CallContext, params: WakeParams) -> dict[str, Any]:
-    hook = ctx.gateway.extensions.get("heartbeat.wake")
-    if callable(hook):
-        result: dict[str, Any] = await hook(params.mode, params.text, params.session_key)
-        return result
-    if params.mode == "next-heartbeat":
-        # Nothing would ever read a queued event: say so rather than accept it.
-        raise RpcError(
-            UNAVAILABLE,
-            'heartbeats are not running in this gateway, so a "next-heartbeat" event would '
-            'never be read; use mode "now" to run it as a turn of the main session',
-        )
-    svc = service(ctx)
-    agent_id = params.agent_id or rv.default_agent_id(svc.config)
-    key = svc.session_key(params.session_key or None, agent_id)
-    if params.text.strip() == "":
-        raise RpcError(INVALID_REQUEST, "invalid wake params: text must not be empty")
-    try:
-        svc.submit(
-            SubmitRequest(
-                session_key=key,
-                text=f"[System event] {params.text}",
-                agent_id=agent_id,
-                channel="webchat",
-            )
-        )
-    except QueueFull as exc:
-        raise RpcError(UNAVAILABLE, str(exc), retryable=True, retry_after_ms=2000) from exc
-    return {"ok": True}

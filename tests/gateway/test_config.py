@@ -112,8 +112,15 @@ def test_array_paths_in_errors() -> None:
 
 
 def test_unmodelled_reference_section_warns_not_fails() -> None:
-    loaded = check('{"cron": {"anything": [1, 2]}, "gateway": {"mode": "local"}}')
-    assert any("'cron'" in w for w in loaded.warnings)
+    loaded = check('{"browser": {"anything": [1, 2]}, "gateway": {"mode": "local"}}')
+    assert any("'browser'" in w for w in loaded.warnings)
+
+
+def test_cron_section_is_modelled_strictly() -> None:
+    (line,) = issues('{"cron": {"enabled": true, "bogus": 1}}')
+    assert 'cron: Unrecognized key: "bogus"' in line
+    loaded = check('{"cron": {"skipMissedJobs": true, "store": "legacy"}}')
+    assert loaded.config.cron.skip_missed_jobs is True
 
 
 def test_agents_system_prompt_is_rejected() -> None:

@@ -4,6 +4,7 @@ import { forgetCredentials, loadCredentials, saveCredentials } from "./auth.js";
 import { mountApprovals } from "./approvals.js";
 import { $, clear, toast } from "./dom.js";
 import { GatewayClient } from "./gateway.js";
+import automations from "./pages/automations.js";
 import channels from "./pages/channels.js";
 import chat from "./pages/chat.js";
 import config from "./pages/config.js";
@@ -12,7 +13,7 @@ import overview from "./pages/overview.js";
 import sessions from "./pages/sessions.js";
 import usage from "./pages/usage.js";
 
-const PAGES = { overview, chat, sessions, usage, channels, config, logs };
+const PAGES = { overview, chat, sessions, usage, channels, automations, config, logs };
 const client = new GatewayClient();
 // Exec approvals show above whatever page is open (they block a running tool call).
 mountApprovals(client, $("#main"));

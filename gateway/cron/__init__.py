@@ -1,0 +1,1 @@
+"""The scheduler: cron jobs, reminders and heartbeats (context-and-cron.md part C)."""
