@@ -138,9 +138,73 @@ def _sdk_errors(name: str) -> tuple[type[BaseException], ...]:
     )
 
 
+# Google's canonical error statuses (the `error.status` field of a Gemini API error body).
+_GOOGLE_STATUS: dict[str, Reason] = {
+    "RESOURCE_EXHAUSTED": "rate_limit",
+    "UNAVAILABLE": "overloaded",
+    "INVALID_ARGUMENT": "bad_request",
+    "FAILED_PRECONDITION": "bad_request",
+    "OUT_OF_RANGE": "bad_request",
+    "UNAUTHENTICATED": "auth",
+    "PERMISSION_DENIED": "auth",
+    "NOT_FOUND": "not_found",
+    "INTERNAL": "server",
+    "UNKNOWN": "server",
+    "ABORTED": "server",
+    "DEADLINE_EXCEEDED": "timeout",
+}
+
+
+def _google_details(body: object) -> list[dict[str, Any]]:
+    err = body.get("error") if isinstance(body, dict) else None
+    details = err.get("details") if isinstance(err, dict) else None
+    return [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
+
+
+def _google_failure(exc: Any) -> Failure:
+    """A `google.genai.errors.APIError`: HTTP code, canonical status, structured details."""
+    code = exc.code if isinstance(exc.code, int) else None
+    status = str(exc.status or "")
+    message = str(exc.message or "")
+    details = _google_details(exc.details)
+    reason: Reason = _GOOGLE_STATUS.get(status) or _STATUS.get(code or 0) or "unknown"
+    if reason == "unknown" and code and code >= 500:
+        reason = "server"
+    # An invalid key comes back as 400 INVALID_ARGUMENT; its ErrorInfo reason says so.
+    if any(str(d.get("reason", "")).startswith("API_KEY_") for d in details):
+        reason = "auth"
+    if reason == "bad_request" and _OVERFLOW_TEXT.search(message):
+        reason = "context_overflow"
+    wait = None
+    for d in details:
+        delay = d.get("retryDelay")
+        if str(d.get("@type", "")).endswith("RetryInfo") and isinstance(delay, str):
+            try:
+                wait = float(delay.rstrip("s"))
+            except ValueError:
+                wait = None
+    return Failure(
+        reason,
+        status=code,
+        error_type=status or None,
+        retry_after_s=wait,
+        preview=_preview(message or status),
+    )
+
+
+def _loaded(module: str, name: str) -> tuple[type[BaseException], ...]:
+    # Like _sdk_errors: only an SDK (or HTTP client) already loaded can have raised.
+    return (getattr(sys.modules[module], name),) if module in sys.modules else ()
+
+
 def classify(exc: BaseException) -> Failure:
     if isinstance(exc, MissingCredentials):
-        return Failure("auth", preview=str(exc))
+        return Failure("auth", error_type="missing_credentials", preview=str(exc))
+    if isinstance(exc, _loaded("google.genai.errors", "APIError")):
+        return _google_failure(exc)
+    if isinstance(exc, _loaded("aiohttp", "ClientConnectionError")):
+        # The Google SDK's transport: refused, reset or dropped connections.
+        return Failure("timeout", preview="connection failed")
     if isinstance(exc, ContentFiltered):
         return Failure("content_filter", preview="content filter")
     if isinstance(exc, EmptyResponse):
@@ -226,6 +290,13 @@ USER_MESSAGES: dict[Reason, str] = {
 
 def user_message(failure: Failure) -> str:
     """The fixed, friendly text a user sees; never the raw provider error."""
+    if failure.error_type == "missing_credentials":
+        # Nothing was sent: no key (or no usable provider settings) on this gateway. The
+        # startup log names what to set; strangers in a chat do not need the variable names.
+        return (
+            "⚠️ No API key is configured for this model's provider, so no model could answer."
+            " The gateway's owner needs to set one (the gateway log names the setting)."
+        )
     if failure.reason == "auth" and failure.status:
         return (
             f"Authentication failed (provider returned HTTP {failure.status}). If the failure"
