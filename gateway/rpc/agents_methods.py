@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.agents import commands as chat_commands
 from gateway.agents import roster as rv
+from gateway.agents.model_status import availability, configured_models
 from gateway.agents.routing import agents_list_result
 from gateway.agents.runner import QueueFull, SubmitRequest
 from gateway.agents.session_keys import agent_id_from_session_key
@@ -194,4 +195,9 @@ async def models_list(ctx: CallContext, params: _Params) -> dict[str, Any]:
             entry = seen.setdefault(ref, {"id": model_id or ref, "provider": provider, "name": ref})
             if ref in aliases:
                 entry["alias"] = aliases[ref]
+    for ref, name in configured_models(cfg):
+        provider, _, model_id = ref.partition("/")
+        seen.setdefault(ref, {"id": model_id, "provider": provider, "name": name or ref})
+    for ref, fields in availability(cfg, list(seen), ctx.gateway.settings.state_dir).items():
+        seen[ref].update(fields)  # available / unavailableReason (the UI marks these)
     return {"models": list(seen.values())}

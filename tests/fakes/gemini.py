@@ -137,7 +137,7 @@ class FakeGemini(LoopbackServer):
         else:
             text = str(action.get("text", self.default_text))
             parts = [[{"text": piece}] for piece in words(text)]
-        chunks = [
+        chunks: list[dict[str, Any]] = [
             {
                 "candidates": [{"content": {"role": "model", "parts": p}, "index": 0}],
                 "modelVersion": model,

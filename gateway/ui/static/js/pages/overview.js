@@ -82,11 +82,27 @@ async function load(root, { client }) {
         ),
       ),
       models?.models?.length
-        ? h("p", { class: "muted" }, "Configured models: ", models.models.map((m) => m.name || `${m.provider}/${m.id}`).join(", "))
+        ? h("p", { class: "muted" }, "Configured models: ", models.models.map(modelLabel).join(", "))
         : null,
     ),
   );
   root.replaceChildren(...children);
+}
+
+// models.list marks models that cannot answer now: no key, cooling down, or a config problem.
+const UNAVAILABLE = {
+  "missing-auth": "no API key",
+  "auth-failed": "key refused",
+  cooldown: "cooling down",
+  "unknown-provider": "unknown provider",
+  "unsupported-api": "unsupported api",
+};
+
+function modelLabel(m) {
+  const name = m.name || `${m.provider}/${m.id}`;
+  if (m.available !== false) return name;
+  const why = m.unavailableReason || (m.tags || []).find((t) => t in UNAVAILABLE);
+  return `${name} (unavailable: ${UNAVAILABLE[why] || "not usable"})`;
 }
 
 export default {
