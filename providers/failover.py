@@ -76,7 +76,7 @@ class RetryPolicy:
     def max_attempts(self, failure: Failure, fast: bool = False) -> int:
         if not failure.retryable:
             return 1
-        if fast and self.fast_attempts > 0:
+        if fast and self.fast_attempts > 0:  # 0: fast fallback off
             return self.fast_attempts
         return (
             self.rate_limit_attempts if failure.reason == "rate_limit" else self.transient_attempts
@@ -384,7 +384,7 @@ async def _try_candidate(
         first_failure_at = now if first_failure_at is None else first_failure_at
         if probe or result.streamed or failure.reason not in RETRYABLE:
             return failure, tries
-        fast = fallback_ready() if fast is None else fast
+        fast = (policy.fast_attempts > 0 and fallback_ready()) if fast is None else fast
         delay = policy.delay(tries, failure, rand)
         elapsed = now - first_failure_at
         if (

@@ -98,6 +98,16 @@ async def test_no_usable_fallback_keeps_the_long_budget(
     assert [a.failure.reason for a in result.attempts] == ["overloaded", "auth"]
 
 
+async def test_fast_fallback_off_is_the_reference_budget(
+    anthropic_fake: FakeLLM, gemini_fake: FakeGemini
+) -> None:
+    anthropic_fake.script += [{"status": 529}] * 20
+    policy = RetryPolicy.from_env({"CLAWGATE_FAST_FALLBACK_ATTEMPTS": "0"})
+    result, clock = await turn(anthropic_fake, gemini_fake, (PRIMARY, FALLBACK), policy=policy)
+    assert result.candidate == FALLBACK
+    assert len(anthropic_fake.requests) == 8 and sum(clock.waits) == 91.0
+
+
 async def test_strict_chain_and_cooling_fallback_keep_the_long_budget(
     anthropic_fake: FakeLLM, gemini_fake: FakeGemini
 ) -> None:
