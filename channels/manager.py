@@ -240,7 +240,12 @@ class ChannelManager:
                 aid: self.account_snapshot(rt) for aid, rt in self.accounts[channel].items()
             }
             default = accounts.get(DEFAULT_ACCOUNT) or next(iter(accounts.values()))
-            out[channel] = {**default, "accounts": accounts}
+            # Newcomers turned away while the pending pairing list was full (the Channels
+            # page's badge); the per-channel summary is free-form in the reference's schema.
+            turned_away = sum(
+                o.count for (ch, _), o in self.pairing.overflow.items() if ch == channel
+            )
+            out[channel] = {**default, "accounts": accounts, "pairingTurnedAway": turned_away}
         return out
 
     def channel_order(self) -> list[str]:

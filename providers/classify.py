@@ -145,10 +145,74 @@ def _sdk_errors(name: str) -> tuple[type[BaseException], ...]:
     )
 
 
+# Google's canonical error statuses (the `error.status` field of a Gemini API error body).
+_GOOGLE_STATUS: dict[str, Reason] = {
+    "RESOURCE_EXHAUSTED": "rate_limit",
+    "UNAVAILABLE": "overloaded",
+    "INVALID_ARGUMENT": "bad_request",
+    "FAILED_PRECONDITION": "bad_request",
+    "OUT_OF_RANGE": "bad_request",
+    "UNAUTHENTICATED": "auth",
+    "PERMISSION_DENIED": "auth",
+    "NOT_FOUND": "not_found",
+    "INTERNAL": "server",
+    "UNKNOWN": "server",
+    "ABORTED": "server",
+    "DEADLINE_EXCEEDED": "timeout",
+}
+
+
+def _google_details(body: object) -> list[dict[str, Any]]:
+    err = body.get("error") if isinstance(body, dict) else None
+    details = err.get("details") if isinstance(err, dict) else None
+    return [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
+
+
+def _google_failure(exc: Any) -> Failure:
+    """A `google.genai.errors.APIError`: HTTP code, canonical status, structured details."""
+    code = exc.code if isinstance(exc.code, int) else None
+    status = str(exc.status or "")
+    message = str(exc.message or "")
+    details = _google_details(exc.details)
+    reason: Reason = _GOOGLE_STATUS.get(status) or _STATUS.get(code or 0) or "unknown"
+    if reason == "unknown" and code and code >= 500:
+        reason = "server"
+    # An invalid key comes back as 400 INVALID_ARGUMENT; its ErrorInfo reason says so.
+    if any(str(d.get("reason", "")).startswith("API_KEY_") for d in details):
+        reason = "auth"
+    if reason == "bad_request" and _OVERFLOW_TEXT.search(message):
+        reason = "context_overflow"
+    wait = None
+    for d in details:
+        delay = d.get("retryDelay")
+        if str(d.get("@type", "")).endswith("RetryInfo") and isinstance(delay, str):
+            try:
+                wait = float(delay.rstrip("s"))
+            except ValueError:
+                wait = None
+    return Failure(
+        reason,
+        status=code,
+        error_type=status or None,
+        retry_after_s=wait,
+        preview=_preview(message or status),
+    )
+
+
+def _loaded(module: str, name: str) -> tuple[type[BaseException], ...]:
+    # Like _sdk_errors: only an SDK (or HTTP client) already loaded can have raised.
+    return (getattr(sys.modules[module], name),) if module in sys.modules else ()
+
+
 def classify(exc: BaseException) -> Failure:
     if isinstance(exc, MissingCredentials):
         # Nothing was sent: the message says which key to set, not that a provider refused one.
         return Failure("auth", error_type=MISSING_CREDENTIALS, preview=str(exc))
+    if isinstance(exc, _loaded("google.genai.errors", "APIError")):
+        return _google_failure(exc)
+    if isinstance(exc, _loaded("aiohttp", "ClientConnectionError")):
+        # The Google SDK's transport: refused, reset or dropped connections.
+        return Failure("timeout", preview="connection failed")
     if isinstance(exc, ContentFiltered):
         return Failure("content_filter", preview="content filter")
     if isinstance(exc, EmptyResponse):

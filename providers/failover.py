@@ -41,6 +41,11 @@ class RetryPolicy:
     cooldown_ladder_s: tuple[float, ...] = (30.0, 60.0, 300.0)
     billing_disable_s: float = 600.0
     failure_window_s: float = 3600.0  # error counts older than this start the ladder again
+    # Fast fallback: with a healthy fallback waiting (not cooling down, credentials present),
+    # a transient failure gets only this many attempts on the failing model, and no wait that
+    # would end past fast_window_s after its first failure (Retry-After included).
+    fast_attempts: int = 2
+    fast_window_s: float = 5.0
 
     def scaled(self, factor: float) -> RetryPolicy:
         """Every duration multiplied by `factor` (tests and tuning; counts unchanged)."""
@@ -53,24 +58,29 @@ class RetryPolicy:
             cooldown_ladder_s=tuple(s * factor for s in self.cooldown_ladder_s),
             billing_disable_s=self.billing_disable_s * factor,
             failure_window_s=self.failure_window_s * factor,
+            fast_window_s=self.fast_window_s * factor,
         )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> RetryPolicy:
-        # CLAWGATE_FAILOVER_TIME_SCALE shrinks every wait at once (0.01 turns 30 s into 0.3 s).
-        raw = env.get("CLAWGATE_FAILOVER_TIME_SCALE")
-        if not raw:
-            return cls()
-        try:
-            factor = float(raw)
-        except ValueError:
-            return cls()
-        return cls().scaled(factor) if factor > 0 else cls()
+        # CLAWGATE_FAILOVER_TIME_SCALE shrinks every wait at once (0.01 turns 30 s into 0.3 s);
+        # CLAWGATE_FAST_FALLBACK_ATTEMPTS / _SECONDS set the fast-fallback budget (0 attempts
+        # turns fast fallback off: the long same-model budget always applies).
+        base = cls(
+            fast_attempts=int(_number(env, "CLAWGATE_FAST_FALLBACK_ATTEMPTS", cls.fast_attempts)),
+            fast_window_s=_number(env, "CLAWGATE_FAST_FALLBACK_SECONDS", cls.fast_window_s),
+        )
+        factor = _number(env, "CLAWGATE_FAILOVER_TIME_SCALE", 1.0)
+        return base.scaled(factor) if factor > 0 and factor != 1.0 else base
 
-    def max_attempts(self, failure: Failure) -> int:
-        if failure.reason == "rate_limit":
-            return self.rate_limit_attempts
-        return self.transient_attempts if failure.retryable else 1
+    def max_attempts(self, failure: Failure, fast: bool = False) -> int:
+        if not failure.retryable:
+            return 1
+        if fast and self.fast_attempts > 0:  # 0: fast fallback off
+            return self.fast_attempts
+        return (
+            self.rate_limit_attempts if failure.reason == "rate_limit" else self.transient_attempts
+        )
 
     def delay(self, retry: int, failure: Failure, rand: Callable[[], float]) -> float:
         """Delay before retry number `retry` (1-based): jittered exponential, Retry-After a floor."""
@@ -78,6 +88,21 @@ class RetryPolicy:
         jittered = exponential * (0.8 + 0.4 * rand())
         floor = min(failure.retry_after_s or 0.0, self.retry_after_cap_s)
         return float(max(min(jittered, self.max_delay_s), floor))
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    """A non-negative number from the environment; a bad value keeps the default (logged)."""
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value < 0 or value != value:
+        logging.getLogger("model-fallback").warning("ignoring %s=%r: not a number >= 0", name, raw)
+        return default
+    return value
 
 
 # --- cooldowns ----------------------------------------------------------------------------------
@@ -255,9 +280,15 @@ async def run_turn(
                 following,
             )
             continue
+        later = candidates[index + 1 :]
+
+        def fallback_ready(later: Sequence[str] = later) -> bool:
+            return any(not waits[r] and _usable(r, provider_for) for r in later)
+
         outcome, tries = await _try_candidate(
-            ref, request, provider_for, sink, result, policy, sleep, monotonic, rand, ref == probe
-        )
+            ref, request, provider_for, sink, result, policy, sleep, monotonic, rand, ref == probe,
+            fallback_ready,
+        )  # fmt: skip
         if outcome is None:
             health.record_success(ref)
             result.candidate = ref
@@ -304,6 +335,15 @@ async def run_turn(
     return result
 
 
+def _usable(ref: str, provider_for: ProviderFor) -> bool:
+    """Whether `ref`'s provider is set up (credentials resolve and a client builds)."""
+    try:
+        provider_for(ref.partition("/")[0])
+    except Exception:  # MissingCredentials, a bad setting: not a fallback to count on
+        return False
+    return True
+
+
 async def _try_candidate(
     ref: str,
     request: TurnRequest,
@@ -315,11 +355,13 @@ async def _try_candidate(
     monotonic: Callable[[], float],
     rand: Callable[[], float],
     probe: bool,
+    fallback_ready: Callable[[], bool],
 ) -> tuple[Failure | None, int]:
     """(None, tries) on success (result.completion set), else (failure, tries)."""
     provider_id, _, model = ref.partition("/")
     tries = 0
     first_failure_at: float | None = None
+    fast: bool | None = None  # a healthy fallback is waiting: retry briefly (asked once)
     while True:
         tries += 1
         try:
@@ -340,19 +382,21 @@ async def _try_candidate(
             failure = classify(exc)
         now = monotonic()
         first_failure_at = now if first_failure_at is None else first_failure_at
+        if probe or result.streamed or failure.reason not in RETRYABLE:
+            return failure, tries
+        fast = (policy.fast_attempts > 0 and fallback_ready()) if fast is None else fast
+        delay = policy.delay(tries, failure, rand)
+        elapsed = now - first_failure_at
         if (
-            probe
-            or result.streamed
-            or failure.reason not in RETRYABLE
-            or tries >= policy.max_attempts(failure)
-            or (failure.reason != "rate_limit" and now - first_failure_at >= policy.outage_window_s)
+            tries >= policy.max_attempts(failure, fast)
+            or (fast and elapsed + delay > policy.fast_window_s)
+            or (not fast and failure.reason != "rate_limit" and elapsed >= policy.outage_window_s)
         ):
             return failure, tries
-        delay = policy.delay(tries, failure, rand)
         log_retry.warning(
             "transient same-model retry %d/%d for %s reason=%s: delayMs=%d",
             tries,
-            policy.max_attempts(failure) - 1,
+            policy.max_attempts(failure, fast) - 1,
             ref,
             failure.reason,
             int(delay * 1000),

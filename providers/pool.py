@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from providers.endpoints import API_ALIASES
 from providers.types import Provider, ProviderSettings
 
 
@@ -32,12 +33,30 @@ class ProviderPool:
         self._clients.clear()
 
 
+# The module that speaks each API (imported off the event loop before a turn needs it).
+SDK_MODULES: dict[str, str] = {
+    "anthropic-messages": "providers.anthropic_api",
+    "google-generative-ai": "providers.google_api",
+    "openai-completions": "providers.openai_api",
+    "openai-responses": "providers.openai_api",
+}
+
+
+def sdk_module(api: str | None) -> str:
+    """The provider module for a config `api` value (aliases resolved; OpenAI's by default)."""
+    return SDK_MODULES.get(API_ALIASES.get(api or "", api or ""), "providers.openai_api")
+
+
 def _build(settings: ProviderSettings) -> Provider:
     # SDKs are imported on first use: an idle gateway does not pay for them.
     if settings.api == "anthropic-messages":
         from providers.anthropic_api import AnthropicProvider
 
         return AnthropicProvider(settings)
+    if settings.api == "google-generative-ai":
+        from providers.google_api import GoogleProvider
+
+        return GoogleProvider(settings)
     from providers.openai_api import OpenAIProvider
 
     return OpenAIProvider(settings)

@@ -7,9 +7,28 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-Api = Literal["anthropic-messages", "openai-completions", "openai-responses"]
+Api = Literal[
+    "anthropic-messages", "openai-completions", "openai-responses", "google-generative-ai"
+]
 DEFAULT_API: dict[str, Api] = {"anthropic": "anthropic-messages", "openai": "openai-completions"}
 ENV_KEYS: dict[str, str] = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
+# Hosted and local providers known by name (providers/endpoints.py has their base URLs).
+DEFAULT_API |= {
+    "google": "google-generative-ai",
+    **dict.fromkeys(
+        (
+            "openrouter", "groq", "xai", "mistral", "deepseek", "together", "cerebras",
+            "fireworks", "nvidia", "moonshot", "deepinfra", "huggingface",
+            "ollama", "lmstudio", "vllm", "sglang",
+        ),
+        "openai-completions",
+    ),
+}  # fmt: skip
+ENV_KEYS |= {
+    "google": "GEMINI_API_KEY",  # then GOOGLE_API_KEY (endpoints.EXTRA_ENV_KEYS)
+    "huggingface": "HUGGINGFACE_HUB_TOKEN",  # then HF_TOKEN
+    "lmstudio": "LM_API_TOKEN",
+}
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from gateway.logs import scrubber
 from providers.classify import Failure, user_message
 from providers.endpoints import provider_settings
 from providers.failover import ModelHealth, RetryPolicy, TurnResult, run_turn
-from providers.pool import ProviderPool
+from providers.pool import ProviderPool, sdk_module
 from providers.types import (
     DEFAULT_API,
     Completion,
@@ -184,7 +184,7 @@ class ModelTurns:
     def _sdk_module(self, provider: str) -> str:
         entry = self.gateway.loaded.config.models.providers.get(provider)
         api = (entry.api if entry else None) or DEFAULT_API.get(provider)
-        return "providers.anthropic_api" if api == "anthropic-messages" else "providers.openai_api"
+        return sdk_module(api)
 
     async def close(self) -> None:
         await self.pool.close()

@@ -477,6 +477,16 @@ class Runner:
             aborted.insert(0, active.run_id)
         return aborted
 
+    def next_seq(self, run_id: str) -> int | None:
+        """The next event number of a run still known here (None once it is forgotten).
+
+        `chat` and `agent` events of one run share one counter, whoever sends them."""
+        run = self._runs.get(run_id)
+        if run is None:
+            return None
+        run.seq += 1
+        return run.seq
+
     def abort_run(self, run_id: str, *, reason: str = "aborted") -> bool:
         run = self._runs.get(run_id)
         if run is None:

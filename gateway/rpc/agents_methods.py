@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -10,12 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway.agents import commands as chat_commands
 from gateway.agents import roster as rv
 from gateway.agents.chat_view import history_page
+from gateway.agents.model_status import availability, configured_models
 from gateway.agents.routing import agents_list_result
 from gateway.agents.runner import QueueFull, SubmitRequest
 from gateway.agents.session_keys import agent_id_from_session_key
 from gateway.agents.store import SessionListPage
 from gateway.agents.tools.registry import Requester
-from gateway.config.models import OpenClawConfig
 from gateway.protocol.errors import INVALID_REQUEST, NOT_FOUND, UNAVAILABLE, RpcError
 from gateway.protocol.scopes import ADMIN, READ, WRITE
 from gateway.rpc.registry import CallContext, EmptyParams, method
@@ -213,24 +212,9 @@ async def models_list(ctx: CallContext, params: _Params) -> dict[str, Any]:
             entry = seen.setdefault(ref, {"id": model_id or ref, "provider": provider, "name": ref})
             if ref in aliases:
                 entry["alias"] = aliases[ref]
-    keyless = _providers_without_keys(cfg, {m["provider"] for m in seen.values()})
-    for entry in seen.values():
-        # The protocol's own flag: the CLI prints "Auth yes" from it, the Overview marks
-        # unavailable models.
-        entry["available"] = entry["provider"] not in keyless
-        if entry["provider"] in keyless:
-            entry["unavailableReason"] = "missing-auth"
+    for ref, name in configured_models(cfg):
+        provider, _, model_id = ref.partition("/")
+        seen.setdefault(ref, {"id": model_id, "provider": provider, "name": name or ref})
+    for ref, fields in availability(cfg, list(seen), ctx.gateway.settings.state_dir).items():
+        seen[ref].update(fields)  # available / unavailableReason (the UI marks these)
     return {"models": list(seen.values())}
-
-
-def _providers_without_keys(cfg: OpenClawConfig, providers: set[str]) -> set[str]:
-    from gateway.agents.model_turn import provider_settings_from_config
-    from providers.types import MissingCredentials
-
-    missing = set()
-    for provider in providers:
-        try:
-            provider_settings_from_config(cfg, provider, os.environ)
-        except MissingCredentials:
-            missing.add(provider)
-    return missing

@@ -190,17 +190,6 @@ async def pairing_list(ctx: CallContext, params: PairingListParams) -> dict[str,
         ],
         "commandOwnerConfigured": False,
         "limits": {"pendingPerAccount": MAX_PENDING_PER_ACCOUNT, "ttlMs": TTL_MS},
-        # Newcomers turned away while the pending list was full (the Channels page's badge).
-        "overflow": [
-            {
-                "channel": channel,
-                "accountId": account_id,
-                "turnedAway": o.count,
-                "lastAt": _iso(o.last_at),
-            }
-            for (channel, account_id), o in store.overflow.items()
-            if params.channel in (None, channel) and o.count
-        ],
     }
 
 

@@ -113,7 +113,10 @@ class ClientFeed:
             conn.send_event(name, payload)
 
     def _agent_event(self, run: _Run, stream: str, data: dict[str, Any]) -> None:
-        run.seq += 1
+        # The run's own counter while the runner knows it (shared with its chat and tool
+        # events); after that, on from the last number this feed saw.
+        shared = self.service.runner.next_seq(run.run_id)
+        run.seq = shared if shared is not None else run.seq + 1
         self._broadcast(
             "agent",
             {
@@ -191,6 +194,7 @@ class ClientFeed:
         run = self._runs.get(event.run_id)
         if run is None:
             run = self._start(event)
+        run.seq = max(run.seq, event.seq)
         if event.state == "delta":
             text = event.text
             delta = text[len(run.text) :] if text.startswith(run.text) else text

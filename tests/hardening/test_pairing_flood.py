@@ -72,11 +72,13 @@ async def test_pairing_flood_over_telegram(
             await fake_tg.wait_for("sendMessage", lambda p: p["chat_id"] == "42")
             await asyncio.sleep(0.1)
         assert len([c for c in fake_tg.calls("sendMessage") if c["chat_id"] == "900"]) == 1
-        # The owner hears of it: a log line and the overflow in pairing.list (the UI badge).
+        # The owner hears of it: a log line and channels.status (the UI badge).
         assert any("pending list is full" in r.getMessage() for r in caplog.records)
         async with connected(live) as client:
             listed = await client.call("channels.pairing.list", {})
-            assert listed["overflow"][0]["turnedAway"] == 2  # user 900 and the marker user 42
+            status = await client.call("channels.status", {})
+            # user 900 and the marker user 42
+            assert status["channels"]["telegram"]["pairingTurnedAway"] == 2
             # Guessing codes over RPC: five misses, then throttled.
             for i in range(5):
                 res = await client.request(

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from tests.fakes.gemini import FakeGemini
 from tests.fakes.llm import FakeLLM
 
 
@@ -27,3 +28,10 @@ async def openai_fake() -> AsyncIterator[FakeLLM]:
 def _fast_failover(monkeypatch: pytest.MonkeyPatch) -> None:
     # Real retry timing (seconds to minutes) scaled down a thousandfold; counts stay real.
     monkeypatch.setenv("CLAWGATE_FAILOVER_TIME_SCALE", "0.001")
+
+
+@pytest.fixture
+async def gemini_fake() -> AsyncIterator[FakeGemini]:
+    fake = await FakeGemini(default_text="from gemini").start()
+    yield fake  # type: ignore[misc]
+    await fake.stop()

@@ -87,7 +87,11 @@ export default {
         const res = await client.request("channels.pairing.list", {});
         const requests = res.requests || [];
         // Newcomers the gateway turned away because the pending list was full.
-        const turnedAway = (res.overflow || []).reduce((n, o) => n + (o.turnedAway || 0), 0);
+        const status = await client.request("channels.status", {});
+        const turnedAway = Object.values(status.channels || {}).reduce(
+          (n, c) => n + (c.pairingTurnedAway || 0),
+          0,
+        );
         const full = turnedAway
           ? h(
               "p",

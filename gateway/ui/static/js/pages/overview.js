@@ -31,7 +31,8 @@ function modelList(models) {
       return h(
         "li",
         { dataset: { model: name, keyless: keyless ? "true" : "false" } },
-        h("span", { class: "chain", text: name }),
+        // Other reasons (cooling down, unknown provider, …) ride on the label.
+        h("span", { class: "chain", text: keyless ? name : modelLabel(m) }),
         keyless
           ? [
               " ",
@@ -117,6 +118,22 @@ async function load(root, { client }) {
     ),
   );
   root.replaceChildren(...children);
+}
+
+// models.list marks models that cannot answer now: no key, cooling down, or a config problem.
+const UNAVAILABLE = {
+  "missing-auth": "no API key",
+  "auth-failed": "key refused",
+  cooldown: "cooling down",
+  "unknown-provider": "unknown provider",
+  "unsupported-api": "unsupported api",
+};
+
+function modelLabel(m) {
+  const name = m.name || `${m.provider}/${m.id}`;
+  if (m.available !== false) return name;
+  const why = m.unavailableReason || (m.tags || []).find((t) => t in UNAVAILABLE);
+  return `${name} (unavailable: ${UNAVAILABLE[why] || "not usable"})`;
 }
 
 export default {
