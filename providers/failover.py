@@ -15,13 +15,13 @@ import logging
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from providers.classify import COOLDOWN, RETRYABLE, TERMINAL, Failure, classify
-from providers.types import Completion, Provider, TextDelta, TurnRequest
+from providers.types import Completion, Provider, StreamEvent, TextDelta, TurnRequest
 
 log_retry = logging.getLogger("agent/embedded")
 log_decision = logging.getLogger("model-fallback/decision")
@@ -46,6 +46,10 @@ class RetryPolicy:
     # would end past fast_window_s after its first failure (Retry-After included).
     fast_attempts: int = 2
     fast_window_s: float = 5.0
+    # With a healthy fallback waiting, a model that has sent nothing at all after this long
+    # (connection accepted, then silence) counts as a timeout, so the fallback can answer
+    # instead of the provider's own 300 s timeout. 0 turns it off.
+    first_event_timeout_s: float = 15.0
 
     def scaled(self, factor: float) -> RetryPolicy:
         """Every duration multiplied by `factor` (tests and tuning; counts unchanged)."""
@@ -59,6 +63,7 @@ class RetryPolicy:
             billing_disable_s=self.billing_disable_s * factor,
             failure_window_s=self.failure_window_s * factor,
             fast_window_s=self.fast_window_s * factor,
+            first_event_timeout_s=self.first_event_timeout_s * factor,
         )
 
     @classmethod
@@ -69,6 +74,9 @@ class RetryPolicy:
         base = cls(
             fast_attempts=int(_number(env, "CLAWGATE_FAST_FALLBACK_ATTEMPTS", cls.fast_attempts)),
             fast_window_s=_number(env, "CLAWGATE_FAST_FALLBACK_SECONDS", cls.fast_window_s),
+            first_event_timeout_s=_number(
+                env, "CLAWGATE_FIRST_RESPONSE_TIMEOUT_SECONDS", cls.first_event_timeout_s
+            ),
         )
         factor = _number(env, "CLAWGATE_FAILOVER_TIME_SCALE", 1.0)
         return base.scaled(factor) if factor > 0 and factor != 1.0 else base
@@ -335,6 +343,19 @@ async def run_turn(
     return result
 
 
+class _FirstEventTimeout(Exception):
+    """The model sent nothing within the first-event wait."""
+
+
+async def _next_event(events: AsyncIterator[StreamEvent], wait: float | None) -> StreamEvent:
+    if wait is None:
+        return await events.__anext__()
+    try:
+        return await asyncio.wait_for(events.__anext__(), wait)
+    except TimeoutError as exc:
+        raise _FirstEventTimeout() from exc
+
+
 def _usable(ref: str, provider_for: ProviderFor) -> bool:
     """Whether `ref`'s provider is set up (credentials resolve and a client builds)."""
     try:
@@ -364,20 +385,38 @@ async def _try_candidate(
     fast: bool | None = None  # a healthy fallback is waiting: retry briefly (asked once)
     while True:
         tries += 1
+        if fast is None and policy.first_event_timeout_s > 0:
+            fast = policy.fast_attempts > 0 and fallback_ready()
+        first_wait = policy.first_event_timeout_s if fast else None
         try:
             provider = provider_for(provider_id)
-            async for event in provider.stream(replace(request, model=model)):
-                if isinstance(event, TextDelta):
-                    result.streamed = True
-                    sink(event.text)
-                else:
-                    result.completion = event
+            events = provider.stream(replace(request, model=model)).__aiter__()
+            try:
+                while True:
+                    try:
+                        event = await _next_event(events, first_wait)
+                    except StopAsyncIteration:
+                        break
+                    first_wait = None  # the model answered: its own pace from here on
+                    if isinstance(event, TextDelta):
+                        result.streamed = True
+                        sink(event.text)
+                    else:
+                        result.completion = event
+            finally:
+                aclose = getattr(events, "aclose", None)
+                if aclose is not None:
+                    await aclose()
             if result.completion is not None:
                 result.api = provider.settings.api
                 return None, tries
             failure = Failure("empty", preview="stream ended without a final message")
         except asyncio.CancelledError:
             raise
+        except _FirstEventTimeout:
+            failure = Failure(
+                "timeout", preview=f"no response within {policy.first_event_timeout_s:g}s"
+            )
         except Exception as exc:  # every provider failure goes through classify()
             failure = classify(exc)
         now = monotonic()

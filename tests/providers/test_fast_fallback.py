@@ -175,3 +175,20 @@ def test_budget_from_the_environment(env: dict[str, str], attempts: int, window:
     expected = attempts or policy.transient_attempts  # 0 turns fast fallback off
     assert policy.max_attempts(overloaded, fast=True) == expected
     assert policy.max_attempts(overloaded, fast=False) == policy.transient_attempts
+
+
+async def test_a_silent_primary_hands_over_to_a_healthy_fallback(
+    anthropic_fake: FakeLLM, gemini_fake: FakeGemini
+) -> None:
+    # Connection accepted, then nothing: without a first-event limit the user would wait for
+    # the provider's own timeout (300 s by default) before the fallback got a chance.
+    anthropic_fake.script += [{"delay": 30, "text": "too late"}] * 2
+    policy = RetryPolicy(first_event_timeout_s=0.3)
+    result, _ = await turn(anthropic_fake, gemini_fake, (PRIMARY, FALLBACK), policy=policy)
+    assert result.candidate == FALLBACK and result.completion is not None
+    assert result.attempts[0].failure.reason == "timeout"
+    assert "no response within 0.3s" in result.attempts[0].failure.preview
+    # Alone in its chain, the same model is given its own (provider) timeout: no early cut.
+    anthropic_fake.script.append({"delay": 0.5, "text": "slow but fine"})
+    result, _ = await turn(anthropic_fake, gemini_fake, (PRIMARY,), policy=policy)
+    assert result.completion is not None and result.completion.text == "slow but fine"
