@@ -172,30 +172,6 @@ def _blocks(message: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
 
 
-# --- size of one result in the model context (tools.md §1.1) ------------------------------------
-
-
-def result_cap(context_window_tokens: int) -> int:
-    if context_window_tokens >= 200_000:
-        fixed = 64_000
-    elif context_window_tokens >= 100_000:
-        fixed = 32_000
-    else:
-        fixed = 16_000
-    return max(1_000, min(int(context_window_tokens * 0.3 * 4), fixed))
-
-
-def cap_text(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    dropped = len(text) - limit
-    return (
-        text[:limit]
-        + f"\n\n[… {dropped} more characters cut to fit the context; call the tool again with "
-        "narrower arguments (an offset, a limit, a filter) to see the rest.]"
-    )
-
-
 # --- the loop --------------------------------------------------------------------------------------
 
 
@@ -214,7 +190,6 @@ class ToolLoop:
         self.toolset = toolset
         self.run_id = run_id
         self.usage_json = usage_json
-        self._limit = result_cap(toolset.context.context_window_tokens)
         specs = [_spec(t) for t in toolset.tools.values()]
         self._specs = tuple(sorted(specs, key=lambda s: s.name))
         self._durations: dict[str, int] = {}
@@ -304,7 +279,7 @@ class ToolLoop:
             )
             raise
         final = [o if o is not None else ToolOutput("(no result)", is_error=True) for o in outputs]
-        texts = [cap_text(o.text, self._limit) for o in final]
+        texts = [o.text for o in final]  # registry.invoke already capped each to the context
         self.sink.record(
             [
                 result_entry(call, out, self.run_id, text, self._durations.get(call.id))
