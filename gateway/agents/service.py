@@ -62,6 +62,7 @@ class AgentService:
     def __init__(self, gateway: Gateway, model_turn: ModelTurn) -> None:
         self.gateway = gateway
         self._model_turn = model_turn
+        self._tools: asyncio.Future[dict[str, Tool]] | None = None
         cfg = self.config
         defaults = cfg.agents.defaults
         self.store = SessionStore(gateway.settings.state_dir)
@@ -123,7 +124,7 @@ class AgentService:
     async def _reply(self, req: RunRequest, sink: DeltaSink) -> RunOutcome:
         cfg = self.config
         chain = rv.model_chain(cfg, req.agent_id)
-        tools = allowed_tools(cfg, req.agent_id, req.requester, tool_modules.load())
+        tools = allowed_tools(cfg, req.agent_id, req.requester, await self.tool_registry())
         override = req.metadata.get("modelOverride")
         if isinstance(override, str) and override.strip():
             # A cron job's own model (payload.model / fallbacks; [] = strict).
@@ -201,6 +202,15 @@ class AgentService:
         files = load_bootstrap_files(workspace, max_chars=caps[0], total_max_chars=caps[1])
         self._bootstrap_cache[workspace] = (stamp, files)
         return files
+
+    async def tool_registry(self) -> Mapping[str, Tool]:
+        """The registered tools, their modules imported off the event loop on first use.
+
+        Tool modules pull in heavier libraries (HTML extraction, SQLite FTS, cron parsing);
+        importing them inline stalled every other connection for over a second."""
+        if self._tools is None:
+            self._tools = asyncio.ensure_future(asyncio.to_thread(tool_modules.load))
+        return await asyncio.shield(self._tools)
 
     # --- events ---------------------------------------------------------------------------------
 

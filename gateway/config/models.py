@@ -488,7 +488,8 @@ class CronFailureAlert(Strict):
 class CronConfig(Strict):
     enabled: bool = True
     skip_missed_jobs: bool = False
-    session_retention: str | Literal[False] | None = None
+    # A duration ("24h") or false; typed str | bool so form editors can render it.
+    session_retention: str | bool | None = None
     failure_alert: CronFailureAlert | None = None
     webhook_token: Later = None
     webhook_ssrf_policy: Later = None
@@ -498,6 +499,13 @@ class CronConfig(Strict):
     max_concurrent_runs: Later = None
     retry: Later = None
     failure_destination: Later = None
+
+    @field_validator("session_retention")
+    @classmethod
+    def _retention(cls, value: str | bool | None) -> str | bool | None:
+        if value is True:
+            raise ValueError('sessionRetention is a duration such as "24h", or false')
+        return value
 
 
 class AgentDefaults(Strict):

@@ -16,7 +16,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.agents import roster as rv
-from gateway.agents import tools
 from gateway.agents.session_keys import agent_id_from_session_key, canonical_session_key
 from gateway.agents.tools.policy import allowed_tools
 from gateway.agents.tools.registry import Requester, ToolContext, invoke
@@ -86,7 +85,10 @@ async def tools_invoke(gateway: Gateway, request: Request) -> Response:
         raise HttpError(400, f"sessionKey {key!r} belongs to agent {key_agent!r}, not {agent_id!r}")
     agent_id = key_agent
     action = body.get("action")
-    registry = tools.load()
+    svc = gateway.extensions.get("agents")
+    if svc is None:
+        raise HttpError(503, "the agents are not running", "unavailable")
+    registry = await svc.tool_registry()
     allowed = allowed_tools(config, agent_id, Requester.operator(), registry)
     found = allowed.get(name)
     if found is None or _http_denied(gateway, name):

@@ -73,7 +73,9 @@ async def agent(ctx: CallContext, params: AgentParams) -> dict[str, Any]:
     config = svc.config
     agent_id = params.agent_id or rv.default_agent_id(config)
     if agent_id not in rv.roster(config).agent_ids:
-        raise RpcError(INVALID_REQUEST, f'invalid agent params: unknown agent "{agent_id}"')
+        raise RpcError(
+            INVALID_REQUEST, f'invalid agent params: agentId: unknown agent "{agent_id}"'
+        )
     key = svc.session_key(params.session_key or None, agent_id)
     run_id = params.idempotency_key
     earlier = svc.remembered(f"agent:{run_id}")
@@ -419,7 +421,8 @@ async def agent_identity_get(ctx: CallContext, params: IdentityParams) -> dict[s
     )
     if agent_id not in rv.roster(config).agent_ids:
         raise RpcError(
-            INVALID_REQUEST, f'invalid agent.identity.get params: unknown agent "{agent_id}"'
+            INVALID_REQUEST,
+            f'invalid agent.identity.get params: agentId: unknown agent "{agent_id}"',
         )
     return agent_identity(config, agent_id, ctx.gateway.settings.state_dir)
 

@@ -37,16 +37,21 @@ async def test_provider_outage_and_hangs_end_in_a_friendly_error(tmp_path: Path)
 async def test_disk_full_fails_the_turn_and_leaves_no_unreadable_file(tmp_path: Path) -> None:
     # Mounts a 4 MiB tmpfs as the state volume: the suite runs as root on Linux (CI and the VM).
     figures = await faults.disk_full(tmp_path)
-    for name in ("existing session", "new session"):
-        assert figures[f"turn when full ({name})"].get("state") == "error", figures
+    # A new session needs a new transcript file: refused. The existing session's appends may
+    # still fit in the slack of pages its files already hold (the session index is an
+    # append-only journal now), and then the turn rightly completes.
+    assert figures["turn when full (new session)"].get("state") == "error", figures
+    existing = figures["turn when full (existing session)"]
+    assert existing.get("state") in ("final", "error"), figures
     assert figures["health when full"] is True and figures["config.get when full"] is True
     assert figures["turn after space freed"] == "final"
     assert figures["unreadable transcripts"] == 0, figures["unreadable samples"]
     assert figures["unreadable index files"] == 0
     assert figures["exit code"] == 0
     # The user is told what is wrong; nothing half-written is left on the volume.
-    for name in ("existing session", "new session"):
-        assert "disk is full" in figures[f"turn when full ({name})"]["user sees"], figures
+    assert "disk is full" in figures["turn when full (new session)"]["user sees"], figures
+    if existing["state"] == "error":
+        assert "disk is full" in existing["user sees"], figures
     assert figures["headerless transcripts"] == [], figures
     assert figures["temp files left"] in (0, [], None), figures
     assert figures["tracebacks in log"] == 0
