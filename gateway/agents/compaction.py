@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ from gateway.agents import pricing
 from gateway.agents import roster as rv
 from gateway.agents.history import compacted_view, dm_history_limit, iso_to_ms, summary_message
 from gateway.agents.loop import LoopResult
+from gateway.agents.memory.flush import memory_flush_enabled, memory_flush_prompt
 from gateway.agents.runner import RunOutcome, RunRequest, Usage
 from gateway.agents.store import message_text
 from gateway.config.models import CompactionConfig, OpenClawConfig
@@ -47,6 +49,10 @@ Complete = Callable[[Sequence[str], TurnRequest], Awaitable[TurnResult]]
 # Send the turn with this history (the caller builds the request around it).
 # One try of the turn (the whole tool loop) on a given history.
 Attempt = Callable[[tuple[dict[str, Any], ...]], Awaitable[LoopResult]]
+# The silent memory-flush turn on a private copy of the history, with this user text
+# (memory/flush.py); it writes files through the tools and its reply is discarded.
+Flush = Callable[[tuple[dict[str, Any], ...], str], Awaitable[None]]
+FLUSH_MARK = "memoryFlushCompactionCount"  # session row: the cycle the last flush ran in
 
 TRANSCRIPT_BYTES_GUARD = 8_000_000  # A.15: compact before payload size kills a 1M window
 TOOL_RESULT_CHARS = 2_000
@@ -54,6 +60,7 @@ SUMMARY_MAX_CHARS = 16_000
 FOCUS_MAX_CHARS = 800
 KEEP_SHARE = 0.4  # share of the budget the verbatim tail may use on small windows
 COMMAND = "/compact"
+FLUSH_TIMEOUT_S = 120  # a memory flush never holds the user's turn longer than this
 
 SUMMARY_SYSTEM = (
     "You write checkpoint summaries of conversations between a user and an AI assistant. "
@@ -286,6 +293,7 @@ class ContextManager:
         prompt: str,
         text: str,
         attempt: Attempt,
+        flush: Flush | None = None,
     ) -> tuple[LoopResult, str | None]:
         """Send the turn within budget; returns (result, notice for the user or None)."""
         config = self.config
@@ -300,6 +308,8 @@ class ContextManager:
         notice: str | None = None
         projected = ctx.project(history, prompt, text)
         opts = settings(config)
+        if flush is not None and self._flush_due(req, opts, budget, projected.tokens, history):
+            await self._memory_flush(req, opts, history, flush)
         if (
             opts.enabled and projected.tokens > budget.threshold
         ) or projected.tokens > budget.hard_limit:
@@ -337,6 +347,73 @@ class ContextManager:
         if result.completion is not None:
             self._record_row(req, window.tokens, result)
         return result, notice
+
+    # -- the silent memory flush before a compaction ------------------------------------------
+
+    def _flush_due(
+        self,
+        req: RunRequest,
+        opts: CompactionConfig,
+        budget: ctx.Budget,
+        projected: int,
+        history: Sequence[Mapping[str, Any]],
+    ) -> bool:
+        """Near the compaction threshold (within `softThresholdTokens`) or past the
+        transcript byte guard, and not yet flushed in this compaction cycle."""
+        flush_opts = opts.memory_flush
+        if not memory_flush_enabled(opts) or not history:
+            return False
+        if req.metadata.get("heartbeat") or req.run_id == "sessions.compact":
+            return False  # the reference skips heartbeats; manual compaction has no turn
+        soft = max(0, budget.threshold - flush_opts.soft_threshold_tokens)
+        force = flush_opts.force_flush_transcript_bytes
+        force_bytes = (
+            _parse_bytes(force) if isinstance(force, str) else force if force is not None else 0
+        )
+        if projected <= soft and not (force_bytes and _chars(history) > force_bytes):
+            return False
+        row = self._service().store.get(req.session_key)
+        if row is None or row.session_id != req.session_id:
+            return False
+        return bool(row.extra.get(FLUSH_MARK) != row.compaction_count)
+
+    async def _memory_flush(
+        self,
+        req: RunRequest,
+        opts: CompactionConfig,
+        history: Sequence[Mapping[str, Any]],
+        flush: Flush,
+    ) -> None:
+        """One silent turn; at most once per compaction cycle, and whatever happens in it
+        (failure, timeout) the user's turn goes on."""
+        store = self._service().store.for_key(req.session_key)
+
+        def mark(row: Any) -> None:
+            if row.session_id == req.session_id:
+                row.extra[FLUSH_MARK] = row.compaction_count
+
+        try:
+            # Marked first: a flush that crashes or hangs is not retried every turn.
+            store.update_row(req.session_key, mark)
+        except Exception:
+            log.exception("could not mark the memory flush of %s", req.session_key)
+            return
+        user_text = memory_flush_prompt(timezone_name=self.config.agents.defaults.user_timezone)
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(min(opts.timeout_seconds, FLUSH_TIMEOUT_S)):
+                await flush(tuple(dict(m) for m in history), user_text)
+        except TimeoutError:
+            log.warning("memory flush of %s timed out; compacting anyway", req.session_key)
+            return
+        except Exception:
+            log.exception("memory flush of %s failed; compacting anyway", req.session_key)
+            return
+        log.info(
+            "memory flush of %s done in %d ms",
+            req.session_key,
+            int((time.monotonic() - started) * 1000),
+        )
 
     def _notice(self, done: Compaction) -> str | None:
         if done.truncated:
