@@ -294,31 +294,40 @@ class ContextManager:
         text: str,
         attempt: Attempt,
         flush: Flush | None = None,
+        tools_tokens: int = 0,
     ) -> tuple[LoopResult, str | None]:
-        """Send the turn within budget; returns (result, notice for the user or None)."""
+        """Send the turn within budget; returns (result, notice for the user or None).
+
+        `tools_tokens`: the size of the tool definitions sent with every request. They are
+        part of the fixed prompt: left out, the provider's reported usage would look like a
+        history several times its estimate and every turn would compact."""
         config = self.config
         window = ctx.resolve_window(config, chain.primary)
         try:
-            budget = ctx.budget(window, ctx.estimate_text(prompt))
+            budget = ctx.budget(window, ctx.estimate_text(prompt) + tools_tokens)
         except ctx.ContextConfigError as exc:
             log.error("config error: %s", exc)
             failure = Failure("bad_request", preview=str(exc))
             return LoopResult(None, None, None, failure=failure), None
         history = list(req.history)
         notice: str | None = None
-        projected = ctx.project(history, prompt, text)
+        projected = ctx.project(history, prompt, text, fixed=tools_tokens)
         opts = settings(config)
         if flush is not None and self._flush_due(req, opts, budget, projected.tokens, history):
             await self._memory_flush(req, opts, history, flush)
         if (
             opts.enabled and projected.tokens > budget.threshold
         ) or projected.tokens > budget.hard_limit:
-            done = await self._compact(req.session_key, req, chain, prompt, budget, projected.ratio)
+            done = await self._compact(
+                req.session_key, req, chain, prompt, budget, projected.ratio, fixed=tools_tokens
+            )
             if done is not None:
                 history = done.history
                 notice = self._notice(done)
         elif _chars(history) > self._byte_guard(opts):
-            done = await self._compact(req.session_key, req, chain, prompt, budget, projected.ratio)
+            done = await self._compact(
+                req.session_key, req, chain, prompt, budget, projected.ratio, fixed=tools_tokens
+            )
             if done is not None:
                 history, notice = done.history, self._notice(done)
         result = await attempt(tuple(history))
@@ -333,13 +342,22 @@ class ContextManager:
                 budget,
                 max(projected.ratio, 1.5),
                 overflow=True,
+                fixed=tools_tokens,
             )
             if done is not None:
                 history, notice = done.history, self._notice(done)
                 result = await attempt(tuple(history))
             if is_overflow(result):
                 done = await self._compact(
-                    req.session_key, req, chain, prompt, budget, 3.0, overflow=True, truncate=True
+                    req.session_key,
+                    req,
+                    chain,
+                    prompt,
+                    budget,
+                    3.0,
+                    overflow=True,
+                    truncate=True,
+                    fixed=tools_tokens,
                 )
                 if done is not None:
                     history, notice = done.history, self._notice(done)
@@ -478,19 +496,29 @@ class ContextManager:
 
     # -- /compact --------------------------------------------------------------------------------
 
-    async def command(self, req: RunRequest, chain: ModelChain, prompt: str) -> RunOutcome | None:
+    async def command(
+        self, req: RunRequest, chain: ModelChain, prompt: str, tools_tokens: int = 0
+    ) -> RunOutcome | None:
         """A `/compact [focus]` turn answered without the conversation model; else None."""
         focus = compact_focus(req.text)
         if focus is None:
             return None
         window = ctx.resolve_window(self.config, chain.primary)
         try:
-            budget = ctx.budget(window, ctx.estimate_text(prompt))
+            budget = ctx.budget(window, ctx.estimate_text(prompt) + tools_tokens)
         except ctx.ContextConfigError as exc:
             return RunOutcome(text=f"⚙️ Compaction failed: {exc}")
-        projected = ctx.project(list(req.history), prompt, "")
+        projected = ctx.project(list(req.history), prompt, "", fixed=tools_tokens)
         done = await self._compact(
-            req.session_key, req, chain, prompt, budget, projected.ratio, focus=focus, manual=True
+            req.session_key,
+            req,
+            chain,
+            prompt,
+            budget,
+            projected.ratio,
+            focus=focus,
+            manual=True,
+            fixed=tools_tokens,
         )
         if done is None:
             used = projected.tokens
@@ -551,6 +579,7 @@ class ContextManager:
         manual: bool = False,
         overflow: bool = False,
         truncate: bool = False,
+        fixed: int = 0,  # tokens sent besides prompt and history (tool definitions)
     ) -> Compaction | None:
         config = self.config
         opts = settings(config)
@@ -567,7 +596,7 @@ class ContextManager:
             if message_text(entries[-1]["message"]) == req.text:
                 current = entries.pop()  # this turn's own message: always kept verbatim
         messages = [dict(e["message"]) for e in entries]
-        fixed = ctx.estimate_text(prompt) + (
+        fixed += ctx.estimate_text(prompt) + (
             ctx.estimate_message(current["message"]) if current else 0
         )
         tokens_before = math.ceil(

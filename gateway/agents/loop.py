@@ -215,7 +215,7 @@ class ToolLoop:
         self.run_id = run_id
         self.usage_json = usage_json
         self._limit = result_cap(toolset.context.context_window_tokens)
-        specs = [_spec(t) for t in toolset.tools.values()]
+        specs = [tool_spec(t) for t in toolset.tools.values()]
         self._specs = tuple(sorted(specs, key=lambda s: s.name))
         self._durations: dict[str, int] = {}
 
@@ -405,7 +405,7 @@ class ToolLoop:
 
 
 @functools.cache
-def _spec(found: Tool) -> ToolSpec:
+def tool_spec(found: Tool) -> ToolSpec:
     # Building a JSON schema from a pydantic model costs milliseconds; tools are immutable.
     return found.spec()
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import importlib
+import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -14,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.agents import roster as rv
 from gateway.agents.compaction import ContextManager, Flush
-from gateway.agents.loop import LoopResult, ToolLoop, Toolset, to_messages
+from gateway.agents.context import CHARS_PER_TOKEN
+from gateway.agents.loop import LoopResult, ToolLoop, Toolset, to_messages, tool_spec
 from gateway.agents.memory.flush import MEMORY_FLUSH_SYSTEM
 from gateway.agents.roster import ModelChain
 from gateway.agents.runner import DeltaSink, RunFailure, RunOutcome, RunRequest, Usage
@@ -120,7 +123,8 @@ class ModelTurns:
             # on every full collection (a 100+ ms pause with an SDK loaded).
             gc.freeze()
         # --- context (issue 14): /compact, budget check, compaction, overflow retry ---
-        if (command := await self.context.command(req, chain, prompt)) is not None:
+        tools_tokens = tool_tokens(toolset)
+        if (command := await self.context.command(req, chain, prompt, tools_tokens)) is not None:
             return command
 
         async def model(request: TurnRequest, candidates: Sequence[str]) -> TurnResult:
@@ -141,7 +145,9 @@ class ModelTurns:
         flush = None
         if WRITE_TOOLS & toolset.tools.keys():  # a flush needs a way to write memory files
             flush = self._memory_flush(req, chain, prompt, toolset)
-        result, notice = await self.context.turn(req, chain, prompt, text, attempt, flush)
+        result, notice = await self.context.turn(
+            req, chain, prompt, text, attempt, flush, tools_tokens
+        )
         return self._outcome(result, chain, notice)
 
     def _memory_flush(
@@ -226,6 +232,15 @@ class ModelTurns:
 
     async def close(self) -> None:
         await self.pool.close()
+
+
+def tool_tokens(toolset: Toolset) -> int:
+    """Estimated tokens of the tool definitions every request of the turn carries."""
+    size = 0
+    for found in toolset.tools.values():
+        spec = tool_spec(found)
+        size += len(spec.name) + len(spec.description) + len(json.dumps(spec.parameters))
+    return math.ceil(size / CHARS_PER_TOKEN)
 
 
 def _discard(text: str) -> None:
