@@ -66,7 +66,10 @@ async def pages() -> AsyncIterator[PageServer]:
 
 
 def config(
-    llm: FakeLLM, tg: FakeTelegram | None = None, telegram: dict[str, Any] | None = None, **extra: Any
+    llm: FakeLLM,
+    tg: FakeTelegram | None = None,
+    telegram: dict[str, Any] | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
     """The owner (id 42) is on the DM allowlist; keys and the bot token come from the
     environment through `${VAR}` / `{source: "env"}` secrets, as on a real deployment."""

@@ -99,7 +99,11 @@ async def test_a_long_dm_stays_bounded_and_status_usage_tell_the_truth(
     assert max(sizes[TURNS // 2 :]) <= max(sizes[: TURNS // 2]) * 1.1
     # /status: the context fills, empties at each compaction, fills again.
     drops = [i for i in range(1, len(percents)) if percents[i] < percents[i - 1]]
-    assert len(drops) >= 2 and max(percents) >= 50, (percents, [t["tokens"] for t in model.turns], len(model.summaries))
+    assert len(drops) >= 2 and max(percents) >= 50, (
+        percents,
+        [t["tokens"] for t in model.turns],
+        len(model.summaries),
+    )
     assert compactions >= 2 and compactions == len(model.summaries)
     # /usage and usage.cost: totals equal the sum of the per-turn records (replies and
     # compaction summaries) written in the transcript.

@@ -24,7 +24,7 @@ NOTE = "- buy oat milk\n- call the plumber about the leak\n"
 
 
 def note_then_read(turn: Turn) -> dict[str, Any]:
-    """"write a note …, then read it back": write, read, then quote what read returned."""
+    """ "write a note …, then read it back": write, read, then quote what read returned."""
     if "notes/todo.md" not in turn.user:
         return {"text": "ok"}
     if not turn.steps:
@@ -34,7 +34,11 @@ def note_then_read(turn: Turn) -> dict[str, Any]:
     return {"text": f"Your note says:\n{turn.steps[-1][2]}"}
 
 
-PROBES = ("env", "cat /proc/self/environ | tr '\\0' '\\n'", "cat /proc/$PPID/environ | tr '\\0' '\\n'")
+PROBES = (
+    "env",
+    "cat /proc/self/environ | tr '\\0' '\\n'",
+    "cat /proc/$PPID/environ | tr '\\0' '\\n'",
+)
 
 
 def probe_secrets(turn: Turn) -> dict[str, Any]:
