@@ -42,7 +42,9 @@ async def test_remember_then_recall_after_new(
     async with live_gateway(tmp_path, config(fake_llm, fake_tg)) as live:
         runner = live.gateway.extensions["channels"].get("telegram").runner
         await runner.wait_for_status(lambda s: s.connected)
-        sent = lambda: [c for c in fake_tg.calls("sendMessage") if to_chat(OWNER)(c)]  # noqa: E731
+
+        def sent() -> list[dict[str, Any]]:
+            return [c for c in fake_tg.calls("sendMessage") if to_chat(OWNER)(c)]
 
         async def say(text: str) -> str:
             before = len(sent())

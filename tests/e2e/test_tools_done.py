@@ -3,7 +3,6 @@ reference CLI, and `exec` is the owner's alone and never shows a secret."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from pathlib import Path
