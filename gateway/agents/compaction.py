@@ -383,7 +383,11 @@ class ContextManager:
             return False
         if req.metadata.get("heartbeat") or req.run_id == "sessions.compact":
             return False  # the reference skips heartbeats; manual compaction has no turn
-        soft = max(0, budget.threshold - flush_opts.soft_threshold_tokens)
+        # On small windows the margin is capped at a quarter of the threshold: a zone that
+        # began below the size right after a compaction would flush on the very next turn,
+        # with nothing new to save, instead of just before the next compaction.
+        margin = min(flush_opts.soft_threshold_tokens, budget.threshold // 4)
+        soft = max(0, budget.threshold - margin)
         force = flush_opts.force_flush_transcript_bytes
         force_bytes = (
             _parse_bytes(force) if isinstance(force, str) else force if force is not None else 0
