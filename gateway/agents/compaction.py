@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ from gateway.agents import pricing
 from gateway.agents import roster as rv
 from gateway.agents.history import compacted_view, dm_history_limit, iso_to_ms, summary_message
 from gateway.agents.loop import LoopResult
+from gateway.agents.memory.flush import memory_flush_enabled, memory_flush_prompt
 from gateway.agents.runner import RunOutcome, RunRequest, Usage
 from gateway.agents.store import message_text
 from gateway.config.models import CompactionConfig, OpenClawConfig
@@ -47,6 +49,10 @@ Complete = Callable[[Sequence[str], TurnRequest], Awaitable[TurnResult]]
 # Send the turn with this history (the caller builds the request around it).
 # One try of the turn (the whole tool loop) on a given history.
 Attempt = Callable[[tuple[dict[str, Any], ...]], Awaitable[LoopResult]]
+# The silent memory-flush turn on a private copy of the history, with this user text
+# (memory/flush.py); it writes files through the tools and its reply is discarded.
+Flush = Callable[[tuple[dict[str, Any], ...], str], Awaitable[None]]
+FLUSH_MARK = "memoryFlushCompactionCount"  # session row: the cycle the last flush ran in
 
 TRANSCRIPT_BYTES_GUARD = 8_000_000  # A.15: compact before payload size kills a 1M window
 TOOL_RESULT_CHARS = 2_000
@@ -54,6 +60,7 @@ SUMMARY_MAX_CHARS = 16_000
 FOCUS_MAX_CHARS = 800
 KEEP_SHARE = 0.4  # share of the budget the verbatim tail may use on small windows
 COMMAND = "/compact"
+FLUSH_TIMEOUT_S = 120  # a memory flush never holds the user's turn longer than this
 
 SUMMARY_SYSTEM = (
     "You write checkpoint summaries of conversations between a user and an AI assistant. "
@@ -286,29 +293,41 @@ class ContextManager:
         prompt: str,
         text: str,
         attempt: Attempt,
+        flush: Flush | None = None,
+        tools_tokens: int = 0,
     ) -> tuple[LoopResult, str | None]:
-        """Send the turn within budget; returns (result, notice for the user or None)."""
+        """Send the turn within budget; returns (result, notice for the user or None).
+
+        `tools_tokens`: the size of the tool definitions sent with every request. They are
+        part of the fixed prompt: left out, the provider's reported usage would look like a
+        history several times its estimate and every turn would compact."""
         config = self.config
         window = ctx.resolve_window(config, chain.primary)
         try:
-            budget = ctx.budget(window, ctx.estimate_text(prompt))
+            budget = ctx.budget(window, ctx.estimate_text(prompt) + tools_tokens)
         except ctx.ContextConfigError as exc:
             log.error("config error: %s", exc)
             failure = Failure("bad_request", preview=str(exc))
             return LoopResult(None, None, None, failure=failure), None
         history = list(req.history)
         notice: str | None = None
-        projected = ctx.project(history, prompt, text)
+        projected = ctx.project(history, prompt, text, fixed=tools_tokens)
         opts = settings(config)
+        if flush is not None and self._flush_due(req, opts, budget, projected.tokens, history):
+            await self._memory_flush(req, opts, history, flush)
         if (
             opts.enabled and projected.tokens > budget.threshold
         ) or projected.tokens > budget.hard_limit:
-            done = await self._compact(req.session_key, req, chain, prompt, budget, projected.ratio)
+            done = await self._compact(
+                req.session_key, req, chain, prompt, budget, projected.ratio, fixed=tools_tokens
+            )
             if done is not None:
                 history = done.history
                 notice = self._notice(done)
         elif _chars(history) > self._byte_guard(opts):
-            done = await self._compact(req.session_key, req, chain, prompt, budget, projected.ratio)
+            done = await self._compact(
+                req.session_key, req, chain, prompt, budget, projected.ratio, fixed=tools_tokens
+            )
             if done is not None:
                 history, notice = done.history, self._notice(done)
         result = await attempt(tuple(history))
@@ -323,13 +342,22 @@ class ContextManager:
                 budget,
                 max(projected.ratio, 1.5),
                 overflow=True,
+                fixed=tools_tokens,
             )
             if done is not None:
                 history, notice = done.history, self._notice(done)
                 result = await attempt(tuple(history))
             if is_overflow(result):
                 done = await self._compact(
-                    req.session_key, req, chain, prompt, budget, 3.0, overflow=True, truncate=True
+                    req.session_key,
+                    req,
+                    chain,
+                    prompt,
+                    budget,
+                    3.0,
+                    overflow=True,
+                    truncate=True,
+                    fixed=tools_tokens,
                 )
                 if done is not None:
                     history, notice = done.history, self._notice(done)
@@ -337,6 +365,77 @@ class ContextManager:
         if result.completion is not None:
             self._record_row(req, window.tokens, result)
         return result, notice
+
+    # -- the silent memory flush before a compaction ------------------------------------------
+
+    def _flush_due(
+        self,
+        req: RunRequest,
+        opts: CompactionConfig,
+        budget: ctx.Budget,
+        projected: int,
+        history: Sequence[Mapping[str, Any]],
+    ) -> bool:
+        """Near the compaction threshold (within `softThresholdTokens`) or past the
+        transcript byte guard, and not yet flushed in this compaction cycle."""
+        flush_opts = opts.memory_flush
+        if not memory_flush_enabled(opts) or not history:
+            return False
+        if req.metadata.get("heartbeat") or req.run_id == "sessions.compact":
+            return False  # the reference skips heartbeats; manual compaction has no turn
+        # On small windows the margin is capped at a quarter of the threshold: a zone that
+        # began below the size right after a compaction would flush on the very next turn,
+        # with nothing new to save, instead of just before the next compaction.
+        margin = min(flush_opts.soft_threshold_tokens, budget.threshold // 4)
+        soft = max(0, budget.threshold - margin)
+        force = flush_opts.force_flush_transcript_bytes
+        force_bytes = (
+            _parse_bytes(force) if isinstance(force, str) else force if force is not None else 0
+        )
+        if projected <= soft and not (force_bytes and _chars(history) > force_bytes):
+            return False
+        row = self._service().store.get(req.session_key)
+        if row is None or row.session_id != req.session_id:
+            return False
+        return bool(row.extra.get(FLUSH_MARK) != row.compaction_count)
+
+    async def _memory_flush(
+        self,
+        req: RunRequest,
+        opts: CompactionConfig,
+        history: Sequence[Mapping[str, Any]],
+        flush: Flush,
+    ) -> None:
+        """One silent turn; at most once per compaction cycle, and whatever happens in it
+        (failure, timeout) the user's turn goes on."""
+        store = self._service().store.for_key(req.session_key)
+
+        def mark(row: Any) -> None:
+            if row.session_id == req.session_id:
+                row.extra[FLUSH_MARK] = row.compaction_count
+
+        try:
+            # Marked first: a flush that crashes or hangs is not retried every turn.
+            store.update_row(req.session_key, mark)
+        except Exception:
+            log.exception("could not mark the memory flush of %s", req.session_key)
+            return
+        user_text = memory_flush_prompt(timezone_name=self.config.agents.defaults.user_timezone)
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(min(opts.timeout_seconds, FLUSH_TIMEOUT_S)):
+                await flush(tuple(dict(m) for m in history), user_text)
+        except TimeoutError:
+            log.warning("memory flush of %s timed out; compacting anyway", req.session_key)
+            return
+        except Exception:
+            log.exception("memory flush of %s failed; compacting anyway", req.session_key)
+            return
+        log.info(
+            "memory flush of %s done in %d ms",
+            req.session_key,
+            int((time.monotonic() - started) * 1000),
+        )
 
     def _notice(self, done: Compaction) -> str | None:
         if done.truncated:
@@ -401,19 +500,29 @@ class ContextManager:
 
     # -- /compact --------------------------------------------------------------------------------
 
-    async def command(self, req: RunRequest, chain: ModelChain, prompt: str) -> RunOutcome | None:
+    async def command(
+        self, req: RunRequest, chain: ModelChain, prompt: str, tools_tokens: int = 0
+    ) -> RunOutcome | None:
         """A `/compact [focus]` turn answered without the conversation model; else None."""
         focus = compact_focus(req.text)
         if focus is None:
             return None
         window = ctx.resolve_window(self.config, chain.primary)
         try:
-            budget = ctx.budget(window, ctx.estimate_text(prompt))
+            budget = ctx.budget(window, ctx.estimate_text(prompt) + tools_tokens)
         except ctx.ContextConfigError as exc:
             return RunOutcome(text=f"⚙️ Compaction failed: {exc}")
-        projected = ctx.project(list(req.history), prompt, "")
+        projected = ctx.project(list(req.history), prompt, "", fixed=tools_tokens)
         done = await self._compact(
-            req.session_key, req, chain, prompt, budget, projected.ratio, focus=focus, manual=True
+            req.session_key,
+            req,
+            chain,
+            prompt,
+            budget,
+            projected.ratio,
+            focus=focus,
+            manual=True,
+            fixed=tools_tokens,
         )
         if done is None:
             used = projected.tokens
@@ -474,6 +583,7 @@ class ContextManager:
         manual: bool = False,
         overflow: bool = False,
         truncate: bool = False,
+        fixed: int = 0,  # tokens sent besides prompt and history (tool definitions)
     ) -> Compaction | None:
         config = self.config
         opts = settings(config)
@@ -490,7 +600,7 @@ class ContextManager:
             if message_text(entries[-1]["message"]) == req.text:
                 current = entries.pop()  # this turn's own message: always kept verbatim
         messages = [dict(e["message"]) for e in entries]
-        fixed = ctx.estimate_text(prompt) + (
+        fixed += ctx.estimate_text(prompt) + (
             ctx.estimate_message(current["message"]) if current else 0
         )
         tokens_before = math.ceil(

@@ -190,7 +190,7 @@ class ToolLoop:
         self.toolset = toolset
         self.run_id = run_id
         self.usage_json = usage_json
-        specs = [_spec(t) for t in toolset.tools.values()]
+        specs = [tool_spec(t) for t in toolset.tools.values()]
         self._specs = tuple(sorted(specs, key=lambda s: s.name))
         self._durations: dict[str, int] = {}
 
@@ -380,7 +380,7 @@ class ToolLoop:
 
 
 @functools.cache
-def _spec(found: Tool) -> ToolSpec:
+def tool_spec(found: Tool) -> ToolSpec:
     # Building a JSON schema from a pydantic model costs milliseconds; tools are immutable.
     return found.spec()
 

@@ -5,15 +5,20 @@ from __future__ import annotations
 import asyncio
 import gc
 import importlib
+import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway.agents.compaction import ContextManager
-from gateway.agents.loop import LoopResult, ToolLoop, Toolset, to_messages
+from gateway.agents import roster as rv
+from gateway.agents.compaction import ContextManager, Flush
+from gateway.agents.context import CHARS_PER_TOKEN
+from gateway.agents.loop import LoopResult, ToolLoop, Toolset, to_messages, tool_spec
+from gateway.agents.memory.flush import MEMORY_FLUSH_SYSTEM
 from gateway.agents.roster import ModelChain
 from gateway.agents.runner import DeltaSink, RunFailure, RunOutcome, RunRequest, Usage
 from gateway.config.models import OpenClawConfig
@@ -36,6 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("agent/embedded")
 
+WRITE_TOOLS = frozenset({"write", "edit", "apply_patch"})
 AFTER_TOOLS_TEXT = (
     "Tools had already run in this turn, so it was not retried on another model; "
     "check what they did before asking again."
@@ -117,7 +123,8 @@ class ModelTurns:
             # on every full collection (a 100+ ms pause with an SDK loaded).
             gc.freeze()
         # --- context (issue 14): /compact, budget check, compaction, overflow retry ---
-        if (command := await self.context.command(req, chain, prompt)) is not None:
+        tools_tokens = tool_tokens(toolset)
+        if (command := await self.context.command(req, chain, prompt, tools_tokens)) is not None:
             return command
 
         async def model(request: TurnRequest, candidates: Sequence[str]) -> TurnResult:
@@ -135,8 +142,45 @@ class ModelTurns:
             loop = ToolLoop(model, sink, toolset, run_id=req.run_id, usage_json=_usage_json)
             return await loop.run(to_messages(history, text), prompt, chain.candidates)
 
-        result, notice = await self.context.turn(req, chain, prompt, text, attempt)
+        flush = None
+        if WRITE_TOOLS & toolset.tools.keys():  # a flush needs a way to write memory files
+            flush = self._memory_flush(req, chain, prompt, toolset)
+        result, notice = await self.context.turn(
+            req, chain, prompt, text, attempt, flush, tools_tokens
+        )
         return self._outcome(result, chain, notice)
+
+    def _memory_flush(
+        self, req: RunRequest, chain: ModelChain, prompt: str, toolset: Toolset
+    ) -> Flush:
+        """The silent pre-compaction turn (memory/flush.py): tools write files, every text
+        delta, event and transcript record is dropped, and only one model is asked."""
+        config = self.gateway.loaded.config
+        override = config.agents.defaults.compaction.memory_flush.model
+        candidates = (
+            (rv.resolve_model_ref(override, rv.model_aliases(config)),)
+            if override
+            else (chain.primary,)
+        )
+        silent = _SilentSink()
+
+        async def model(request: TurnRequest, chosen: Sequence[str]) -> TurnResult:
+            return await run_turn(
+                chosen, request, self.pool.get, silent, health=self.health, policy=self.policy
+            )
+
+        async def flush(history: tuple[dict[str, Any], ...], user_text: str) -> None:
+            loop = ToolLoop(
+                model, silent, toolset, run_id=f"{req.run_id}:flush", usage_json=_usage_json
+            )
+            result = await loop.run(
+                to_messages(history, user_text), f"{prompt}\n\n{MEMORY_FLUSH_SYSTEM}", candidates
+            )
+            if result.completion is None:
+                reason = result.failure.reason if result.failure else "unknown"
+                raise RuntimeError(f"the flush turn failed ({reason})")
+
+        return flush
 
     def _outcome(self, result: LoopResult, chain: ModelChain, notice: str | None) -> RunOutcome:
         if result.completion is not None and result.candidate is not None:
@@ -190,8 +234,33 @@ class ModelTurns:
         await self.pool.close()
 
 
+def tool_tokens(toolset: Toolset) -> int:
+    """Estimated tokens of the tool definitions every request of the turn carries."""
+    size = 0
+    for found in toolset.tools.values():
+        spec = tool_spec(found)
+        size += len(spec.name) + len(spec.description) + len(json.dumps(spec.parameters))
+    return math.ceil(size / CHARS_PER_TOKEN)
+
+
 def _discard(text: str) -> None:
     return None
+
+
+class _SilentSink:
+    """A run outlet that keeps nothing: the memory flush is invisible to user and transcript."""
+
+    def __call__(self, text: str) -> None:
+        return None
+
+    def reset(self) -> None:
+        return None
+
+    def record(self, messages: Sequence[dict[str, Any]]) -> None:
+        return None
+
+    def agent_event(self, stream: str, data: dict[str, Any]) -> None:
+        return None
 
 
 def _import_modules(names: list[str]) -> None:

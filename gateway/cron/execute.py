@@ -157,11 +157,14 @@ class Executor:
         model: str | None = None,
         fallbacks: list[str] | None = None,
         job_id: str | None = None,
+        heartbeat: bool = False,
     ) -> tuple[RunResult | None, str | None]:
         svc = self._agents()
         if svc is None:
             return None, "the agents service is not running"
         meta: dict[str, Any] = {"cronJobId": job_id} if job_id else {}
+        if heartbeat:
+            meta["heartbeat"] = True  # no memory flush in heartbeat turns (as the reference)
         if model:
             meta["modelOverride"] = model
             if fallbacks is not None:
@@ -299,6 +302,7 @@ class Executor:
             if beat.timeout_seconds
             else min(600.0, beat.every_ms / 1000 or 600.0),
             model=beat.model,
+            heartbeat=True,
         )
         if result is None:
             for event in events:

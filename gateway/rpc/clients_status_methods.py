@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.agents import roster as rv
+from gateway.agents.memory.status import memory_status
 from gateway.devices import DeviceStore
 from gateway.protocol.scopes import ADMIN, APPROVALS, PAIRING, QUESTIONS, READ
 from gateway.rpc.registry import CallContext, EmptyParams, method
@@ -174,23 +175,20 @@ async def skills_status(ctx: CallContext, params: AgentScopedParams) -> dict[str
     }
 
 
-@method("doctor.memory.status", scope=READ, params=AgentScopedParams)
-async def doctor_memory_status(ctx: CallContext, params: AgentScopedParams) -> dict[str, Any]:
-    custom = ctx.gateway.extensions.get("memory.status")
+class MemoryStatusParams(AgentScopedParams):
+    probe: bool = False
+    deep: bool = False
+
+
+@method("doctor.memory.status", scope=READ, params=MemoryStatusParams)
+async def doctor_memory_status(ctx: CallContext, params: MemoryStatusParams) -> dict[str, Any]:
     config = ctx.gateway.loaded.config
     agent_id = params.agent_id or rv.default_agent_id(config)
-    if callable(custom):
-        result: dict[str, Any] = custom(agent_id)
-        return result
-    return {
-        "agentId": agent_id,
-        "provider": "none",
-        "embedding": {
-            "ok": False,
-            "checked": False,
-            "error": "memory search is not available in this gateway",
-        },
-    }
+    state_dir = ctx.gateway.settings.state_dir
+    workspace = rv.workspace_dir(config, agent_id, state_dir)
+    return await memory_status(
+        config, agent_id, workspace, state_dir, probe=params.probe or params.deep
+    )
 
 
 # --- devices ----------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ The real SDKs talk to it. Behaviour is scripted: each request pops the next acti
 With the script empty, `responder(api, body)` (when set) picks the action, e.g. "call `write`
 unless the last message already holds its result" (see `tool_results`). A request whose
 `tool_choice` forbids tools gets the action's text (or `default_text`) without its calls.
-`GET /v1/models` answers both SDKs' model lists, refusing keys not in `valid_keys` when set.
+`realistic_usage` makes Chat Completions report prompt tokens ≈ request bytes / 4 (context
+tests). `GET /v1/models` answers both SDKs' model lists, refusing keys not in `valid_keys` when set.
 """
 
 from __future__ import annotations
@@ -137,6 +138,7 @@ class FakeLLM(LoopbackServer):
         self.default_text = default_text
         self.completed_at: list[float] = []  # monotonic time each streamed answer ended
         self.responder: Responder | None = None
+        self.realistic_usage = False  # Chat Completions: report prompt tokens ≈ bytes / 4
 
     @property
     def bodies(self) -> list[dict[str, Any]]:
@@ -334,6 +336,9 @@ class FakeLLM(LoopbackServer):
         text = str(action.get("text", "" if calls else self.default_text))
         cid, model, now = f"chatcmpl-{next(_ids)}", body.get("model"), int(time.time())
         usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+        if self.realistic_usage:  # prompt tokens ≈ request size / 4, like a real provider
+            prompt = max(1, len(json.dumps(body)) // 4)
+            usage = {"prompt_tokens": prompt, "completion_tokens": 2, "total_tokens": prompt + 2}
         if not body.get("stream"):
             return web.json_response(
                 {

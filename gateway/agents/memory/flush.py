@@ -2,19 +2,15 @@
 matters to its memory files before older messages are summarised away
 (context-and-cron.md: `agents.defaults.compaction.memoryFlush`).
 
-How the compaction code is meant to call it (integration at merge):
-
-    if flush_due(...) and memory_flush_enabled(config) and workspace is writable
-            and the turn is not a heartbeat:
-        user_text = memory_flush_prompt(now=..., timezone_name=defaults.user_timezone)
-        run ONE model turn on a private copy of the history:
-            system prompt  = the session's normal prompt + "\n\n" + MEMORY_FLUSH_SYSTEM
-            messages       = history copy + a user message with `user_text`
-            tools          = the turn's allowed tools (the agent writes with write/edit)
-            model          = compaction.memoryFlush.model, else the session model, no fallbacks
-        neither the prompt nor the reply is appended to the transcript or delivered
-        (the expected reply is NO_REPLY); a failure is logged and never blocks the
-        compaction or the user's reply; run at most once per compaction cycle.
+Wired in compaction.ContextManager.turn (with the turn built by model_turn.ModelTurns):
+once the projected prompt is within `softThresholdTokens` of the compaction threshold (or
+the history passes `forceFlushTranscriptBytes`), and not yet in this compaction cycle
+(session row `memoryFlushCompactionCount`), ONE silent model turn runs on a private copy
+of the history: the session's prompt + MEMORY_FLUSH_SYSTEM, the history + a user message
+with memory_flush_prompt(), the turn's allowed tools (the agent writes with write/edit),
+`memoryFlush.model` or else the session's primary model, no fallbacks. Neither the prompt
+nor the reply reaches the transcript or the user (the expected reply is NO_REPLY); a
+failure or timeout is logged and the user's turn goes on. Heartbeat turns skip it.
 """
 
 from __future__ import annotations
@@ -23,6 +19,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.agents.store import SILENT_REPLY_TOKEN
+from gateway.config.models import CompactionConfig
 
 MEMORY_FLUSH_SYSTEM = (
     "# Memory flush\n"
@@ -50,8 +47,10 @@ def memory_flush_prompt(*, now: datetime | None = None, timezone_name: str | Non
 
 
 def memory_flush_enabled(compaction: object) -> bool:
-    """`agents.defaults.compaction.memoryFlush.enabled` (default true) from the raw value
-    (the compaction section is modelled by the context work; a dict until then)."""
+    """`agents.defaults.compaction.memoryFlush.enabled` (default true), from the parsed
+    section (a flush is optional maintenance: off with proactive compaction) or a raw dict."""
+    if isinstance(compaction, CompactionConfig):
+        return compaction.enabled and compaction.memory_flush.enabled
     if isinstance(compaction, dict):
         flush = compaction.get("memoryFlush")
         if isinstance(flush, dict) and flush.get("enabled") is False:
