@@ -83,7 +83,7 @@ async def prepare(
             refused += 1
             continue
         except BadImage as exc:
-            notes.append(f"[The picture {name} could not be read ({exc}); ask for it again]")
+            notes.append(f"[The picture {exc}; ask the sender for it again if it matters]")
             continue
         except TimeoutError:
             log.warning("download of %s timed out after %.0fs", name, timeout_s)
