@@ -38,7 +38,7 @@ def describe_image(api: str, body: dict[str, Any]) -> dict[str, Any]:
     url = parts[-1]["image_url"]["url"]
     data = base64.b64decode(url.split(",", 1)[1])
     with Image.open(io.BytesIO(data)) as img:
-        r, g, b = img.convert("RGB").getpixel((0, 0))  # type: ignore[misc]
+        r, g, _ = img.convert("RGB").getpixel((0, 0))  # type: ignore[misc]
         colour = "red" if r > 150 and g < 100 else "other"
         return {"text": f"I see a {colour} picture, {img.width}x{img.height}."}
 
