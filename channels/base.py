@@ -11,7 +11,10 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from gateway.media.outbound import OutgoingFile
 
 ChannelId = Literal["discord", "telegram"]
 # Peer kinds as routing and session keys use them: Discord DMs are "direct" and guild
@@ -112,6 +115,17 @@ class Transport(Protocol):
 
     async def send_typing(self, target: OutboundTarget) -> None:
         """Show a typing indicator (best effort)."""
+        ...
+
+
+@runtime_checkable
+class FileSender(Protocol):
+    """A transport that can also send files (the agent's `MEDIA:` attachments)."""
+
+    async def send_file(
+        self, target: OutboundTarget, file: OutgoingFile, caption: str | None = None
+    ) -> SentMessage:
+        """Send one file: a picture as a photo where the platform has them, else a document."""
         ...
 
 

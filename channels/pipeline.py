@@ -37,7 +37,7 @@ from channels.command_auth import (
     commands_enabled,
 )
 from channels.context import Dedupe, HistoryEntry, PendingHistory, group_prompt, history_limit
-from channels.media_in import MediaGate
+from channels.media import MediaGate
 from channels.pairing import FULL_REPLY, MAX_PENDING_PER_ACCOUNT, PairingStore, pairing_reply
 from channels.policy import WILDCARD, Decision, decide, id_set, normalize_id
 from gateway.agents import commands as chan_commands
@@ -49,6 +49,7 @@ from gateway.agents.runner import QueueFull, RunHandle, RunResult, SubmitRequest
 from gateway.agents.session_keys import build_session_key, may_update_last_route
 from gateway.agents.tools.registry import Requester
 from gateway.config.models import DiscordConfig, OpenClawConfig, TelegramConfig
+from gateway.media.outbound import split_media
 
 if TYPE_CHECKING:
     from gateway.agents.service import AgentService
@@ -518,7 +519,7 @@ class Pipeline:
         if accepted is not None and not accepted.done():
             accepted.set_result(True)  # queued for its agent: the platform may forget it now
         outcome = await self._with_typing(transport, target, handle.wait())
-        await self._deliver_result(outcome, msg, transport, target, decision)
+        await self._deliver_result(outcome, msg, transport, target, decision, route.agent_id)
         return "turn"
 
     def _submit(
@@ -630,13 +631,22 @@ class Pipeline:
         transport: Transport,
         target: OutboundTarget,
         decision: Decision,
+        agent_id: str | None = None,
     ) -> None:
         if result.merged_into is not None:
             return  # collect mode: the run it was merged into answers
         if result.state == "final":
             if result.silent or not result.text.strip():
                 return
-            await self.deliver(transport, target, result.text, reply_to=msg.message_id)
+            text, files = split_media(result.text)  # `MEDIA:` lines: files to send back
+            if text.strip():
+                await self.deliver(transport, target, text, reply_to=msg.message_id)
+            if files and agent_id is not None:
+                problems = await self.media.send_files(
+                    transport, target, files, agent_id, self.section
+                )
+                if problems:
+                    await self.deliver(transport, target, "\n".join(problems))
         elif result.state == "error":
             # Failure text is the runner's friendly message, never a raw provider error;
             # unaddressed group turns stay silent (channels.md §4.8).

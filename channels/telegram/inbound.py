@@ -22,6 +22,7 @@ def _fetcher(message: Message, file_id: str) -> Callable[[Path], Awaitable[None]
 
 def _attachments(message: Message) -> tuple[tuple[InboundAttachment, ...], str | None]:
     """(the message's downloadable files, text standing in for a sticker that is not one)."""
+
     def one(
         kind: AttachmentKind,
         file_id: str,

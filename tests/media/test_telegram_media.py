@@ -147,3 +147,33 @@ async def test_pdf_and_text_documents(
         await fake_tg.wait_for("sendMessage", lambda p: len(fake_llm.bodies) >= 2, timeout=10)
         text = user_text(fake_llm.bodies[-1])
         assert "alpha\nbeta" in text and "read it" in text
+
+
+async def test_agent_sends_a_generated_file_back_as_a_document(
+    tmp_path: Path, fake_tg: FakeTelegram, fake_llm: FakeLLM
+) -> None:
+    csv = "item,price\nmilk,1.20\n"
+    fake_llm.script += [
+        {"tool_calls": [{"name": "write", "arguments": {"path": "report.csv", "content": csv}}]},
+        {"text": "Here is your report.\n\nMEDIA:report.csv\n"},
+        {"text": "A chart:\nMEDIA:chart.png\nMEDIA:../secret.txt"},
+    ]
+    cfg = gateway_config(fake_tg, fake_llm, {"dmPolicy": "allowlist", "allowFrom": [42]})
+    async with telegram_gateway(tmp_path, cfg) as live:
+        fake_tg.text_update("make me a report")
+        doc = await fake_tg.wait_for("sendDocument", sent_to(42), timeout=10)
+        text = await fake_tg.wait_for("sendMessage", sent_to(42))
+        assert text["text"] == "Here is your report."  # the MEDIA: line is not shown
+        assert doc["document"] == {"filename": "report.csv", "bytes": csv.encode()}
+        # A picture goes as a photo; a path outside the workspace is refused, in words.
+        workspace = live.gateway.settings.state_dir / "workspace"
+        (workspace / "chart.png").write_bytes(png(20, 10))
+        (workspace.parent / "secret.txt").write_text("not for strangers")
+        fake_tg.text_update("and a chart?")
+        photo = await fake_tg.wait_for("sendPhoto", sent_to(42), timeout=10)
+        assert photo["photo"]["bytes"] == png(20, 10)
+        refused = await fake_tg.wait_for(
+            "sendMessage", lambda p: "Could not attach" in p.get("text", ""), timeout=10
+        )
+    assert refused["text"] == "(Could not attach ../secret.txt: outside the workspace)"
+    assert len(fake_tg.calls("sendDocument")) == 1

@@ -1,20 +1,27 @@
-"""The pipeline's media step: a message's attachments fetched and prepared, in order.
+"""The pipeline's media steps: attachments fetched and prepared in order; files sent back.
 
 Fetching a picture or transcribing a voice note takes time, so a later text message of the
 same conversation could overtake it. `MediaGate` keeps arrival order per session: while
 one message's files are being prepared, the messages after it wait for it before they are
 handed to the agent. A text-only message with nothing ahead of it takes no ticket and
 stays on the pipeline's synchronous path.
+
+`MediaGate.send_files` delivers the files a reply names on `MEDIA:` lines
+(gateway.media.outbound) through the transport's `send_file`; a file that cannot be sent
+becomes a short line of text in the chat instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from typing import TYPE_CHECKING
 
-from channels.base import InboundMessage
+from channels.base import FileSender, InboundMessage, OutboundTarget, Transport
+from gateway.agents.roster import workspace_dir
 from gateway.media.inbound import Prepared, prepare
+from gateway.media.outbound import Refused, resolve
 from gateway.media.service import media_store
 from gateway.media.settings import channel_max_bytes
 from gateway.media.store import session_folder
@@ -22,6 +29,9 @@ from gateway.media.store import session_folder
 if TYPE_CHECKING:
     from gateway.config.models import DiscordConfig, TelegramConfig
     from gateway.runtime import Gateway
+
+
+log = logging.getLogger("media")
 
 
 class Ticket:
@@ -72,3 +82,30 @@ class MediaGate:
             config=self.gateway.loaded.config,
             env=os.environ,
         )
+
+    async def send_files(
+        self,
+        transport: Transport,
+        target: OutboundTarget,
+        refs: list[str],
+        agent_id: str,
+        section: DiscordConfig | TelegramConfig,
+    ) -> list[str]:
+        """Send each file; returns the lines to say instead for those that could not go."""
+        if not isinstance(transport, FileSender):
+            return [f"(Could not attach {ref}: files cannot be sent here)" for ref in refs]
+        cfg = self.gateway.loaded.config
+        state = self.gateway.settings.state_dir
+        roots = [workspace_dir(cfg, agent_id, state), media_store(self.gateway).root]
+        problems: list[str] = []
+        for ref in refs:
+            try:
+                file = resolve(ref, roots, channel_max_bytes(section))
+                await transport.send_file(target, file)
+            except Refused as exc:
+                log.warning("%s: not attaching %s", self.channel, exc)
+                problems.append(f"(Could not attach {exc})")
+            except Exception as exc:  # the platform refused or failed: said, not dropped
+                log.warning("%s: sending %s failed: %s", self.channel, ref, exc)
+                problems.append(f"(Could not send {ref}: {type(exc).__name__})")
+        return problems
