@@ -16,7 +16,7 @@ from tests.media.samples import pdf, png
 
 def anthropic_config(llm: FakeLLM) -> dict[str, object]:
     config = fly_guide_config(llm.url)
-    config["agents"]["defaults"]["model"] = {"primary": "anthropic/claude-test"}  # type: ignore[index]
+    config["agents"]["defaults"]["model"] = {"primary": "anthropic/claude-test"}
     config["models"] = {"providers": {"anthropic": {"baseUrl": llm.url, "apiKey": "sk-ant-test"}}}
     return config
 
