@@ -20,6 +20,18 @@ def chat_max_bytes(config: OpenClawConfig) -> int:
     return int((config.agents.defaults.media_max_mb or CHAT_DEFAULT_MAX_MB) * MB)
 
 
+# The largest decoded attachment one WebSocket frame can carry, and the agents' image cap
+# (the values hello-ok's `policy.attachments` advertises, protocol handshake).
+FRAME_ATTACHMENT_MAX_BYTES = 19_464_192
+IMAGE_ATTACHMENT_MAX_BYTES = 6_291_456
+
+
+def attachment_policy(config: OpenClawConfig) -> dict[str, int]:
+    """hello-ok `policy.attachments`: `mediaMaxMb` within what a frame can carry."""
+    most = min(chat_max_bytes(config), FRAME_ATTACHMENT_MAX_BYTES)
+    return {"maxBytes": most, "maxImageBytes": min(most, IMAGE_ATTACHMENT_MAX_BYTES)}
+
+
 def supports_images(config: OpenClawConfig, provider: str, model: str) -> bool:
     entry = config.models.providers.get(provider)
     for definition in entry.models if entry is not None else []:
