@@ -19,6 +19,7 @@ from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.media.memory import after_big_file
 from gateway.media.refs import MediaRef, human_size
 from gateway.media.sniff import HEAD_BYTES, BadImage, check_image, sniff
 
@@ -154,11 +155,13 @@ class MediaStore:
         tmp = self._tmp()
         try:
             await write(tmp)
-            return await asyncio.to_thread(
+            checked = await asyncio.to_thread(
                 self._finish, tmp, folder=folder, max_bytes=max_bytes, name=name, declared=declared
             )
         finally:
             tmp.unlink(missing_ok=True)
+        after_big_file(checked.ref.size)
+        return checked
 
     def _finish(
         self, tmp: Path, *, folder: str, max_bytes: int, name: str | None, declared: str | None

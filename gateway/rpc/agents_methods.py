@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,6 +16,7 @@ from gateway.agents.session_keys import agent_id_from_session_key
 from gateway.agents.store import SessionListPage
 from gateway.agents.tools.registry import Requester
 from gateway.media.chat import AttachmentError, ChatAttachment, store_attachments
+from gateway.media.memory import after_big_file
 from gateway.media.serve import client_message
 from gateway.media.service import media_store
 from gateway.media.settings import attachment_policy
@@ -114,8 +114,7 @@ async def chat_send(ctx: CallContext, params: ChatSendParams) -> dict[str, Any]:
     if params.attachments:
         policy = attachment_policy(svc.config)
         try:
-            media = await asyncio.to_thread(
-                store_attachments,
+            media = await store_attachments(
                 params.attachments,
                 store=media_store(ctx.gateway),
                 session_key=key,
@@ -124,6 +123,9 @@ async def chat_send(ctx: CallContext, params: ChatSendParams) -> dict[str, Any]:
             )
         except AttachmentError as exc:
             raise RpcError(INVALID_REQUEST, f"invalid chat.send params: {exc}") from exc
+        finally:
+            # The frame's base64 and decoded copies go once this call returns.
+            after_big_file(sum(len(str(a.content or "")) for a in params.attachments))
     try:
         handle = svc.submit(
             SubmitRequest(
