@@ -8,14 +8,42 @@ run, chunking, delivery) is the pipeline's job and is written once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from gateway.media.outbound import OutgoingFile
 
 ChannelId = Literal["discord", "telegram"]
 # Peer kinds as routing and session keys use them: Discord DMs are "direct" and guild
 # channels/threads "channel"; Telegram DMs are "direct" and groups/supergroups "group".
 ChatType = Literal["direct", "group", "channel"]
+
+
+AttachmentKind = Literal["image", "audio", "video", "document", "sticker"]
+
+
+@dataclass(frozen=True)
+class InboundAttachment:
+    """A file that came with a message, fetched only once the message is admitted.
+
+    `fetch(path)` downloads it through the platform library into `path`; `size` and `mime`
+    are what the platform declared (the bytes decide in the end, see gateway.media.sniff).
+    """
+
+    kind: AttachmentKind
+    fetch: Callable[[Path], Awaitable[None]] = field(repr=False, compare=False)
+    name: str | None = None
+    mime: str | None = None
+    size: int | None = None
+    voice: bool = False  # a voice note (recorded in the app), not an audio file
+
+    @property
+    def placeholder(self) -> str:
+        """How the file reads where only text goes (group history, logs)."""
+        return f"<media:{self.kind}>"
 
 
 @dataclass(frozen=True)
@@ -49,6 +77,13 @@ class InboundMessage:
     # Replies reach only the invoker (a Discord interaction's ephemeral follow-up), so a
     # "not authorized" answer leaks nothing even in a guild channel.
     private_reply: bool = False
+    # Pictures, voice notes and files; `text` is the caption (or empty).
+    attachments: tuple[InboundAttachment, ...] = ()
+
+    @property
+    def text_with_placeholders(self) -> str:
+        """`text` with a `<media:kind>` mark per attachment (text-only uses: group history)."""
+        return join_nonempty([*(a.placeholder for a in self.attachments), self.text])
 
 
 @dataclass(frozen=True)
@@ -80,6 +115,17 @@ class Transport(Protocol):
 
     async def send_typing(self, target: OutboundTarget) -> None:
         """Show a typing indicator (best effort)."""
+        ...
+
+
+@runtime_checkable
+class FileSender(Protocol):
+    """A transport that can also send files (the agent's `MEDIA:` attachments)."""
+
+    async def send_file(
+        self, target: OutboundTarget, file: OutgoingFile, caption: str | None = None
+    ) -> SentMessage:
+        """Send one file: a picture as a photo where the platform has them, else a document."""
         ...
 
 

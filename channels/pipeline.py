@@ -18,7 +18,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from channels.base import (
     AccountStatus,
@@ -37,6 +37,7 @@ from channels.command_auth import (
     commands_enabled,
 )
 from channels.context import Dedupe, HistoryEntry, PendingHistory, group_prompt, history_limit
+from channels.media import MediaGate
 from channels.pairing import FULL_REPLY, MAX_PENDING_PER_ACCOUNT, PairingStore, pairing_reply
 from channels.policy import WILDCARD, Decision, decide, id_set, normalize_id
 from gateway.agents import commands as chan_commands
@@ -44,10 +45,11 @@ from gateway.agents import roster as rv
 from gateway.agents.commands import Command
 from gateway.agents.freshness import ResetPolicy, ResetRules, select_reset_policy
 from gateway.agents.routing import NoOwner, Route, RouteInput, resolve_route
-from gateway.agents.runner import QueueFull, RunResult, SubmitRequest
+from gateway.agents.runner import QueueFull, RunHandle, RunResult, SubmitRequest
 from gateway.agents.session_keys import build_session_key, may_update_last_route
 from gateway.agents.tools.registry import Requester
 from gateway.config.models import DiscordConfig, OpenClawConfig, TelegramConfig
+from gateway.media.outbound import split_media
 
 if TYPE_CHECKING:
     from gateway.agents.service import AgentService
@@ -181,6 +183,7 @@ class Pipeline:
         self.status = status or AccountStatus(account_id=account_id)
         self.dedupe = Dedupe()
         self.history = PendingHistory()
+        self.media = MediaGate(gateway, channel)
         self._tasks: set[asyncio.Task[Outcome]] = set()
         self._warned_no_agents = False
 
@@ -394,7 +397,9 @@ class Pipeline:
             limit = history_limit(self.config, self.channel)
             self.history.record(
                 self._room(msg),
-                HistoryEntry(self._label(msg), msg.text, msg.message_id, msg.timestamp_ms),
+                HistoryEntry(
+                    self._label(msg), msg.text_with_placeholders, msg.message_id, msg.timestamp_ms
+                ),
                 limit,
             )
             return "history"
@@ -492,38 +497,66 @@ class Pipeline:
         if msg.reply_to_text:
             quoted = msg.reply_to_sender or "message"
             text = f"[Replying to {quoted}: {msg.reply_to_text}]\n{text}"
-        self._record_inbound(svc, msg, session_key)
+        ticket = self.media.ticket(session_key, msg)
+        media: tuple[dict[str, Any], ...] = ()
         try:
-            handle = svc.submit(
-                SubmitRequest(
-                    session_key=session_key,
-                    text=text,
-                    agent_id=route.agent_id,
-                    channel=self.channel,
-                    chat_type=msg.chat_type,
-                    account_id=self.account_id,
-                    display_name=self._label(msg),
-                    metadata={
-                        k: v
-                        for k, v in {
-                            "senderId": msg.sender_id,
-                            "messageId": msg.message_id,
-                            "chatId": msg.chat_id,
-                            "groupSystemPrompt": decision.system_prompt,
-                        }.items()
-                        if v
-                    },
-                    requester=requester_for(msg, cfg, self.section),
-                )
-            )
+            if ticket is not None:
+                await ticket.turn()
+            if msg.attachments:
+                prepared = await self.media.prepare(msg, session_key, text, self.section)
+                for notice in prepared.notices:
+                    await self.deliver(transport, target, notice, reply_to=msg.message_id)
+                if not prepared.usable:
+                    return "turn"
+                text, media = prepared.text, tuple(prepared.media)
+            handle = self._submit(svc, msg, route, decision, session_key, text, media)
         except QueueFull:
             await self.deliver(transport, target, BUSY_REPLY, reply_to=msg.message_id)
             return "turn"
+        finally:
+            if ticket is not None:
+                ticket.release()
         if accepted is not None and not accepted.done():
             accepted.set_result(True)  # queued for its agent: the platform may forget it now
         outcome = await self._with_typing(transport, target, handle.wait())
-        await self._deliver_result(outcome, msg, transport, target, decision)
+        await self._deliver_result(outcome, msg, transport, target, decision, route.agent_id)
         return "turn"
+
+    def _submit(
+        self,
+        svc: AgentService,
+        msg: InboundMessage,
+        route: Route,
+        decision: Decision,
+        session_key: str,
+        text: str,
+        media: tuple[dict[str, Any], ...],
+    ) -> RunHandle:
+        cfg = self.config
+        self._record_inbound(svc, msg, session_key)
+        return svc.submit(
+            SubmitRequest(
+                session_key=session_key,
+                text=text,
+                agent_id=route.agent_id,
+                channel=self.channel,
+                chat_type=msg.chat_type,
+                account_id=self.account_id,
+                display_name=self._label(msg),
+                metadata={
+                    k: v
+                    for k, v in {
+                        "senderId": msg.sender_id,
+                        "messageId": msg.message_id,
+                        "chatId": msg.chat_id,
+                        "groupSystemPrompt": decision.system_prompt,
+                    }.items()
+                    if v
+                },
+                requester=requester_for(msg, cfg, self.section),
+                media=media,
+            )
+        )
 
     def _record_inbound(self, svc: AgentService, msg: InboundMessage, session_key: str) -> None:
         """lastInteractionAt, daily/idle expiry and the reply route of the session row."""
@@ -598,13 +631,22 @@ class Pipeline:
         transport: Transport,
         target: OutboundTarget,
         decision: Decision,
+        agent_id: str | None = None,
     ) -> None:
         if result.merged_into is not None:
             return  # collect mode: the run it was merged into answers
         if result.state == "final":
             if result.silent or not result.text.strip():
                 return
-            await self.deliver(transport, target, result.text, reply_to=msg.message_id)
+            text, files = split_media(result.text)  # `MEDIA:` lines: files to send back
+            if text.strip():
+                await self.deliver(transport, target, text, reply_to=msg.message_id)
+            if files and agent_id is not None:
+                problems = await self.media.send_files(
+                    transport, target, files, agent_id, self.section
+                )
+                if problems:
+                    await self.deliver(transport, target, "\n".join(problems))
         elif result.state == "error":
             # Failure text is the runner's friendly message, never a raw provider error;
             # unaddressed group turns stay silent (channels.md §4.8).

@@ -24,6 +24,7 @@ from starlette.websockets import WebSocket
 from gateway import http_api
 from gateway.auth import client_address
 from gateway.http_api.hooks import HooksMiddleware
+from gateway.media.serve import routes as media_routes
 from gateway.runtime import Gateway
 from gateway.ws.connection import Connection
 from gateway.ws.transport import LIMITS_EXTENSION, LimitControl
@@ -102,6 +103,7 @@ def create_app(gateway: Gateway, static_dir: Path = STATIC_DIR) -> Starlette:
     ):
         routes += [Route(p, endpoint, methods=["GET", "HEAD"]) for p in paths]
     routes += http_api.routes(gateway)
+    routes += media_routes(gateway, gateway.loaded.config.gateway.control_ui.base_path)
     routes += _ui_routes(gateway, static_dir)
     routes.append(WebSocketRoute("/{path:path}", websocket))
     # Hooks sit in front of the routes: their path is read from the live config per request.

@@ -78,6 +78,7 @@ class ToolResult:
 class Image:
     media_type: str  # image/png, image/jpeg, image/gif, image/webp
     data: bytes = field(repr=False)
+    name: str | None = None  # the file name, for notes about the image
 
 
 @dataclass(frozen=True)

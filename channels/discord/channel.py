@@ -46,6 +46,7 @@ from gateway.logs import now_ms, scrubber
 
 if TYPE_CHECKING:
     from gateway.config.models import DiscordConfig
+    from gateway.media.outbound import OutgoingFile
     from gateway.runtime import Gateway
 
 log = logging.getLogger("channels.discord")
@@ -158,6 +159,21 @@ class DiscordTransport:
                 everyone=False, roles=False, users=True, replied_user=False
             ),
             suppress_embeds=True,  # suppressEmbeds defaults to true in the reference
+        )
+        self._owner._status.last_outbound_at = now_ms()
+        return SentMessage(message_id=str(sent.id))
+
+    # --- files (media helper: gateway.media.outbound) --------------------------------------
+
+    async def send_file(
+        self, target: OutboundTarget, file: OutgoingFile, caption: str | None = None
+    ) -> SentMessage:
+        """One attachment (Discord shows pictures inline by themselves)."""
+        channel = self._messageable(target)
+        sent = await channel.send(
+            caption or None,
+            file=discord.File(file.path, filename=file.name),
+            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
         )
         self._owner._status.last_outbound_at = now_ms()
         return SentMessage(message_id=str(sent.id))

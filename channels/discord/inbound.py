@@ -2,25 +2,46 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import discord
 
-from channels.base import InboundMessage
+from channels.base import AttachmentKind, InboundAttachment, InboundMessage
 
 # Only user-authored text: joins, pins, boosts and application-command echoes
 # (chat_input_command / context_menu_command, spec §2.5) never reach the pipeline.
 _USER_TYPES = frozenset({discord.MessageType.default, discord.MessageType.reply})
 
 
-def _media_placeholders(message: discord.Message) -> list[str]:
-    """Attachments and stickers become placeholders so a media-only turn still has text."""
-    out: list[str] = []
+_KINDS: dict[str, AttachmentKind] = {"image": "image", "video": "video", "audio": "audio"}
+
+
+def _fetcher(att: discord.Attachment) -> Callable[[Path], Awaitable[None]]:
+    async def fetch(path: Path) -> None:
+        data = await att.read()  # discord.py's CDN client (the size was checked before)
+        await asyncio.to_thread(path.write_bytes, data)
+
+    return fetch
+
+
+def _attachments(message: discord.Message) -> tuple[InboundAttachment, ...]:
+    out: list[InboundAttachment] = []
     for att in message.attachments:
-        kind = (att.content_type or "").split("/", 1)[0]
-        out.append(f"<media:{kind}>" if kind in ("image", "video", "audio") else "<media:document>")
-    out.extend("<media:sticker>" for _ in message.stickers)
-    return out
+        major = (att.content_type or "").split("/", 1)[0]
+        kind = _KINDS.get(major, "document")
+        voice = att.is_voice_message()
+        out.append(
+            InboundAttachment(kind, _fetcher(att), att.filename, att.content_type, att.size, voice)
+        )
+    return tuple(out)
+
+
+def _sticker_placeholders(message: discord.Message) -> list[str]:
+    """Stickers are not downloaded: a placeholder keeps a sticker-only turn from being empty."""
+    return ["<media:sticker>" for _ in message.stickers]
 
 
 def _mentions_bot(message: discord.Message, bot_id: int, bot_role_ids: set[int]) -> bool:
@@ -74,7 +95,7 @@ def to_inbound(
     thread_id, parent_id = _thread_ids(channel)
     replied = _replied(message)
     ref_id = message.reference.message_id if message.reference else None
-    text = "\n".join(p for p in [message.content, *_media_placeholders(message)] if p)
+    text = "\n".join(p for p in [message.content, *_sticker_placeholders(message)] if p)
     return InboundMessage(
         channel="discord",
         account_id=account_id,
@@ -99,6 +120,7 @@ def to_inbound(
         parent_chat_id=parent_id,
         member_role_ids=role_ids,
         timestamp_ms=int(message.created_at.timestamp() * 1000),
+        attachments=_attachments(message),
     )
 
 

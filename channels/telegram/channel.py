@@ -56,6 +56,7 @@ from gateway.logs import scrubber
 
 if TYPE_CHECKING:
     from gateway.config.models import TelegramConfig
+    from gateway.media.outbound import OutgoingFile
 
 log = logging.getLogger("channels.telegram")
 
@@ -128,6 +129,10 @@ def format_for_telegram(text: str, limit: int) -> list[str]:
     return out
 
 
+TELEGRAM_PHOTO_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+TELEGRAM_PHOTO_MAX_BYTES = 10 * 1024 * 1024  # sendPhoto's limit; bigger pictures go as files
+
+
 class TelegramTransport:
     """Sends through PTB with retries (429 per `retry_after`, timeouts) and the HTML fallback."""
 
@@ -193,6 +198,34 @@ class TelegramTransport:
     async def send_typing(self, target: OutboundTarget) -> None:
         kwargs = self._kwargs(target, typing=True)
         await self.bot.send_chat_action(target.chat_id, ChatAction.TYPING, **kwargs)  # type: ignore[arg-type]
+
+    # --- files (media helper: gateway.media.outbound) --------------------------------------
+
+    async def send_file(
+        self, target: OutboundTarget, file: OutgoingFile, caption: str | None = None
+    ) -> SentMessage:
+        """A picture Telegram can show goes as a photo (sendPhoto), anything else as a
+        document (sendDocument); the path is re-read on each retry."""
+        kwargs = self._kwargs(target)
+        chat = target.chat_id
+        sent: Message
+        if file.mime in TELEGRAM_PHOTO_TYPES and file.size <= TELEGRAM_PHOTO_MAX_BYTES:
+            sent = await self._call(
+                "sendPhoto",
+                lambda: self.bot.send_photo(chat, file.path, caption=caption, **kwargs),  # type: ignore[arg-type]
+            )
+        else:
+            sent = await self._call(
+                "sendDocument",
+                lambda: self.bot.send_document(
+                    chat,
+                    file.path,
+                    caption=caption,
+                    filename=file.name,
+                    **kwargs,  # type: ignore[arg-type]
+                ),
+            )
+        return SentMessage(str(sent.message_id))
 
 
 class TelegramChannel:

@@ -1,21 +1,64 @@
-"""Telegram `Message` → `InboundMessage` (mention detection, `/cmd@bot`, media placeholders)."""
+"""Telegram `Message` → `InboundMessage` (mention detection, `/cmd@bot`, attachments)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
 from telegram import Message, MessageEntity, User
 
-from channels.base import ChatType, InboundMessage
+from channels.base import AttachmentKind, ChatType, InboundAttachment, InboundMessage
 
-_MEDIA = (
-    ("photo", "<media:image>"),
-    ("sticker", "<media:sticker>"),
-    ("voice", "<media:audio>"),
-    ("audio", "<media:audio>"),
-    ("video", "<media:video>"),
-    ("video_note", "<media:video>"),
-    ("animation", "<media:video>"),
-    ("document", "<media:document>"),
-)
+
+def _fetcher(message: Message, file_id: str) -> Callable[[Path], Awaitable[None]]:
+    """Download through PTB: `getFile`, then the file endpoint (the library's own client)."""
+
+    async def fetch(path: Path) -> None:
+        found = await message.get_bot().get_file(file_id)
+        await found.download_to_drive(path)
+
+    return fetch
+
+
+def _attachments(message: Message) -> tuple[tuple[InboundAttachment, ...], str | None]:
+    """(the message's downloadable files, text standing in for a sticker that is not one)."""
+
+    def one(
+        kind: AttachmentKind,
+        file_id: str,
+        size: int | None,
+        name: str | None = None,
+        mime: str | None = None,
+        voice: bool = False,
+    ) -> tuple[InboundAttachment, ...]:
+        return (InboundAttachment(kind, _fetcher(message, file_id), name, mime, size, voice),)
+
+    if message.photo:
+        best = message.photo[-1]  # Telegram lists the sizes smallest first
+        return one("image", best.file_id, best.file_size, "photo.jpg", "image/jpeg"), None
+    if message.sticker:
+        sticker = message.sticker
+        if sticker.is_animated or sticker.is_video:
+            # TGS/WEBM stickers are not pictures a model reads: their emoji stands in.
+            return (), sticker.emoji or "<media:sticker>"
+        return one("image", sticker.file_id, sticker.file_size, "sticker.webp", "image/webp"), None
+    if message.voice:
+        v = message.voice
+        return one("audio", v.file_id, v.file_size, "voice.ogg", v.mime_type, voice=True), None
+    if message.audio:
+        a = message.audio
+        return one("audio", a.file_id, a.file_size, a.file_name or "audio", a.mime_type), None
+    if message.document:
+        d = message.document
+        mime = d.mime_type or ""
+        kind: AttachmentKind = "image" if mime.startswith("image/") else "document"
+        return one(kind, d.file_id, d.file_size, d.file_name, d.mime_type), None
+    for attr in ("video", "video_note", "animation"):
+        clip = getattr(message, attr, None)
+        if clip is not None:
+            name = getattr(clip, "file_name", None) or f"{attr}.mp4"
+            return one("video", clip.file_id, clip.file_size, name, "video/mp4"), None
+    return (), None
 
 
 def _chat_type(kind: str) -> ChatType | None:
@@ -77,10 +120,9 @@ def to_inbound(
     if chat_type is None or sender is None:
         return None
     text = message.text or message.caption or ""
-    for attr, placeholder in _MEDIA:
-        if getattr(message, attr, None):
-            text = f"{placeholder} {text}".strip()
-            break
+    attachments, stand_in = _attachments(message)
+    if stand_in:
+        text = f"{stand_in} {text}".strip()
     raw = text
     text, command_for_us = _strip_own_command(text, bot.username or "")
     addressed_elsewhere = raw.startswith("/") and "@" in raw.split(maxsplit=1)[0]
@@ -109,4 +151,5 @@ def to_inbound(
         thread_id=str(thread) if thread is not None else None,
         timestamp_ms=int(message.date.timestamp() * 1000) if message.date else 0,
         native_command=native and _is_menu_command(message, text, native_names),
+        attachments=attachments,
     )

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from gateway.agents.tools.registry import Tool, ToolContext, ToolOutput, invoke
 from gateway.agents.transcript import now_ms
 from gateway.logs import scrubber
+from gateway.media.blocks import MediaResolver, media_refs
 from providers.classify import Failure
 from providers.failover import TurnResult
 from providers.types import (
@@ -396,12 +397,24 @@ def _masked(value: Any) -> Any:
     return value
 
 
-def to_messages(history: Sequence[Mapping[str, Any]], text: str) -> tuple[Message, ...]:
+def to_messages(
+    history: Sequence[Mapping[str, Any]],
+    text: str,
+    media: Sequence[Mapping[str, Any]] = (),
+    resolver: Callable[[Sequence[Mapping[str, Any]]], MediaResolver] | None = None,
+) -> tuple[Message, ...]:
     """Transcript messages plus the new user text as model messages (roles alternate).
 
     Each assistant message's tool calls are followed at once by their results (a call whose
     result is missing gets the repair error), wherever the results sit in the transcript.
+    `media` are the new message's file blocks; `resolver` (given the whole conversation)
+    reads the files users sent — without one, files are left out.
     """
+    current: dict[str, Any] = {"role": "user", "content": text}
+    if media:
+        current["content"] = [{"type": "text", "text": text}, *media]
+    conversation = (*history, current)
+    files = resolver(conversation) if resolver is not None else None
     results: dict[str, ToolResult] = {}
     for message in history:
         if message.get("role") == "toolResult":
@@ -424,12 +437,17 @@ def to_messages(history: Sequence[Mapping[str, Any]], text: str) -> tuple[Messag
         else:
             out.append(Message("user" if role == "user" else "assistant", tuple(blocks)))
 
-    for message in (*history, {"role": "user", "content": text}):
+    for message in conversation:
         role = message.get("role")
         if role == "user":
+            user_blocks: list[Block] = []
+            if files is not None:
+                for ref in media_refs(message.get("content")):
+                    user_blocks += files.blocks(ref)
             body = _plain(message.get("content"))
             if body.strip():
-                add("user", [Text(body)])
+                user_blocks.append(Text(body))
+            add("user", user_blocks)
         elif role == "assistant":
             blocks: list[Block] = []
             calls: list[ToolCall] = []

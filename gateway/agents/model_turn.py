@@ -10,7 +10,7 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,9 @@ from gateway.agents.runner import DeltaSink, RunFailure, RunOutcome, RunRequest,
 from gateway.config.models import OpenClawConfig
 from gateway.config.secrets import SecretError, resolve_secret
 from gateway.logs import scrubber
+from gateway.media.blocks import MediaResolver, fit_request
+from gateway.media.service import media_store
+from gateway.media.settings import supports_images
 from providers.classify import Failure, user_message
 from providers.endpoints import provider_settings
 from providers.failover import ModelHealth, RetryPolicy, TurnResult, run_turn
@@ -32,7 +35,9 @@ from providers.types import (
     DEFAULT_API,
     Completion,
     MissingCredentials,
+    Provider,
     ProviderSettings,
+    StreamEvent,
     TurnRequest,
 )
 
@@ -98,6 +103,13 @@ class ModelTurns:
         self.health = ModelHealth(path, self.policy)
         self.context = ContextManager(gateway, self._complete)  # budget + compaction (issue 14)
 
+    def _resolver(self, conversation: Sequence[Mapping[str, Any]]) -> MediaResolver:
+        return MediaResolver(media_store(self.gateway), conversation)
+
+    def _fitted(self, provider: str) -> Provider:
+        """The provider, sending each request fitted to its model (images, PDFs)."""
+        return FittedProvider(self.pool.get(provider), self.gateway)
+
     def _settings_for(self, provider: str) -> ProviderSettings:
         return provider_settings_from_config(self.gateway.loaded.config, provider, self.env)
 
@@ -131,7 +143,7 @@ class ModelTurns:
             return await run_turn(
                 candidates,
                 request,
-                self.pool.get,
+                self._fitted,
                 sink,
                 health=self.health,
                 policy=self.policy,
@@ -140,7 +152,8 @@ class ModelTurns:
 
         async def attempt(history: tuple[dict[str, Any], ...]) -> LoopResult:
             loop = ToolLoop(model, sink, toolset, run_id=req.run_id, usage_json=_usage_json)
-            return await loop.run(to_messages(history, text), prompt, chain.candidates)
+            messages = to_messages(history, text, req.media, self._resolver)
+            return await loop.run(messages, prompt, chain.candidates)
 
         flush = None
         if WRITE_TOOLS & toolset.tools.keys():  # a flush needs a way to write memory files
@@ -241,6 +254,19 @@ def tool_tokens(toolset: Toolset) -> int:
         spec = tool_spec(found)
         size += len(spec.name) + len(spec.description) + len(json.dumps(spec.parameters))
     return math.ceil(size / CHARS_PER_TOKEN)
+
+
+class FittedProvider:
+    """A provider whose requests first go through `fit_request` for the model they name."""
+
+    def __init__(self, inner: Provider, gateway: Gateway) -> None:
+        self.inner = inner
+        self.settings = inner.settings
+        self.gateway = gateway
+
+    def stream(self, request: TurnRequest) -> AsyncIterator[StreamEvent]:
+        vision = supports_images(self.gateway.loaded.config, self.settings.provider, request.model)
+        return self.inner.stream(fit_request(request, api=self.settings.api, vision=vision))
 
 
 def _discard(text: str) -> None:

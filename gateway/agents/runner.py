@@ -162,6 +162,8 @@ class RunRequest:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     # Who asked (decides the tools); a stranger unless the source says otherwise.
     requester: Requester = field(default_factory=lambda: Requester(owner=False))
+    # Transcript blocks referencing the message's files (gateway.media), never the bytes.
+    media: tuple[dict[str, Any], ...] = ()
 
 
 class DeltaSink(Protocol):
@@ -272,6 +274,8 @@ class SubmitRequest:
     # Decided once by the message's source (tools.md §2.8): operator clients are the owner,
     # channel senders per commands.ownerAllowFrom; anything else is a stranger.
     requester: Requester = field(default_factory=lambda: Requester(owner=False))
+    # Pictures and files of the message as transcript blocks (gateway.media.refs.MediaRef).
+    media: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -361,6 +365,7 @@ class _Run:
     abort_reason: str | None = None
     task: asyncio.Task[None] | None = None
     absorbed: list[_Run] = field(default_factory=list)  # collect mode
+    media: list[dict[str, Any]] = field(default_factory=list)
     overflow_summary: str | None = None
     session_id: str | None = None
     unindexed: int = 0  # tool-step messages not yet counted in the session row
@@ -422,7 +427,9 @@ class Runner:
         run_id = request.run_id or str(uuid.uuid4())
         if run_id in self._runs:
             raise ValueError(f"run id {run_id} is already in use")
-        run = _Run(run_id, request, mode, loop.create_future(), text=request.text)
+        run = _Run(
+            run_id, request, mode, loop.create_future(), text=request.text, media=[*request.media]
+        )
         lane = self._lanes.setdefault(key, _Lane(key))
         if lane.worker is None:
             # Idle session: this run owns the lane right away (not queued behind anyone).
@@ -556,6 +563,7 @@ class Runner:
                 run.absorbed.append(lane.queue.popleft())
             if run.absorbed:
                 run.text = _collect_text([run.text, *(r.text for r in run.absorbed)])
+                run.media = [*run.media, *(b for r in run.absorbed for b in r.media)]
         if lane.dropped:
             # Injected into the turn itself so the model sees it whatever the ReplyFn does.
             run.overflow_summary = (
@@ -664,7 +672,10 @@ class Runner:
                     key,
                 )
                 history = [*history, *repairs]
-            user_message = {"role": "user", "content": run.text, "timestamp": now_ms()}
+            content: str | list[dict[str, Any]] = run.text
+            if run.media:
+                content = [{"type": "text", "text": run.text}, *run.media]
+            user_message = {"role": "user", "content": content, "timestamp": now_ms()}
             self._store.for_key(key).append_messages(
                 key,
                 [*repairs, user_message],
@@ -695,6 +706,7 @@ class Runner:
             overflow_summary=run.overflow_summary,
             metadata=req.metadata,
             requester=req.requester,
+            media=tuple(run.media),
         )
         try:
             async with asyncio.timeout(self._timeout_for(run)):

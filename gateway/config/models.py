@@ -307,12 +307,50 @@ class AgentToolsConfig(Strict):
         return self
 
 
+class MediaModelEntry(BaseModel):
+    """One `tools.media.models[]` entry; only provider entries are acted on (CLI ones skipped)."""
+
+    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True)
+
+    type: Literal["provider", "cli"] = "provider"
+    provider: str | None = None
+    model: str | None = None
+    capabilities: list[str] | None = None
+    language: str | None = None
+    prompt: str | None = None
+    timeout_seconds: float | None = Field(None, gt=0)
+    max_bytes: int | None = Field(None, gt=0)
+
+
+class MediaCapabilityConfig(BaseModel):
+    """`tools.media.image|audio|video`: on unless `enabled: false`; other keys kept as given."""
+
+    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True)
+
+    enabled: bool | None = None
+    language: str | None = None
+    prompt: str | None = None
+    timeout_seconds: float | None = Field(None, gt=0)
+    max_bytes: int | None = Field(None, gt=0)
+
+
+class MediaToolsConfig(BaseModel):
+    """`tools.media` (media-understanding): the capability-tagged models and per-kind switches."""
+
+    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True)
+
+    models: list[MediaModelEntry] = Field(default_factory=list)
+    image: MediaCapabilityConfig = Field(default_factory=MediaCapabilityConfig)
+    audio: MediaCapabilityConfig = Field(default_factory=MediaCapabilityConfig)
+    video: MediaCapabilityConfig = Field(default_factory=MediaCapabilityConfig)
+
+
 class ToolsConfig(AgentToolsConfig):
     """Root `tools`: the global layers, exec and fs defaults; reference-only keys accepted."""
 
     # Defined with the web tools' models below; a lambda because the class comes later.
     web: WebToolsConfig = Field(default_factory=lambda: WebToolsConfig())
-    media: Later = None
+    media: MediaToolsConfig = Field(default_factory=lambda: MediaToolsConfig())
     links: Later = None
     sessions: Later = None
     tool_search: Later = None
@@ -445,6 +483,7 @@ class ModelDefinition(BaseModel):
     context_tokens: int | None = Field(None, gt=0)
     max_tokens: int | None = Field(None, gt=0)
     cost: ModelCost | None = None
+    input: list[str] | None = None  # "text", "image": what the model reads (vision or not)
 
 
 # --- cron / heartbeat (issue 16; context-and-cron.md §C.1, §C.19) ---------------------------
@@ -543,7 +582,7 @@ class AgentDefaults(Strict):
     memory_search: MemorySearchConfig | None = None
     envelope_timezone: Later = None
     time_format: Later = None
-    media_max_mb: Later = None
+    media_max_mb: float | None = Field(None, gt=0)  # chat attachments (default 20)
 
 
 class AgentEntry(Strict):
@@ -768,7 +807,7 @@ class DiscordConfig(Strict):
     ack_reaction: Later = None
     ack_reaction_scope: Later = None
     response_prefix: Later = None
-    media_max_mb: Later = None
+    media_max_mb: float | None = Field(None, gt=0)  # default 100 (media inbound/outbound)
     suppress_embeds: Later = None
     join_intro: Later = None
     accounts: Later = None
@@ -830,7 +869,7 @@ class TelegramConfig(Strict):
     ack_reaction: Later = None
     accounts: Later = None
     default_account: Later = None
-    media_max_mb: Later = None
+    media_max_mb: float | None = Field(None, gt=0)  # default 100 (media inbound/outbound)
     actions: Later = None
     capabilities: Later = None
     config_writes: Later = None

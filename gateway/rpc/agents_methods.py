@@ -15,6 +15,11 @@ from gateway.agents.runner import QueueFull, SubmitRequest
 from gateway.agents.session_keys import agent_id_from_session_key
 from gateway.agents.store import SessionListPage
 from gateway.agents.tools.registry import Requester
+from gateway.media.chat import AttachmentError, ChatAttachment, store_attachments
+from gateway.media.memory import after_big_file
+from gateway.media.serve import client_message
+from gateway.media.service import media_store
+from gateway.media.settings import attachment_policy
 from gateway.protocol.errors import INVALID_REQUEST, NOT_FOUND, UNAVAILABLE, RpcError
 from gateway.protocol.scopes import ADMIN, READ, WRITE
 from gateway.rpc.registry import CallContext, EmptyParams, method
@@ -35,6 +40,7 @@ class ChatSendParams(_Params):
     agent_id: str | None = Field(None, alias="agentId", max_length=128)
     queue_mode: str | None = Field(None, alias="queueMode", max_length=32)
     timeout_ms: int | None = Field(None, alias="timeoutMs", ge=0)
+    attachments: list[ChatAttachment] | None = None
 
 
 class ChatHistoryParams(_Params):
@@ -77,7 +83,7 @@ async def chat_send(ctx: CallContext, params: ChatSendParams) -> dict[str, Any]:
     svc = service(ctx)
     if ctx.gateway.phase == "draining":
         raise RpcError(UNAVAILABLE, "gateway is restarting", retryable=True, retry_after_ms=5000)
-    if params.message.strip() == "":
+    if params.message.strip() == "" and not params.attachments:
         raise RpcError(INVALID_REQUEST, "invalid chat.send params: message must not be empty")
     key = svc.session_key(params.session_key, params.agent_id)
     if ctx.conn is not None:
@@ -104,6 +110,22 @@ async def chat_send(ctx: CallContext, params: ChatSendParams) -> dict[str, Any]:
             svc.announce(key, params.idempotency_key, done.reply or "")
             return result
         message = done.run_text
+    media: list[dict[str, Any]] = []
+    if params.attachments:
+        policy = attachment_policy(svc.config)
+        try:
+            media = await store_attachments(
+                params.attachments,
+                store=media_store(ctx.gateway),
+                session_key=key,
+                max_bytes=policy["maxBytes"],
+                max_image_bytes=policy["maxImageBytes"],
+            )
+        except AttachmentError as exc:
+            raise RpcError(INVALID_REQUEST, f"invalid chat.send params: {exc}") from exc
+        finally:
+            # The frame's base64 and decoded copies go once this call returns.
+            after_big_file(sum(len(str(a.content or "")) for a in params.attachments))
     try:
         handle = svc.submit(
             SubmitRequest(
@@ -115,6 +137,7 @@ async def chat_send(ctx: CallContext, params: ChatSendParams) -> dict[str, Any]:
                 timeout_seconds=params.timeout_ms / 1000 if params.timeout_ms else None,
                 # An operator client is the owner (tools.md §2.6).
                 requester=Requester.operator(),
+                media=tuple(media),
             )
         )
     except QueueFull as exc:
@@ -132,9 +155,13 @@ async def chat_history(ctx: CallContext, params: ChatHistoryParams) -> dict[str,
         svc.watch(key, ctx.conn)
     # Messages carry `__openclaw {id, seq, runId}` and the user's `idempotencyKey`, which the
     # official clients match their live view against (gateway/agents/chat_view.py).
-    return history_page(
+    page = history_page(
         svc.store, key, limit=params.limit, cursor=params.cursor, offset=params.offset
     )
+    # Pictures and files as short-lived same-origin URLs (gateway/media/serve.py).
+    base = svc.config.gateway.control_ui.base_path
+    page["messages"] = [client_message(m, base) for m in page["messages"]]
+    return page
 
 
 @method("chat.abort", scope=WRITE, params=ChatAbortParams)

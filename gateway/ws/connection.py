@@ -162,6 +162,8 @@ class Connection:
                     self._start_close(CLOSE_UNSUPPORTED, "text frames only")
                     break
                 await self._on_text(text)
+                # Not kept while waiting for the next frame (an attachment frame is ~25 MB).
+                del message, text
         except WebSocketDisconnect:
             pass
         except RuntimeError:

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from gateway import PROTOCOL_VERSION, devices
 from gateway.auth import CLOSE_POLICY, authenticate, rate_limited
+from gateway.media.settings import attachment_policy
 from gateway.protocol import scopes as sc
 from gateway.protocol.errors import INVALID_REQUEST, RpcError
 from gateway.protocol.frames import (
@@ -25,9 +26,6 @@ CLOSE_PROTOCOL = 1002
 # `models.list` is the published catalog (the CLI's `models list` requires saying so). The
 # reference's other capabilities promise features clawgate lacks, so they are not claimed.
 CAPABILITIES = ("published-model-catalog",)
-# What a chat message may carry (the official composer reads these to refuse big pastes).
-ATTACHMENT_MAX_BYTES = 19_464_192
-ATTACHMENT_MAX_IMAGE_BYTES = 6_291_456
 
 
 @dataclass(frozen=True)
@@ -185,10 +183,7 @@ def hello_ok(
             "maxPayload": MAX_PAYLOAD_BYTES,
             "maxBufferedBytes": MAX_BUFFERED_BYTES,
             "tickIntervalMs": gateway.tick_interval_ms,
-            "attachments": {
-                "maxBytes": ATTACHMENT_MAX_BYTES,
-                "maxImageBytes": ATTACHMENT_MAX_IMAGE_BYTES,
-            },
+            "attachments": attachment_policy(gateway.loaded.config),
         },
     }
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import discord
 import pytest
@@ -276,19 +277,17 @@ async def test_system_and_command_echo_messages_are_skipped(
     assert (await inbox.next()).text == "real"  # events are handled in order
 
 
-async def test_attachment_only_message_gets_placeholder(
-    channel: DiscordChannel, fake: FakeDiscord, inbox: Inbox
+async def test_attachment_only_message_carries_the_file(
+    channel: DiscordChannel, fake: FakeDiscord, inbox: Inbox, tmp_path: Path
 ) -> None:
-    att = {
-        "id": fd.snowflake(),
-        "filename": "cat.png",
-        "size": 4,
-        "content_type": "image/png",
-        "url": f"{fake.url}/cdn/cat.png",
-        "proxy_url": f"{fake.url}/cdn/cat.png",
-    }
+    att = fake.attachment("cat.png", b"\x89PNG-bytes", "image/png")
     await fake.message_create(fd.message("", fd.DM_CH, attachments=[att]))
-    assert (await inbox.next()).text == "<media:image>"
+    msg = await inbox.next()
+    assert msg.text == "" and msg.text_with_placeholders == "<media:image>"
+    [got] = msg.attachments
+    assert (got.kind, got.name, got.mime, got.size) == ("image", "cat.png", "image/png", 10)
+    await got.fetch(tmp_path / "cat.png")  # through discord.py's Attachment.read
+    assert (tmp_path / "cat.png").read_bytes() == b"\x89PNG-bytes"
 
 
 async def test_failing_handler_does_not_break_the_client(

@@ -56,7 +56,9 @@ def test_inbound_mapping() -> None:
     photo = to_inbound(
         msg(None, photo=(PhotoSize("f", "u", 1, 1),), caption="look"), bot=ME, account_id="d"
     )
-    assert photo is not None and photo.text == "<media:image> look"
+    assert photo is not None and photo.text == "look"
+    assert [a.kind for a in photo.attachments] == ["image"]
+    assert photo.text_with_placeholders == "<media:image> look"
     own = to_inbound(
         Message(6, NOW, GROUP, from_user=ME, text="mine"), bot=ME, account_id="default"
     )

@@ -19,6 +19,7 @@ discord.py 2.7, see the testing spec §3): responses must have exactly
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from collections.abc import Callable, Iterable
@@ -310,7 +311,10 @@ class FakeDiscord(LoopbackServer):
         app = web.Application()
         app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", "/api/v10/{path:.*}", self._rest)
+        app.router.add_get("/cdn/{name:.*}", self._cdn)
         super().__init__(app)
+        self.cdn: dict[str, bytes] = {}  # attachment files by path under /cdn/
+        self.cdn_delay = 0.0  # seconds before a CDN answer (timeouts)
         self.token = token
         self.session_id = "fake-session-1"
         self.guilds: list[Json] = [guild_create()]
@@ -323,6 +327,29 @@ class FakeDiscord(LoopbackServer):
         self.hold_ready = False  # accept IDENTIFY but never send READY (a stuck gateway)
         # Interactions by token: the payload, how it was acknowledged, the messages it got.
         self.interactions: dict[str, Json] = {}
+
+    def attachment(self, filename: str, data: bytes, content_type: str | None) -> Json:
+        """An attachment object whose file this fake serves (what `Attachment.read` fetches)."""
+        aid = snowflake()
+        self.cdn[f"{aid}/{filename}"] = data
+        url = f"{self.url}/cdn/{aid}/{filename}"
+        att: Json = {"id": aid, "filename": filename, "size": len(data), "url": url}
+        att["proxy_url"] = url
+        if content_type:
+            att["content_type"] = content_type
+        return att
+
+    async def _cdn(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        await self.record({"kind": "cdn", "method": "GET", "path": name})
+        if self.cdn_delay:
+            await asyncio.sleep(self.cdn_delay)
+        data = self.cdn.get(name)
+        return web.Response(body=data) if data is not None else web.Response(status=404)
+
+    def uploads(self) -> list[Json]:
+        """Files sent with messages: {"channel", "filename", "bytes", "content"}."""
+        return [r["upload"] for r in self.requests if r.get("kind") == "upload"]
 
     @property
     def api_base(self) -> str:
@@ -511,7 +538,12 @@ class FakeDiscord(LoopbackServer):
             form = await request.post()
             payload = form.get("payload_json")
             body = json.loads(str(payload)) if payload is not None else {}
-            body["_files"] = [v.filename for v in form.values() if hasattr(v, "filename")]
+            files = [v for v in form.values() if isinstance(v, web.FileField)]
+            body["_files"] = [f.filename for f in files]
+            for f in files:
+                upload = {"path": path, "filename": f.filename, "bytes": f.file.read()}
+                upload["content"] = body.get("content", "")
+                await self.record({"kind": "upload", "upload": upload})
         await self.record(
             {
                 "kind": "rest",

@@ -129,6 +129,8 @@ class FakeLLM(LoopbackServer):
         app.router.add_post("/chat/completions", self._openai_chat)
         app.router.add_post("/v1/responses", self._openai_responses)
         app.router.add_post("/responses", self._openai_responses)
+        app.router.add_post("/v1/audio/transcriptions", self._transcription)
+        app.router.add_post("/audio/transcriptions", self._transcription)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/models", self._models)
         super().__init__(app)
@@ -140,9 +142,51 @@ class FakeLLM(LoopbackServer):
         self.responder: Responder | None = None
         self.realistic_usage = False  # Chat Completions: report prompt tokens ≈ bytes / 4
 
+        # Speech to text: each upload pops the next transcript (an int: that HTTP error).
+        self.transcripts: list[str | int] = []
+        self.uploads: list[dict[str, Any]] = []  # {"model", "filename", "bytes", ...}
+
     @property
     def bodies(self) -> list[dict[str, Any]]:
-        return [r["body"] for r in self.requests]
+        return [r["body"] for r in self.requests if "body" in r]
+
+    def images(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """The image parts of a request body, any of the three APIs."""
+        found: list[dict[str, Any]] = []
+
+        def walk(value: Any) -> None:
+            if isinstance(value, dict):
+                if value.get("type") in ("image", "image_url", "input_image"):
+                    found.append(value)
+                for v in value.values():
+                    walk(v)
+            elif isinstance(value, list):
+                for v in value:
+                    walk(v)
+
+        walk(body.get("messages") or body.get("input"))
+        return found
+
+    async def _transcription(self, request: web.Request) -> web.Response:
+        """OpenAI's `POST /v1/audio/transcriptions` (multipart), as the openai SDK calls it."""
+        form = await request.post()
+        upload: dict[str, Any] = {"auth": request.headers.get("Authorization", "")}
+        for key, value in form.items():
+            if isinstance(value, web.FileField):
+                upload["filename"] = value.filename
+                upload["content_type"] = value.content_type
+                upload["bytes"] = value.file.read()
+            else:
+                upload[key] = str(value)
+        self.uploads.append(upload)
+        await self.record({"path": request.path, "upload": upload, "at": time.monotonic()})
+        answer = self.transcripts.pop(0) if self.transcripts else "hello from the recording"
+        if isinstance(answer, int):
+            return web.json_response(
+                {"error": {"message": "transcription unavailable", "type": "server_error"}},
+                status=answer,
+            )
+        return web.json_response({"text": answer})
 
     async def _next(self, request: web.Request, api: str) -> tuple[dict[str, Any], dict[str, Any]]:
         body = await request.json()

@@ -40,7 +40,7 @@ def _json(body: Json, status: int = 200) -> web.Response:
 
 class FakeTelegram(LoopbackServer):
     def __init__(self, token: str = TOKEN) -> None:
-        app = web.Application()
+        app = web.Application(client_max_size=64 * 1024 * 1024)  # sendDocument uploads
         app.router.add_route("*", "/bot{token}/{method}", self._api)
         app.router.add_get("/file/bot{token}/{path:.*}", self._file)
         super().__init__(app)
@@ -49,6 +49,8 @@ class FakeTelegram(LoopbackServer):
         self.polls: list[Json] = []
         self.failures: dict[str, list[Json]] = {}
         self.files: dict[str, bytes] = {}
+        self._file_paths: dict[str, str] = {}  # file_id → path under /file/bot<token>/
+        self.file_delay = 0.0  # seconds before the file endpoint answers (timeouts)
         self._updates_changed = asyncio.Condition()
         self._uid = itertools.count(1)
         self._mid = itertools.count(100)
@@ -95,6 +97,50 @@ class FakeTelegram(LoopbackServer):
             head = text.split()[0] if text.split() else text
             msg["entities"] = [{"type": "bot_command", "offset": 0, "length": len(head)}]
         msg.update(extra)
+        return self.push_update({"message": msg})
+
+    def add_file(self, data: bytes, name: str = "file") -> Json:
+        """Serve `data` through getFile + the file endpoint; returns the file fields."""
+        uid = next(self._uid)
+        file_id = f"file-{uid}"
+        self.files[f"files/{uid}-{name}"] = data
+        self._file_paths[file_id] = f"files/{uid}-{name}"
+        return {"file_id": file_id, "file_unique_id": f"u{uid}", "file_size": len(data)}
+
+    def photo_update(self, data: bytes, caption: str | None = None, **kw: Any) -> int:
+        """A photo message (Telegram sends several sizes; the largest is last)."""
+        big = {**self.add_file(data, "photo.jpg"), "width": 64, "height": 48}
+        thumb = {**big, "file_id": big["file_id"] + "-thumb", "width": 8, "height": 6}
+        extra: Json = {"photo": [thumb, big]}
+        if caption is not None:
+            extra["caption"] = caption
+        return self.media_update(extra, **kw)
+
+    def voice_update(self, data: bytes, **kw: Any) -> int:
+        voice = {**self.add_file(data, "voice.oga"), "duration": 3, "mime_type": "audio/ogg"}
+        return self.media_update({"voice": voice}, **kw)
+
+    def document_update(
+        self, data: bytes, file_name: str, mime: str | None, caption: str | None = None, **kw: Any
+    ) -> int:
+        doc = {**self.add_file(data, file_name), "file_name": file_name}
+        if mime:
+            doc["mime_type"] = mime
+        extra: Json = {"document": doc}
+        if caption is not None:
+            extra["caption"] = caption
+        return self.media_update(extra, **kw)
+
+    def media_update(
+        self, extra: Json, *, chat_id: int = 42, user_id: int = 42, first_name: str = "Ann"
+    ) -> int:
+        msg: Json = {
+            "message_id": next(self._mid),
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private", "first_name": first_name},
+            "from": {"id": user_id, "is_bot": False, "first_name": first_name},
+            **extra,
+        }
         return self.push_update({"message": msg})
 
     def mention_entities(self, text: str, username: str = BOT["username"]) -> list[Json]:
@@ -175,6 +221,11 @@ class FakeTelegram(LoopbackServer):
         return _json({"ok": True, "result": result})
 
     async def _file(self, request: web.Request) -> web.Response:
+        await self.record({"method": "file", "params": {"path": request.match_info["path"]}})
+        if self.file_delay:
+            await asyncio.sleep(self.file_delay)
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401)
         data = self.files.get(request.match_info["path"])
         return web.Response(body=data) if data is not None else web.Response(status=404)
 
@@ -215,6 +266,33 @@ class FakeTelegram(LoopbackServer):
 
     async def m_sendMessage(self, p: Json) -> Json:
         return self._message(p, text=p.get("text", ""))
+
+    async def m_getFile(self, p: Json) -> Json:
+        file_id = str(p.get("file_id"))
+        path = self._file_paths.get(file_id)
+        if path is None:
+            raise web.HTTPBadRequest(
+                text=json.dumps(
+                    {"ok": False, "error_code": 400, "description": "Bad Request: invalid file_id"}
+                ),
+                content_type="application/json",
+            )
+        return {
+            "file_id": file_id,
+            "file_unique_id": "u" + file_id,
+            "file_size": len(self.files[path]),
+            "file_path": path,
+        }
+
+    async def m_sendPhoto(self, p: Json) -> Json:
+        sizes = [{"file_id": "sent-photo", "file_unique_id": "sp", "width": 1, "height": 1}]
+        return self._message(p, photo=sizes, caption=p.get("caption"))
+
+    async def m_sendDocument(self, p: Json) -> Json:
+        doc = p.get("document")
+        name = doc.get("filename") if isinstance(doc, dict) else None
+        sent = {"file_id": "sent-doc", "file_unique_id": "sd", "file_name": name}
+        return self._message(p, document=sent, caption=p.get("caption"))
 
     async def m_editMessageText(self, p: Json) -> Json:
         return {

@@ -3,14 +3,16 @@
 import { h } from "../dom.js";
 import { messageText, renderMarkdown } from "../markdown.js";
 import { applyToolEvent, historyCards, resultsById } from "../tools.js";
+import { attachmentTray, mediaBlocks, mediaStrip } from "../attachments.js";
 
-export function messageBubble(role, text, extra = "") {
+export function messageBubble(role, text, extra = "", media = []) {
   const body = h("div", { class: "body" });
   body.append(renderMarkdown(text));
   return h(
     "article",
     { class: `msg ${role} ${extra}`.trim(), dataset: { role } },
     h("header", { class: "who", text: role === "user" ? "You" : role === "assistant" ? "Assistant" : role }),
+    mediaStrip(media),
     body,
   );
 }
@@ -23,8 +25,11 @@ export function renderHistory(list, messages) {
       .flatMap((m) => {
         const text = messageText(m);
         const cards = m.role === "assistant" ? historyCards(m, results) : [];
+        const media = mediaBlocks(m);
         // A tool step with no text shows only its cards.
-        return cards.length && !text.trim() ? cards : [messageBubble(m.role, text), ...cards];
+        return cards.length && !text.trim() && !media.length
+          ? cards
+          : [messageBubble(m.role, text, "", media), ...cards];
       }),
   );
   if (!list.children.length) list.append(h("p", { class: "muted empty", text: "No messages yet. Say hello." }));
@@ -52,7 +57,37 @@ export default {
     const send = h("button", { id: "chat-send", type: "submit", text: "Send" });
     const abort = h("button", { id: "chat-abort", type: "button", class: "ghost", text: "Abort", disabled: true });
     const status = h("p", { class: "muted run-status", id: "chat-status", role: "status" });
-    const form = h("form", { class: "composer" }, input, h("div", { class: "row end" }, status, abort, send));
+    const tray = attachmentTray({ toast });
+    const form = h(
+      "form",
+      { class: "composer" },
+      tray.chips,
+      input,
+      h("div", { class: "row end" }, status, ...tray.elements, abort, send),
+    );
+    // Files come in through the picker, a paste (screenshots) or a drop on the composer.
+    input.addEventListener("paste", (ev) => {
+      const files = [...(ev.clipboardData?.files || [])];
+      if (files.length) {
+        ev.preventDefault();
+        tray.add(files);
+      }
+    });
+    form.addEventListener("dragover", (ev) => {
+      if ([...(ev.dataTransfer?.types || [])].includes("Files")) {
+        ev.preventDefault();
+        form.classList.add("dropping");
+      }
+    });
+    form.addEventListener("dragleave", () => form.classList.remove("dropping"));
+    form.addEventListener("drop", (ev) => {
+      form.classList.remove("dropping");
+      const files = [...(ev.dataTransfer?.files || [])];
+      if (files.length) {
+        ev.preventDefault();
+        tray.add(files);
+      }
+    });
 
     let canonicalKey = null;
     const runs = new Map(); // runId -> {bubble, text, tools: Map(toolCallId -> card)}
@@ -182,16 +217,22 @@ export default {
 
     async function submit() {
       const text = input.value;
-      if (!text.trim()) return;
+      if (!text.trim() && !tray.count) return;
       const idempotencyKey = crypto.randomUUID();
+      const files = tray.take();
       list.querySelector(".empty")?.remove();
-      list.append(messageBubble("user", text));
+      list.append(messageBubble("user", text, "", files.blocks));
       list.scrollTop = list.scrollHeight;
       input.value = "";
       streamBubble(idempotencyKey);
       setActive(idempotencyKey);
       try {
-        const res = await client.request("chat.send", { ...params(), message: text, idempotencyKey });
+        const res = await client.request("chat.send", {
+          ...params(),
+          message: text,
+          idempotencyKey,
+          ...(files.attachments.length ? { attachments: files.attachments } : {}),
+        });
         if (res.runId && res.runId !== idempotencyKey) {
           runs.set(res.runId, runs.get(idempotencyKey));
           runs.delete(idempotencyKey);
@@ -204,6 +245,7 @@ export default {
         setActive(null);
         toast(err.message, "error");
         input.value = text;
+        files.restore();
       }
     }
 
