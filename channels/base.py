@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 ChannelId = Literal["discord", "telegram"]
 # Peer kinds as routing and session keys use them: Discord DMs are "direct" and guild
@@ -71,6 +71,18 @@ class DeliveryError(Exception):
         self.missing = missing
 
 
+class EditRejected(Exception):
+    """The platform refused to edit or react (message deleted, too old, not ours): send anew."""
+
+
+class RateLimited(Exception):
+    """The platform asked us to wait `retry_after` seconds before the next call of this kind."""
+
+    def __init__(self, retry_after: float, message: str = "rate limited") -> None:
+        super().__init__(f"{message} (retry after {retry_after:.1f}s)")
+        self.retry_after = retry_after
+
+
 class Transport(Protocol):
     """The way back to a platform, implemented by each adapter."""
 
@@ -80,6 +92,33 @@ class Transport(Protocol):
 
     async def send_typing(self, target: OutboundTarget) -> None:
         """Show a typing indicator (best effort)."""
+        ...
+
+
+@runtime_checkable
+class EditingTransport(Transport, Protocol):
+    """A transport that can edit and delete its own messages (preview streaming)."""
+
+    async def edit_text(self, target: OutboundTarget, message_id: str, text: str) -> None:
+        """Replace a sent message's text; "not modified" is success. Raises `EditRejected`
+        when the message can no longer be edited, `RateLimited` on a 429."""
+        ...
+
+    async def delete_text(self, target: OutboundTarget, message_id: str) -> None:
+        """Delete one of our messages (best effort: errors are the caller's to ignore)."""
+        ...
+
+
+@runtime_checkable
+class ReactingTransport(Transport, Protocol):
+    """A transport that can put the bot's reaction on a message."""
+
+    async def react(self, target: OutboundTarget, message_id: str, emoji: str) -> None:
+        """Add the bot's `emoji` reaction (Telegram: replaces the bot's reaction)."""
+        ...
+
+    async def unreact(self, target: OutboundTarget, message_id: str, emoji: str) -> None:
+        """Remove the bot's `emoji` reaction."""
         ...
 
 
