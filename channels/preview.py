@@ -61,7 +61,7 @@ class PreviewSettings:
     # `initial_delay_s` after the first token (or as soon as `min_initial_chars` arrived).
     initial_delay_s: float = 0.4
     min_initial_chars: int = 40
-    progress_delay_s: float = 1.0  # the progress draft appears for turns running longer
+    progress_delay_s: float = 2.0  # the progress draft appears for turns running longer
     tool_progress: bool = False
     command_text: Literal["status", "raw"] = "status"
     max_lines: int = 8

@@ -128,7 +128,9 @@ async def test_refused_edit_falls_back_to_a_new_message(
         fake_tg.messages.pop(next(k for k in fake_tg.messages if k[0] == "42"))
         expected = format_for_telegram(text, 4000)
         await fake_tg.wait_until(lambda _: final_texts(fake_tg) == expected, timeout=30)
-    refused = [r for r in fake_tg.requests if r["method"] == "editMessageText" and r["status"] == 400]
+    refused = [
+        r for r in fake_tg.requests if r["method"] == "editMessageText" and r["status"] == 400
+    ]
     assert refused, "the edit to the deleted preview was not attempted"
     sends = [c for c in preview_calls(fake_tg) if c["method"] == "sendMessage"]
     assert len(sends) >= 2 and sends[0]["params"] == first

@@ -67,7 +67,9 @@ async def test_typing_continues_while_a_tool_runs(
         {"tool_calls": [{"name": "test_sleep", "arguments": nap}]},
         {"text": "rested"},
     ]
-    cfg = gateway_config(fake_tg, fake_llm, {"dmPolicy": "allowlist", "allowFrom": [42]})
+    # `streaming: {}`: Telegram's default mode (progress).
+    telegram = {"dmPolicy": "allowlist", "allowFrom": [42], "streaming": {}}
+    cfg = gateway_config(fake_tg, fake_llm, telegram)
     cfg["agents"]["defaults"]["typingIntervalSeconds"] = 1
     async with telegram_gateway(tmp_path, cfg):
         fake_tg.text_update("take a nap")
