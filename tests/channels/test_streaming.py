@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,7 +84,7 @@ async def test_partial_preview_grows_in_place_within_the_throttle(
     bursts = flushes([c["at"] for c in calls])
     streaming, final = bursts[:-1], bursts[-1]
     assert len(streaming) >= 3
-    for before, after in zip(streaming, streaming[1:], strict=False):
+    for before, after in itertools.pairwise(streaming):
         assert after[0] - before[0] >= 0.95  # ≈ 1 flush per second per chat
     # A flush edits the chunk that just filled up and opens the next one, no more.
     assert all(len(b) <= 2 for b in streaming)
