@@ -18,6 +18,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
 
 from channels import reactions
@@ -41,7 +42,14 @@ from channels.command_auth import (
 )
 from channels.context import Dedupe, HistoryEntry, PendingHistory, group_prompt, history_limit
 from channels.pairing import FULL_REPLY, MAX_PENDING_PER_ACCOUNT, PairingStore, pairing_reply
-from channels.policy import WILDCARD, Decision, decide, id_set, normalize_id
+from channels.policy import (
+    WILDCARD,
+    Decision,
+    decide,
+    discord_room_entry,
+    id_set,
+    normalize_id,
+)
 from channels.preview import PreviewEditor, settings_for
 from channels.reactions import ReactionEvent, SentMessages, TurnReactions
 from gateway.agents import commands as chan_commands
@@ -489,6 +497,7 @@ class Pipeline:
                 )
             return "no-agent"
         cfg = self.config
+        msg, target = await self._auto_thread(msg, transport, target)
         session_key = self.session_key(msg, route)
         text = msg.text
         if command is not None:
@@ -562,6 +571,33 @@ class Pipeline:
             raise
         await self._deliver_result(outcome, msg, transport, target, decision, preview, marks)
         return "turn"
+
+    async def _auto_thread(
+        self, msg: InboundMessage, transport: Transport, target: OutboundTarget
+    ) -> tuple[InboundMessage, OutboundTarget]:
+        """Discord `autoThread`: an admitted top-level message in such a channel opens its
+        own thread; the turn (its session, its replies) lives there from now on."""
+        section = self.section
+        if (
+            not isinstance(section, DiscordConfig)
+            or msg.chat_type != "channel"
+            or msg.thread_id is not None
+            or msg.native_command
+        ):
+            return msg, target
+        entry = discord_room_entry(section, msg)
+        opener = getattr(transport, "open_thread", None)
+        if entry is None or not entry.auto_thread or opener is None:
+            return msg, target
+        name = next((line.strip() for line in msg.text.splitlines() if line.strip()), "")
+        archive = int(entry.auto_archive_duration) if entry.auto_archive_duration else None
+        try:
+            thread_id = str(await opener(msg.chat_id, msg.message_id, name, archive, msg.guild_id))
+        except Exception as exc:  # no thread (permissions): answer in the channel instead
+            self.log.warning("discord autoThread failed in %s: %s", msg.chat_id, exc)
+            return msg, target
+        threaded = replace(msg, chat_id=thread_id, thread_id=thread_id, parent_chat_id=msg.chat_id)
+        return threaded, OutboundTarget(thread_id, thread_id)
 
     def _preview(
         self, transport: Transport, target: OutboundTarget, msg: InboundMessage

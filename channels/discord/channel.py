@@ -180,6 +180,28 @@ class DiscordTransport:
         except Exception as exc:  # typing is best effort (spec §4.4)
             log.debug("typing failed in %s: %s", target.chat_id, exc)
 
+    async def open_thread(
+        self,
+        chat_id: str,
+        message_id: str,
+        name: str,
+        archive_minutes: int | None,
+        guild_id: str | None = None,
+    ) -> str:
+        """Start a public thread from a message (`autoThread`); returns the thread's id."""
+        client = self._owner._client
+        if client is None or client.is_closed() or client.user is None:
+            raise ChannelNotConnected(f"discord account {self._owner.account_id} is not connected")
+        channel = client.get_partial_messageable(
+            int(chat_id), guild_id=int(guild_id) if guild_id else None
+        )
+        starter = channel.get_partial_message(int(message_id))
+        kwargs: dict[str, Any] = {"name": name[:100] or "Thread"}
+        if archive_minutes:
+            kwargs["auto_archive_duration"] = archive_minutes
+        thread = await starter.create_thread(**kwargs)
+        return str(thread.id)
+
     def _message(self, target: OutboundTarget, message_id: str) -> discord.PartialMessage:
         return self._messageable(target).get_partial_message(int(message_id))
 

@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.config.loader import ConfigError, load_config
+from gateway.config.errors import ConfigError
+from gateway.config.loader import load_config
 from tests.channels.conftest import gateway_config, telegram_gateway
 from tests.fakes.llm import FakeLLM
 from tests.fakes.telegram import FakeTelegram
