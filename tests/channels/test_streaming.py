@@ -159,7 +159,7 @@ def test_tools() -> Iterator[None]:
 async def test_progress_draft_shows_tool_lines_then_goes(
     tmp_path: Path, fake_tg: FakeTelegram, fake_llm: FakeLLM
 ) -> None:
-    nap = {"name": "progress-nap", "seconds": 2.5}
+    nap = {"name": "progress-nap", "seconds": 3.6}
     fake_llm.script += [
         {"tool_calls": [{"name": "test_sleep", "arguments": nap}]},
         {"text": "All **done**"},
