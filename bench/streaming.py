@@ -70,7 +70,10 @@ async def run_mode(mode: str, runs: int, words: int) -> list[dict[str, float]]:
             tg.text_update("go", chat_id=chat, user_id=chat)
 
             def done(
-                reqs: list[dict[str, Any]], chat: int = chat, start_at: int = start_at
+                reqs: list[dict[str, Any]],
+                chat: int = chat,
+                start_at: int = start_at,
+                answered: int = answered,
             ) -> bool:
                 if len(llm.completed_at) <= answered:
                     return False
