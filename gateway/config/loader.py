@@ -86,7 +86,8 @@ def _join_surrogates(value: Any) -> Any:
             return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
         return value
     if isinstance(value, dict):
-        return {_join_surrogates(k): _join_surrogates(v) for k, v in value.items()}
+        # Values only: keys stay as parsed, so errors about them can still be located.
+        return {k: _join_surrogates(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_join_surrogates(v) for v in value]
     return value
