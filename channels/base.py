@@ -106,6 +106,18 @@ class DeliveryError(Exception):
         self.missing = missing
 
 
+class EditRejected(Exception):
+    """The platform refused to edit or react (message deleted, too old, not ours): send anew."""
+
+
+class RateLimited(Exception):
+    """The platform asked us to wait `retry_after` seconds before the next call of this kind."""
+
+    def __init__(self, retry_after: float, message: str = "rate limited") -> None:
+        super().__init__(f"{message} (retry after {retry_after:.1f}s)")
+        self.retry_after = retry_after
+
+
 class Transport(Protocol):
     """The way back to a platform, implemented by each adapter."""
 
@@ -126,6 +138,32 @@ class FileSender(Protocol):
         self, target: OutboundTarget, file: OutgoingFile, caption: str | None = None
     ) -> SentMessage:
         """Send one file: a picture as a photo where the platform has them, else a document."""
+
+
+@runtime_checkable
+class EditingTransport(Transport, Protocol):
+    """A transport that can edit and delete its own messages (preview streaming)."""
+
+    async def edit_text(self, target: OutboundTarget, message_id: str, text: str) -> None:
+        """Replace a sent message's text; "not modified" is success. Raises `EditRejected`
+        when the message can no longer be edited, `RateLimited` on a 429."""
+        ...
+
+    async def delete_text(self, target: OutboundTarget, message_id: str) -> None:
+        """Delete one of our messages (best effort: errors are the caller's to ignore)."""
+        ...
+
+
+@runtime_checkable
+class ReactingTransport(Transport, Protocol):
+    """A transport that can put the bot's reaction on a message."""
+
+    async def react(self, target: OutboundTarget, message_id: str, emoji: str) -> None:
+        """Add the bot's `emoji` reaction (Telegram: replaces the bot's reaction)."""
+        ...
+
+    async def unreact(self, target: OutboundTarget, message_id: str, emoji: str) -> None:
+        """Remove the bot's `emoji` reaction."""
         ...
 
 

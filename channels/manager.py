@@ -1,6 +1,7 @@
 """Start the configured chat channels with the gateway and expose their state.
 
-One runner per configured and enabled channel account (core: the `default` account), each
+One runner per configured and enabled channel account (`channels.<ch>.accounts.<id>`, or the
+single `default` account; see `channels.accounts`), each
 registered as a gateway `Service` whose `start` only spawns the connection task, so a slow
 or broken channel never delays startup or the other channel. Health, `status`, `/readyz`
 and the channel RPC methods read the runners through `gateway.extensions`.
@@ -14,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from channels.accounts import account_ids, default_account_id
 from channels.base import (
     AccountStatus,
     ChannelRunner,
@@ -85,21 +87,48 @@ class ChannelManager:
     def build(self) -> None:
         channels = self.gateway.loaded.config.channels
         if channels.telegram is not None and channels.telegram.enabled:
-            self._build_telegram()
+            tokens: dict[str, str] = {}
+            for account_id in account_ids(channels.telegram):
+                account = channels.telegram.account(account_id)
+                if account.enabled:
+                    self._build_telegram(account_id, tokens)
         if channels.discord is not None and channels.discord.enabled:
-            self._build_discord()
+            tokens = {}
+            for account_id in account_ids(channels.discord):
+                if channels.discord.account(account_id).enabled:
+                    self._build_discord(account_id, tokens)
 
-    def _build_telegram(self) -> None:
+    @staticmethod
+    def _duplicate(
+        channel: str, account_id: str, token: str | None, tokens: dict[str, str]
+    ) -> str | None:
+        """Two accounts resolving to one bot token (e.g. a literal and an env variable with
+        the same value): the later one does not start (one bot, one connection)."""
+        if token is None:
+            return None
+        first = tokens.setdefault(token, account_id)
+        if first == account_id:
+            return None
+        return (
+            f"{channel}: duplicate bot token — account {account_id} uses the same token as "
+            f"account {first}; each account needs its own bot"
+        )
+
+    def _build_telegram(self, account_id: str, tokens: dict[str, str]) -> None:
         from channels.telegram import TelegramChannel, TokenError, resolve_token
 
-        cfg = self.gateway.loaded.config.channels.telegram
-        assert cfg is not None
+        root = self.gateway.loaded.config.channels.telegram
+        assert root is not None
+        cfg = root.account(account_id)
         token_error: str | None = None
         try:
-            token = resolve_token(cfg)
+            token = resolve_token(cfg, env_fallback=account_id == DEFAULT_ACCOUNT)
         except TokenError as exc:
             token, token_error = None, f"telegram: {exc}"
-        pipeline = Pipeline(self.gateway, "telegram", DEFAULT_ACCOUNT, pairing=self.pairing)
+        duplicate = self._duplicate("telegram", account_id, token, tokens)
+        if duplicate is not None:
+            token, token_error = None, duplicate
+        pipeline = Pipeline(self.gateway, "telegram", account_id, pairing=self.pairing)
 
         async def on_message(msg: Any, transport: Transport) -> bool:
             # Waits only until the message is taken (queued, answered or dropped on purpose):
@@ -107,32 +136,37 @@ class ChannelManager:
             return await pipeline.accept(msg, transport)
 
         runner = TelegramChannel(
-            account_id=DEFAULT_ACCOUNT,
+            account_id=account_id,
             token=token,
             config=cfg,
             on_message=on_message,
             token_error=token_error,
             native_commands=native_enabled(self.gateway.loaded.config, "telegram"),
+            on_reaction=pipeline.handle_reaction,
         )
         pipeline.formatter = runner.format
         pipeline.status = runner.status()
-        self._add(AccountRuntime("telegram", DEFAULT_ACCOUNT, runner, pipeline))
+        self._add(AccountRuntime("telegram", account_id, runner, pipeline))
 
-    def _build_discord(self) -> None:
+    def _build_discord(self, account_id: str, tokens: dict[str, str]) -> None:
         try:
             from channels.discord import DiscordChannel
             from channels.discord import resolve_token as discord_token
         except ImportError as exc:  # adapter not installed in this build
             log.error("discord adapter unavailable: %s", exc)
             return
-        cfg = self.gateway.loaded.config.channels.discord
-        assert cfg is not None
-        pipeline = Pipeline(self.gateway, "discord", DEFAULT_ACCOUNT, pairing=self.pairing)
+        root = self.gateway.loaded.config.channels.discord
+        assert root is not None
+        cfg = root.account(account_id)
+        pipeline = Pipeline(self.gateway, "discord", account_id, pairing=self.pairing)
         token_error: str | None = None
         try:
-            token = discord_token(cfg)
+            token = discord_token(cfg, env_fallback=account_id == DEFAULT_ACCOUNT)
         except ValueError as exc:  # SecretError: a SecretRef names an unset variable
             token, token_error = None, f"discord: {exc}"
+        duplicate = self._duplicate("discord", account_id, token, tokens)
+        if duplicate is not None:
+            token, token_error = None, duplicate
 
         async def on_discord_message(msg: Any, transport: Transport) -> None:
             # A task of the pipeline's own, so stopping the channel can cancel it.
@@ -145,22 +179,31 @@ class ChannelManager:
 
         runner: Any = DiscordChannel(
             gateway=self.gateway,
-            account_id=DEFAULT_ACCOUNT,
+            account_id=account_id,
             token=token,
             config=cfg,
             on_message=on_discord_message,
             token_error=token_error,
             on_command=on_discord_command,
             native_commands=native_enabled(self.gateway.loaded.config, "discord"),
+            on_reaction=pipeline.handle_reaction,
         )
         pipeline.status = runner.status()
-        self._add(AccountRuntime("discord", DEFAULT_ACCOUNT, runner, pipeline))
+        self._add(AccountRuntime("discord", account_id, runner, pipeline))
 
     # --- lookups --------------------------------------------------------------------------------
 
+    def default_account(self, channel: str) -> str:
+        section = getattr(self.gateway.loaded.config.channels, channel, None)
+        wanted = default_account_id(section)
+        accounts = self.accounts.get(channel, {})
+        if wanted in accounts or not accounts:
+            return wanted
+        return next(iter(accounts))
+
     def get(self, channel: str, account_id: str | None = None) -> AccountRuntime | None:
         accounts = self.accounts.get(channel, {})
-        return accounts.get(account_id or DEFAULT_ACCOUNT)
+        return accounts.get(account_id or self.default_account(channel))
 
     async def send_text(
         self,
@@ -186,7 +229,8 @@ class ChannelManager:
         rt = self.get(channel, account_id)
         if rt is None:
             raise DeliveryError(
-                f"channel {channel} account {account_id or 'default'} is not configured",
+                f"channel {channel} account {account_id or self.default_account(channel)} "
+                "is not configured",
                 missing=True,
             )
         transport = rt.transport
@@ -201,7 +245,8 @@ class ChannelManager:
 
     def account_snapshot(self, rt: AccountRuntime) -> dict[str, Any]:
         s = rt.status
-        cfg = getattr(self.gateway.loaded.config.channels, rt.channel, None)
+        configured = getattr(self.gateway.loaded.config.channels, rt.channel, None) is not None
+        cfg = rt.pipeline.section if configured else None  # the account's own settings
         if rt.failed:
             state = "failed"
         elif s.connected:
@@ -239,7 +284,7 @@ class ChannelManager:
             accounts = {
                 aid: self.account_snapshot(rt) for aid, rt in self.accounts[channel].items()
             }
-            default = accounts.get(DEFAULT_ACCOUNT) or next(iter(accounts.values()))
+            default = accounts.get(self.default_account(channel)) or next(iter(accounts.values()))
             # Newcomers turned away while the pending pairing list was full (the Channels
             # page's badge); the per-channel summary is free-form in the reference's schema.
             turned_away = sum(
@@ -271,7 +316,7 @@ class ChannelManager:
             "channelAccounts": {
                 c: [self.account_snapshot(rt) for rt in self.accounts[c].values()] for c in order
             },
-            "channelDefaultAccountId": {c: DEFAULT_ACCOUNT for c in order},
+            "channelDefaultAccountId": {c: self.default_account(c) for c in order},
         }
 
     def summary(self) -> list[str]:

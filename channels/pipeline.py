@@ -18,12 +18,16 @@ import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
+from channels import reactions
+from channels.accounts import channel_section, default_account_id
 from channels.base import (
     AccountStatus,
     ChannelId,
     Chunking,
+    EditingTransport,
     InboundMessage,
     OutboundTarget,
     SentMessage,
@@ -39,7 +43,16 @@ from channels.command_auth import (
 from channels.context import Dedupe, HistoryEntry, PendingHistory, group_prompt, history_limit
 from channels.media import MediaGate
 from channels.pairing import FULL_REPLY, MAX_PENDING_PER_ACCOUNT, PairingStore, pairing_reply
-from channels.policy import WILDCARD, Decision, decide, id_set, normalize_id
+from channels.policy import (
+    WILDCARD,
+    Decision,
+    decide,
+    discord_room_entry,
+    id_set,
+    normalize_id,
+)
+from channels.preview import PreviewEditor, settings_for
+from channels.reactions import ReactionEvent, SentMessages, TurnReactions
 from gateway.agents import commands as chan_commands
 from gateway.agents import roster as rv
 from gateway.agents.commands import Command
@@ -63,6 +76,8 @@ TRANSIENT_ERRNOS = frozenset(
     {errno.EMFILE, errno.ENFILE, errno.ENOSPC, errno.EDQUOT, errno.ENOMEM, errno.EAGAIN}
 )
 TYPING_STOP_TIMEOUT_S = 5.0
+# `streaming.mode` when unset (channels.md §4.5): Telegram's status draft, Discord none.
+DEFAULT_STREAMING = {"telegram": "progress", "discord": "off"}
 BUSY_REPLY = "⚠️ Too many messages are waiting for this conversation; please try again shortly."
 Formatter = Callable[[str], list[str]]
 # What became of one inbound message; callers that must answer something themselves (a
@@ -184,6 +199,8 @@ class Pipeline:
         self.dedupe = Dedupe()
         self.history = PendingHistory()
         self.media = MediaGate(gateway, channel)
+        self.sent = SentMessages()  # what this account sent (`own` reaction notifications)
+        self._section_cache: tuple[OpenClawConfig, DiscordConfig | TelegramConfig] | None = None
         self._tasks: set[asyncio.Task[Outcome]] = set()
         self._warned_no_agents = False
 
@@ -195,11 +212,21 @@ class Pipeline:
 
     @property
     def section(self) -> DiscordConfig | TelegramConfig:
-        section = getattr(self.config.channels, self.channel, None)
-        if section is None:
-            return DiscordConfig() if self.channel == "discord" else TelegramConfig()
-        assert isinstance(section, DiscordConfig | TelegramConfig)
-        return section
+        """This account's effective settings (its `accounts.<id>` over the channel root),
+        merged once per loaded config."""
+        cfg = self.config
+        cached = self._section_cache
+        if cached is None or cached[0] is not cfg:
+            cached = self._section_cache = (
+                cfg,
+                channel_section(cfg, self.channel, self.account_id),
+            )
+        return cached[1]
+
+    @property
+    def is_default_account(self) -> bool:
+        root = getattr(self.config.channels, self.channel, None)
+        return self.account_id == default_account_id(root)
 
     @property
     def chunking(self) -> Chunking:
@@ -304,7 +331,7 @@ class Pipeline:
             RouteInput(
                 channel=self.channel,
                 account_id=self.account_id,
-                is_default_account=self.account_id == "default",
+                is_default_account=self.is_default_account,
                 peer_kind=msg.chat_type,
                 peer_id=peer_id,
                 parent_peer_kind=parent_kind,
@@ -475,6 +502,7 @@ class Pipeline:
                 )
             return "no-agent"
         cfg = self.config
+        msg, target = await self._auto_thread(msg, transport, target)
         session_key = self.session_key(msg, route)
         text = msg.text
         if command is not None:
@@ -497,8 +525,14 @@ class Pipeline:
         if msg.reply_to_text:
             quoted = msg.reply_to_sender or "message"
             text = f"[Replying to {quoted}: {msg.reply_to_text}]\n{text}"
+        self._record_inbound(svc, msg, session_key)
+        # Reactions and other system events queued for this session reach the agent now.
+        pending_events = reactions.take_system_events(self.gateway, session_key)
+        if pending_events:
+            text = "\n".join([*pending_events, "", text])
         ticket = self.media.ticket(session_key, msg)
         media: tuple[dict[str, Any], ...] = ()
+        preview: PreviewEditor | None = None
         try:
             if ticket is not None:
                 await ticket.turn()
@@ -507,10 +541,17 @@ class Pipeline:
                 for notice in prepared.notices:
                     await self.deliver(transport, target, notice, reply_to=msg.message_id)
                 if not prepared.usable:
+                    for event in pending_events:  # no turn this time: the next one gets them
+                        reactions.queue_system_event(self.gateway, session_key, event)
                     return "turn"
                 text, media = prepared.text, tuple(prepared.media)
-            handle = self._submit(svc, msg, route, decision, session_key, text, media)
+            preview = self._preview(transport, target, msg)
+            handle = self._submit(svc, msg, route, decision, session_key, text, media, preview)
         except QueueFull:
+            for event in pending_events:  # not lost: the next turn gets them
+                reactions.queue_system_event(self.gateway, session_key, event)
+            if preview is not None:
+                await preview.discard()
             await self.deliver(transport, target, BUSY_REPLY, reply_to=msg.message_id)
             return "turn"
         finally:
@@ -518,9 +559,70 @@ class Pipeline:
                 ticket.release()
         if accepted is not None and not accepted.done():
             accepted.set_result(True)  # queued for its agent: the platform may forget it now
-        outcome = await self._with_typing(transport, target, handle.wait())
-        await self._deliver_result(outcome, msg, transport, target, decision, route.agent_id)
+        marks = reactions.plan(cfg, self.section, msg, route.agent_id, transport)
+        if marks is not None:
+            await marks.acknowledge()
+        try:
+            outcome = await self._with_typing(transport, target, handle.wait())
+        except BaseException:
+            if preview is not None:
+                await preview.close()
+            raise
+        await self._deliver_result(
+            outcome, msg, transport, target, decision, route.agent_id, preview, marks
+        )
         return "turn"
+
+    async def _auto_thread(
+        self, msg: InboundMessage, transport: Transport, target: OutboundTarget
+    ) -> tuple[InboundMessage, OutboundTarget]:
+        """Discord `autoThread`: an admitted top-level message in such a channel opens its
+        own thread; the turn (its session, its replies) lives there from now on."""
+        section = self.section
+        if (
+            not isinstance(section, DiscordConfig)
+            or msg.chat_type != "channel"
+            or msg.thread_id is not None
+            or msg.native_command
+        ):
+            return msg, target
+        entry = discord_room_entry(section, msg)
+        opener = getattr(transport, "open_thread", None)
+        if entry is None or not entry.auto_thread or opener is None:
+            return msg, target
+        name = next((line.strip() for line in msg.text.splitlines() if line.strip()), "")
+        archive = int(entry.auto_archive_duration) if entry.auto_archive_duration else None
+        try:
+            thread_id = str(await opener(msg.chat_id, msg.message_id, name, archive, msg.guild_id))
+        except Exception as exc:  # no thread (permissions): answer in the channel instead
+            self.log.warning("discord autoThread failed in %s: %s", msg.chat_id, exc)
+            return msg, target
+        threaded = replace(msg, chat_id=thread_id, thread_id=thread_id, parent_chat_id=msg.chat_id)
+        return threaded, OutboundTarget(thread_id, thread_id)
+
+    def _preview(
+        self, transport: Transport, target: OutboundTarget, msg: InboundMessage
+    ) -> PreviewEditor | None:
+        """This turn's preview editor, when the channel streams previews and can edit."""
+        if msg.private_reply or not isinstance(transport, EditingTransport):
+            return None
+        settings = settings_for(self.section.streaming, DEFAULT_STREAMING[self.channel])
+        if settings is None:
+            return None
+        return PreviewEditor(
+            transport,
+            lambda i: self._piece_target(target, i, msg.message_id),
+            self.format,
+            settings,
+        )
+
+    def _piece_target(
+        self, target: OutboundTarget, index: int, reply_to: str | None
+    ) -> OutboundTarget:
+        """Where outbound piece `index` goes: `replyToMode` decides which pieces reply."""
+        mode = self.section.reply_to_mode
+        reply = reply_to if (mode == "all" or (mode == "first" and index == 0)) else None
+        return OutboundTarget(target.chat_id, target.thread_id, reply or target.reply_to_message_id)
 
     def _submit(
         self,
@@ -531,9 +633,9 @@ class Pipeline:
         session_key: str,
         text: str,
         media: tuple[dict[str, Any], ...],
+        preview: PreviewEditor | None,
     ) -> RunHandle:
         cfg = self.config
-        self._record_inbound(svc, msg, session_key)
         return svc.submit(
             SubmitRequest(
                 session_key=session_key,
@@ -555,7 +657,9 @@ class Pipeline:
                 },
                 requester=requester_for(msg, cfg, self.section),
                 media=media,
-            )
+            ),
+            on_event=preview.on_run_event if preview is not None else None,
+            on_agent_event=preview.on_agent_event if preview is not None else None,
         )
 
     def _record_inbound(self, svc: AgentService, msg: InboundMessage, session_key: str) -> None:
@@ -632,26 +736,61 @@ class Pipeline:
         target: OutboundTarget,
         decision: Decision,
         agent_id: str | None = None,
+        preview: PreviewEditor | None = None,
+        marks: TurnReactions | None = None,
     ) -> None:
-        if result.merged_into is not None:
-            return  # collect mode: the run it was merged into answers
+        if result.merged_into is not None or result.state == "aborted":
+            if preview is not None:
+                await preview.close()  # what was shown stays; the merged run answers
+            return
+        answer = result.state == "final" and not result.silent and bool(result.text.strip())
         if result.state == "final":
-            if result.silent or not result.text.strip():
-                return
-            text, files = split_media(result.text)  # `MEDIA:` lines: files to send back
-            if text.strip():
-                await self.deliver(transport, target, text, reply_to=msg.message_id)
-            if files and agent_id is not None:
-                problems = await self.media.send_files(
-                    transport, target, files, agent_id, self.section
-                )
-                if problems:
-                    await self.deliver(transport, target, "\n".join(problems))
+            if answer:
+                text, files = split_media(result.text)  # `MEDIA:` lines: files to send back
+                if text.strip():
+                    await self._deliver_answer(transport, target, text, msg, preview)
+                elif preview is not None:
+                    await preview.discard()
+                if files and agent_id is not None:
+                    problems = await self.media.send_files(
+                        transport, target, files, agent_id, self.section
+                    )
+                    if problems:
+                        await self.deliver(transport, target, "\n".join(problems))
+            elif preview is not None:
+                await preview.discard()
         elif result.state == "error":
+            if preview is not None:
+                await preview.discard()
             # Failure text is the runner's friendly message, never a raw provider error;
             # unaddressed group turns stay silent (channels.md §4.8).
             if decision.addressed and result.text.strip():
                 await self.deliver(transport, target, result.text, reply_to=msg.message_id)
+        if marks is not None:
+            await marks.finish("done" if result.state == "final" else "error")
+
+    async def _deliver_answer(
+        self,
+        transport: Transport,
+        target: OutboundTarget,
+        text: str,
+        msg: InboundMessage,
+        preview: PreviewEditor | None,
+    ) -> None:
+        """The final answer: the preview finalised in place when there is one."""
+        if preview is not None:
+            try:
+                sent = await preview.finish(text)
+            except Exception as exc:
+                self.log.warning("%s preview could not be finalised: %s", self.channel, exc)
+                self.status.last_error = f"send failed: {exc}"
+                return
+            if sent is not None:
+                for message in sent:
+                    self.sent.add(target.chat_id, message.message_id, target.thread_id)
+                self.status.last_outbound_at = _now_ms()
+                return
+        await self.deliver(transport, target, text, reply_to=msg.message_id)
 
     # --- outbound --------------------------------------------------------------------------------
 
@@ -664,14 +803,11 @@ class Pipeline:
         reply_to: str | None = None,
     ) -> list[SentMessage]:
         """Format, chunk and send `text`, honouring `replyToMode`; errors propagate."""
-        mode = self.section.reply_to_mode
         sent: list[SentMessage] = []
         for i, piece in enumerate(self.format(text)):
-            reply = reply_to if (mode == "all" or (mode == "first" and i == 0)) else None
-            piece_target = OutboundTarget(
-                target.chat_id, target.thread_id, reply or target.reply_to_message_id
-            )
-            sent.append(await transport.send_text(piece_target, piece))
+            message = await transport.send_text(self._piece_target(target, i, reply_to), piece)
+            sent.append(message)
+            self.sent.add(target.chat_id, message.message_id, target.thread_id)
             self.status.last_outbound_at = _now_ms()
         return sent
 
@@ -690,3 +826,69 @@ class Pipeline:
             self.log.warning("%s send to %s failed: %s", self.channel, target.chat_id, exc)
             self.status.last_error = f"send failed: {exc}"
             return []
+
+    # --- reactions from users ----------------------------------------------------------------------
+
+    def handle_reaction(self, event: ReactionEvent) -> str | None:
+        """Queue a user's reaction for the routed session as a system event (the text queued,
+        or None when it is ignored: notifications off, not our message, sender not admitted)."""
+        if event.user_is_bot:
+            return None
+        section = self.section
+        mode = reactions.notifications_mode(section, event.guild_id)
+        if mode == "off":
+            return None
+        if mode == "own":
+            own = event.on_own_message
+            if own is None:  # the platform does not say: only messages we remember sending
+                own = (event.chat_id, event.message_id) in self.sent
+            if not own:
+                return None  # not ours, or one we cannot see: ignored
+        thread_id = event.thread_id
+        if thread_id is None and self.channel == "telegram":
+            thread_id = self.sent.thread_of(event.chat_id, event.message_id)
+        probe = InboundMessage(
+            channel=self.channel,
+            account_id=self.account_id,
+            chat_type=event.chat_type,
+            chat_id=event.chat_id,
+            message_id=f"reaction:{event.message_id}",
+            sender_id=event.user_id,
+            sender_name=event.user_name,
+            sender_username=event.username,
+            text="",
+            mentioned=True,  # a reaction is addressed at the message, not gated by mentions
+            guild_id=event.guild_id,
+            thread_id=thread_id,
+            parent_chat_id=event.parent_chat_id,
+        )
+        if mode == "allowlist":
+            guild = (
+                section.guilds.get(event.guild_id or "")
+                if isinstance(section, DiscordConfig)
+                else None
+            )
+            users = id_set(self.channel, guild.users or []) if guild is not None else frozenset()
+            if normalize_id(self.channel, event.user_id) not in users:
+                return None
+        store_allow = (
+            self.pairing.allowed(self.channel, self.account_id)
+            if event.chat_type == "direct"
+            else frozenset()
+        )
+        route = self._route(probe)
+        if isinstance(route, NoOwner):
+            return None
+        decision = decide(
+            probe,
+            section,
+            store_allow=store_allow,
+            mention_patterns=[],
+            default_group_policy=self.config.channels.defaults.group_policy,
+        )
+        if decision.kind not in ("admit", "history"):
+            return None
+        text = event.describe()
+        reactions.queue_system_event(self.gateway, self.session_key(probe, route), text)
+        self.log.debug("%s reaction queued as a system event", self.channel)
+        return text

@@ -173,6 +173,12 @@ def _discord_room(
     return None, False
 
 
+def discord_room_entry(cfg: DiscordConfig, msg: InboundMessage) -> DiscordGuildChannel | None:
+    """The `guilds.<g>.channels.<c>` entry that applies to a guild message (or None)."""
+    guild = _discord_guild(cfg, msg)
+    return _discord_room(guild, msg)[0] if guild is not None else None
+
+
 def _discord_group(
     msg: InboundMessage,
     cfg: DiscordConfig,

@@ -26,8 +26,10 @@ from discord import app_commands
 from channels.base import (
     AccountStatus,
     Chunking,
+    EditRejected,
     InboundMessage,
     OutboundTarget,
+    RateLimited,
     SentMessage,
     StatusBoard,
 )
@@ -41,6 +43,7 @@ from channels.discord.native import (
     build_tree,
     sync_tree,
 )
+from channels.reactions import ReactionEvent
 from gateway.config.secrets import resolve_secret
 from gateway.logs import now_ms, scrubber
 
@@ -55,6 +58,7 @@ TOKEN_ENV = "DISCORD_BOT_TOKEN"
 OnMessage = Callable[[InboundMessage, Transport], Awaitable[None]]
 # A slash command for the pipeline; returns its outcome (`pipeline.Outcome`) or None.
 OnCommand = Callable[[InboundMessage, Transport], Awaitable[str | None]]
+OnReaction = Callable[[ReactionEvent], object]
 
 # Gateway close codes after which reconnecting cannot help (auth failed, bad shard/version/intents).
 _FATAL_CLOSE_CODES = {
@@ -79,13 +83,18 @@ class ChannelNotConnected(RuntimeError):
     """The account has no live client to send with."""
 
 
-def resolve_token(config: DiscordConfig, env: Mapping[str, str] | None = None) -> str | None:
-    """`channels.discord.token` (string or env SecretRef) wins; else `DISCORD_BOT_TOKEN`.
+def resolve_token(
+    config: DiscordConfig, env: Mapping[str, str] | None = None, *, env_fallback: bool = True
+) -> str | None:
+    """`channels.discord.token` (string or env SecretRef) wins; else `DISCORD_BOT_TOKEN`
+    (the default account only: `env_fallback` False for the others).
 
     Raises `gateway.config.secrets.SecretError` when the SecretRef names an unset variable.
     """
     env = os.environ if env is None else env
-    token = resolve_secret(config.token, "channels.discord.token", env) or env.get(TOKEN_ENV)
+    token = resolve_secret(config.token, "channels.discord.token", env)
+    if not token and env_fallback:
+        token = env.get(TOKEN_ENV)
     if not token:
         return None
     token = token.strip()
@@ -127,6 +136,9 @@ class _Client(discord.Client):
 
     async def on_message(self, message: discord.Message) -> None:
         await self._owner._on_discord_message(self, message)
+
+    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
+        await self._owner._on_discord_reaction(self, payload)
 
 
 class DiscordTransport:
@@ -184,6 +196,67 @@ class DiscordTransport:
         except Exception as exc:  # typing is best effort (spec §4.4)
             log.debug("typing failed in %s: %s", target.chat_id, exc)
 
+    async def open_thread(
+        self,
+        chat_id: str,
+        message_id: str,
+        name: str,
+        archive_minutes: int | None,
+        guild_id: str | None = None,
+    ) -> str:
+        """Start a public thread from a message (`autoThread`); returns the thread's id."""
+        client = self._owner._client
+        if client is None or client.is_closed() or client.user is None:
+            raise ChannelNotConnected(f"discord account {self._owner.account_id} is not connected")
+        channel = client.get_partial_messageable(
+            int(chat_id), guild_id=int(guild_id) if guild_id else None
+        )
+        starter = channel.get_partial_message(int(message_id))
+        kwargs: dict[str, Any] = {"name": name[:100] or "Thread"}
+        if archive_minutes:
+            kwargs["auto_archive_duration"] = archive_minutes
+        thread = await starter.create_thread(**kwargs)
+        return str(thread.id)
+
+    def _message(self, target: OutboundTarget, message_id: str) -> discord.PartialMessage:
+        return self._messageable(target).get_partial_message(int(message_id))
+
+    async def edit_text(self, target: OutboundTarget, message_id: str, text: str) -> None:
+        """`PATCH` the message (discord.py waits out ordinary 429s itself; one longer than
+        `max_ratelimit_timeout` raises `RateLimited`); a refused edit raises `EditRejected`."""
+        try:
+            await self._message(target, message_id).edit(
+                content=text,
+                allowed_mentions=discord.AllowedMentions(
+                    everyone=False, roles=False, users=True, replied_user=False
+                ),
+            )
+        except discord.RateLimited as exc:
+            raise RateLimited(exc.retry_after, "discord message edit") from exc
+        except (discord.NotFound, discord.Forbidden) as exc:
+            raise EditRejected(f"discord message edit: {exc}") from exc
+        except discord.HTTPException as exc:
+            if exc.status == 429:
+                raise RateLimited(1.0, "discord message edit") from exc
+            if 400 <= exc.status < 500:
+                raise EditRejected(f"discord message edit: {exc}") from exc
+            raise
+
+    async def delete_text(self, target: OutboundTarget, message_id: str) -> None:
+        await self._message(target, message_id).delete()
+
+    async def react(self, target: OutboundTarget, message_id: str, emoji: str) -> None:
+        try:
+            await self._message(target, message_id).add_reaction(emoji)
+        except discord.RateLimited as exc:
+            raise RateLimited(exc.retry_after, "discord reaction") from exc
+
+    async def unreact(self, target: OutboundTarget, message_id: str, emoji: str) -> None:
+        client = self._owner._client
+        if client is None or client.user is None:
+            raise ChannelNotConnected(f"discord account {self._owner.account_id} is not connected")
+        await self._message(target, message_id).remove_reaction(emoji, client.user)
+
 
 class DiscordChannel:
     """One configured Discord account, created and driven by `channels.manager`."""
@@ -207,8 +280,10 @@ class DiscordChannel:
         token_error: str | None = None,
         on_command: OnCommand | None = None,
         native_commands: bool = True,
+        on_reaction: OnReaction | None = None,
     ) -> None:
         self.gateway = gateway
+        self._on_reaction = on_reaction
         # Slash commands: answered only with a handler; registered only when native is on.
         self._on_command = on_command
         self.native_commands = native_commands
@@ -526,3 +601,47 @@ class DiscordChannel:
         except Exception:
             # A failing turn must not surface as discord.py's "Ignoring exception" traceback.
             log.exception("handling discord message %s failed", inbound.message_id)
+
+    async def _on_discord_reaction(
+        self, client: _Client, payload: discord.RawReactionActionEvent
+    ) -> None:
+        """A user's reaction (REACTION_ADD) → `ReactionEvent` for the pipeline."""
+        me = client.user
+        handler = self._on_reaction
+        if me is None or handler is None or payload.user_id == me.id:
+            return
+        member = payload.member
+        if member is not None and member.bot:
+            return
+        channel: object | None = client.get_channel(payload.channel_id)
+        if payload.guild_id is not None and channel is None:
+            try:
+                channel = await client.fetch_channel(payload.channel_id)
+            except discord.HTTPException as exc:
+                # A channel this bot cannot see: the reaction is not ours to report.
+                log.debug("reaction in unknown channel %s ignored: %s", payload.channel_id, exc)
+                return
+        thread_id = parent_id = None
+        if isinstance(channel, discord.Thread):
+            thread_id, parent_id = str(channel.id), str(channel.parent_id)
+        user = member or client.get_user(payload.user_id)
+        author = payload.message_author_id
+        event = ReactionEvent(
+            channel="discord",
+            account_id=self.account_id,
+            chat_type="direct" if payload.guild_id is None else "channel",
+            chat_id=str(payload.channel_id),
+            message_id=str(payload.message_id),
+            user_id=str(payload.user_id),
+            user_name=user.display_name if user is not None else str(payload.user_id),
+            username=user.name if user is not None else None,
+            emoji=str(payload.emoji),
+            guild_id=str(payload.guild_id) if payload.guild_id is not None else None,
+            thread_id=thread_id,
+            parent_chat_id=parent_id,
+            on_own_message=None if author is None else author == me.id,
+        )
+        try:
+            handler(event)
+        except Exception:
+            log.exception("handling discord reaction on %s failed", payload.message_id)

@@ -42,12 +42,15 @@ from telegram.request import HTTPXRequest
 from channels.base import (
     AccountStatus,
     Chunking,
+    EditRejected,
     InboundMessage,
     OutboundTarget,
+    RateLimited,
     SentMessage,
     StatusBoard,
 )
 from channels.chunking import chunk_text
+from channels.reactions import ReactionEvent
 from channels.telegram.inbound import to_inbound
 from channels.telegram_html import html_to_plain, markdown_to_html
 from gateway.agents.commands import NATIVE_COMMANDS as CORE_COMMANDS
@@ -63,7 +66,13 @@ log = logging.getLogger("channels.telegram")
 TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
 DEFAULT_API_ROOT = "https://api.telegram.org"
 TELEGRAM_MAX_CHARS = 4096
-ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+ALLOWED_UPDATES = [
+    "message",
+    "edited_message",
+    "callback_query",
+    "my_chat_member",
+    "message_reaction",
+]
 MISSING_TOKEN_ERROR = (
     "telegram: no bot token; set channels.telegram.botToken (or tokenFile) or " + TOKEN_ENV
 )
@@ -76,9 +85,13 @@ NATIVE_COMMANDS = list(CORE_COMMANDS)
 POLL_READ_TIMEOUT_S = 15.0  # on top of the long-poll timeout itself
 MENU_LIMIT = 100  # Telegram's own cap on setMyCommands entries
 _PARSE_ERRORS = ("can't parse entities", "find end of the entity", "unsupported start tag")
+# An edit that changes nothing: Telegram calls it an error, for us it is done.
+_NOT_MODIFIED = "message is not modified"
+EDIT_TIMEOUT_S = 15.0  # the reference's editMessageText timeout (channels.md §1.2)
 
 # Resolves once the message is taken (True) or the channel is stopping (False); None: taken.
 OnMessage = Callable[[InboundMessage, "TelegramTransport"], Awaitable[bool | None]]
+OnReaction = Callable[[ReactionEvent], object]
 T = TypeVar("T")
 
 
@@ -86,8 +99,11 @@ class TokenError(ValueError):
     pass
 
 
-def resolve_token(config: TelegramConfig, env: Mapping[str, str] | None = None) -> str | None:
-    """`tokenFile` > `botToken` > env `TELEGRAM_BOT_TOKEN` (default account)."""
+def resolve_token(
+    config: TelegramConfig, env: Mapping[str, str] | None = None, *, env_fallback: bool = True
+) -> str | None:
+    """`tokenFile` > `botToken` > env `TELEGRAM_BOT_TOKEN` (the default account only:
+    `env_fallback` False for the others)."""
     env = os.environ if env is None else env
     token_file = config.token_file
     if isinstance(token_file, str) and token_file.strip():
@@ -99,7 +115,9 @@ def resolve_token(config: TelegramConfig, env: Mapping[str, str] | None = None) 
         token = resolve_secret(config.bot_token, "channels.telegram.botToken", env)
     except SecretError as exc:
         raise TokenError(str(exc)) from exc
-    return token or env.get(TOKEN_ENV, "").strip() or None
+    if token or not env_fallback:
+        return token or None
+    return env.get(TOKEN_ENV, "").strip() or None
 
 
 def retry_after_seconds(exc: RetryAfter) -> float:
@@ -227,6 +245,59 @@ class TelegramTransport:
             )
         return SentMessage(str(sent.message_id))
 
+    async def edit_text(self, target: OutboundTarget, message_id: str, text: str) -> None:
+        """`editMessageText` once (previews are throttled by the caller): a 429 raises
+        `RateLimited`, "not modified" is success, an edit Telegram refuses (message gone,
+        too old, not editable) raises `EditRejected`; HTML it cannot parse goes as plain."""
+        chat, mid = target.chat_id, int(message_id)
+        try:
+            try:
+                await self.bot.edit_message_text(
+                    text,
+                    chat_id=chat,
+                    message_id=mid,
+                    parse_mode=ParseMode.HTML,
+                    read_timeout=EDIT_TIMEOUT_S,
+                )
+            except BadRequest as exc:
+                if not any(marker in str(exc).lower() for marker in _PARSE_ERRORS):
+                    raise
+                log.warning("telegram editMessageText degrade=plain-fallback:html-parse: %s", exc)
+                await self.bot.edit_message_text(
+                    html_to_plain(text), chat_id=chat, message_id=mid, read_timeout=EDIT_TIMEOUT_S
+                )
+        except RetryAfter as exc:
+            raise RateLimited(retry_after_seconds(exc), "telegram editMessageText") from exc
+        except BadRequest as exc:
+            if _NOT_MODIFIED in str(exc).lower():
+                return
+            raise EditRejected(f"telegram editMessageText: {exc}") from exc
+        except Forbidden as exc:
+            raise EditRejected(f"telegram editMessageText: {exc}") from exc
+
+    async def delete_text(self, target: OutboundTarget, message_id: str) -> None:
+        await self._call(
+            "deleteMessage", lambda: self.bot.delete_message(target.chat_id, int(message_id))
+        )
+
+    async def react(self, target: OutboundTarget, message_id: str, emoji: str) -> None:
+        """`setMessageReaction`: a bot has one reaction per message, so this replaces it."""
+        await self._set_reaction(target, message_id, [emoji])
+
+    async def unreact(self, target: OutboundTarget, message_id: str, emoji: str) -> None:
+        await self._set_reaction(target, message_id, [])
+
+    async def _set_reaction(
+        self, target: OutboundTarget, message_id: str, emoji: list[str]
+    ) -> None:
+        try:
+            await self._call(
+                "setMessageReaction",
+                lambda: self.bot.set_message_reaction(target.chat_id, int(message_id), emoji),
+            )
+        except RetryAfter as exc:
+            raise RateLimited(retry_after_seconds(exc), "telegram setMessageReaction") from exc
+
 
 class TelegramChannel:
     """One configured Telegram account, created and driven by `channels.manager`."""
@@ -247,8 +318,10 @@ class TelegramChannel:
         on_message: OnMessage,
         token_error: str | None = None,
         native_commands: bool | None = None,
+        on_reaction: OnReaction | None = None,
     ) -> None:
         self.account_id = account_id
+        self._on_reaction = on_reaction
         self.config = config
         # Resolved by the manager from `commands.native` + `channels.telegram.commands.native`;
         # None (no root config at hand): the channel's own switch, "auto" meaning on.
@@ -539,6 +612,9 @@ class TelegramChannel:
 
     async def _dispatch(self, update: Update) -> bool:
         """False only when the channel stopped before the message was taken."""
+        if update.message_reaction is not None:
+            self._dispatch_reaction(update)
+            return True
         message = update.message
         me = self.bot_user
         if message is None or me is None or self.transport is None:
@@ -557,3 +633,37 @@ class TelegramChannel:
             return True
         self._status.last_inbound_at = int(time.time() * 1000)
         return await self._on_message(inbound, self.transport) is not False
+
+    def _dispatch_reaction(self, update: Update) -> None:
+        """A `message_reaction` update: each newly added emoji is one event."""
+        changed = update.message_reaction
+        me = self.bot_user
+        if changed is None or self._on_reaction is None or me is None:
+            return
+        user = changed.user
+        chat_type = {"private": "direct", "group": "group", "supergroup": "group"}.get(
+            changed.chat.type
+        )
+        if user is None or chat_type is None or user.id == me.id:
+            return  # anonymous admins / channels: no sender to check against the allowlists
+        old = {getattr(r, "emoji", None) for r in changed.old_reaction}
+        for reaction in changed.new_reaction:
+            emoji = getattr(reaction, "emoji", None)  # custom/paid reactions carry no emoji
+            if not emoji or emoji in old:
+                continue
+            event = ReactionEvent(
+                channel="telegram",
+                account_id=self.account_id,
+                chat_type=chat_type,  # type: ignore[arg-type]
+                chat_id=str(changed.chat.id),
+                message_id=str(changed.message_id),
+                user_id=str(user.id),
+                user_name=user.full_name or user.username or str(user.id),
+                username=user.username,
+                user_is_bot=bool(user.is_bot),
+                emoji=emoji,
+            )
+            try:
+                self._on_reaction(event)
+            except Exception:
+                log.exception("[%s] reaction update %s failed", self.account_id, update.update_id)

@@ -78,6 +78,7 @@ class AgentService:
         )
         self._watchers: dict[str, weakref.WeakSet[Connection]] = {}
         self._run_listeners: dict[str, Callable[[RunEvent], None]] = {}
+        self._agent_run_listeners: dict[str, Callable[[dict[str, Any]], None]] = {}
         self._idempotent: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._bootstrap_cache: dict[Path, tuple[Any, list[BootstrapFile]]] = {}
         # Client feed hook (gateway/ws/feed.py): when set it receives every run event and
@@ -108,7 +109,10 @@ class AgentService:
             self._idempotent.popitem(last=False)
 
     def submit(
-        self, request: SubmitRequest, on_event: Callable[[RunEvent], None] | None = None
+        self,
+        request: SubmitRequest,
+        on_event: Callable[[RunEvent], None] | None = None,
+        on_agent_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> RunHandle:
         if request.max_user_turns is None:
             # DM history window (channels.*.dmHistoryLimit / dms.<peer>.historyLimit; issue 14)
@@ -117,6 +121,8 @@ class AgentService:
         handle = self.runner.submit(request)
         if on_event is not None:
             self._run_listeners[handle.run_id] = on_event
+        if on_agent_event is not None:  # tool progress for a channel's preview (issue 20)
+            self._agent_run_listeners[handle.run_id] = on_agent_event
         return handle
 
     # --- the model boundary -------------------------------------------------------------------
@@ -231,8 +237,16 @@ class AgentService:
                 log.exception("run listener failed for %s", event.run_id)
             if event.state in ("final", "error", "aborted"):
                 self._run_listeners.pop(event.run_id, None)
+        if event.state in ("final", "error", "aborted"):
+            self._agent_run_listeners.pop(event.run_id, None)
 
     def _on_agent_event(self, session_key: str, payload: dict[str, Any]) -> None:
+        run_listener = self._agent_run_listeners.get(str(payload.get("runId")))
+        if run_listener is not None:
+            try:
+                run_listener(payload)
+            except Exception:
+                log.exception("agent event listener failed for %s", payload.get("runId"))
         for conn in list(self._watchers.get(session_key, ())):
             if TOOL_EVENTS_CAP in getattr(conn, "caps", ()):
                 conn.send_event("agent", payload)

@@ -74,7 +74,23 @@ def parse_json5(path: Path, raw: str) -> dict[str, Any]:
         raise ConfigError(
             path, [ConfigIssue("", "config must be a JSON5 object at the top level", 1, 1)]
         )
-    return data
+    joined: dict[str, Any] = _join_surrogates(data)
+    return joined
+
+
+def _join_surrogates(value: Any) -> Any:
+    """json5 leaves an escaped astral character (`"\\ud83d\\udc40"`, how JSON writers
+    escape emoji) as two lone surrogates; join them (👀 must reach Discord as 👀)."""
+    if isinstance(value, str):
+        if any("\ud800" <= ch <= "\udfff" for ch in value):
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return value
+    if isinstance(value, dict):
+        # Values only: keys stay as parsed, so errors about them can still be located.
+        return {k: _join_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_join_surrogates(v) for v in value]
+    return value
 
 
 # json5 reports `<string>:LINE Unexpected "X" at column C` (or `... end of input at column C`).

@@ -9,7 +9,15 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 # Accepted for compatibility with reference configs, not acted on (yet).
@@ -702,6 +710,65 @@ class Binding(Strict):
     acp: Later = None
 
 
+# --- channel delivery: preview streaming, reactions (channels.md §4.5–4.6) ------------------
+
+StreamingMode = Literal["off", "partial", "block", "progress"]
+CommandText = Literal["status", "raw"]
+ReactionScope = Literal["group-mentions", "group-all", "direct", "all", "off", "none"]
+
+
+class StreamingChunk(Strict):
+    """`streaming.preview.chunk`: how `block` mode cuts the draft into blocks."""
+
+    min_chars: int = Field(200, ge=1)
+    max_chars: int = Field(800, ge=1)
+    break_preference: Literal["paragraph", "newline", "sentence"] = "paragraph"
+
+
+class StreamingPreview(Strict):
+    chunk: StreamingChunk = Field(default_factory=StreamingChunk)
+    tool_progress: bool = True  # tool lines in `partial`/`block` previews
+    command_text: CommandText = "status"
+
+
+class StreamingProgress(Strict):
+    tool_progress: bool = False  # the rolling tool log under the `progress` headline
+    command_text: CommandText = "status"
+    max_lines: int = Field(8, ge=1)
+    max_line_chars: int = Field(120, ge=16)
+    commentary: bool = False
+    label: Later = None
+
+
+class StreamingBlock(Strict):
+    enabled: Later = None
+    coalesce: Later = None
+
+
+class StreamingConfig(Strict):
+    """`channels.<ch>.streaming`; a bare mode string or a legacy boolean is accepted too."""
+
+    mode: StreamingMode | None = None  # None: the channel's default (Telegram progress)
+    chunk_mode: Literal["length", "newline"] = "length"
+    preview: StreamingPreview = Field(default_factory=StreamingPreview)
+    progress: StreamingProgress = Field(default_factory=StreamingProgress)
+    block: StreamingBlock = Field(default_factory=StreamingBlock)
+    native_transport: Later = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # legacy `streaming: true|false`
+            return {"mode": "partial" if value else "off"}
+        if isinstance(value, str):
+            return {"mode": value}
+        return value
+
+
+def _streaming_field() -> Any:
+    return Field(default_factory=StreamingConfig)
+
+
 # --- channels ------------------------------------------------------------------------------
 
 
@@ -714,7 +781,11 @@ class DiscordGuildChannel(Strict):
     system_prompt: str | None = None
     skills: Later = None
     include_thread_starter: Later = None
-    auto_thread: Later = None
+    auto_thread: bool = False  # each new top-level message opens its own thread
+    auto_archive_duration: Literal[60, 1440, 4320, 10080, "60", "1440", "4320", "10080"] | None = (
+        None
+    )
+    auto_thread_name: Later = None
     tools: ToolPolicy | None = None
     tools_by_sender: ToolsBySender | None = None
 
@@ -726,7 +797,7 @@ class DiscordGuild(Strict):
     channels: dict[str, DiscordGuildChannel] = Field(default_factory=dict)
     ignore_other_mentions: bool = False
     slug: str | None = None
-    reaction_notifications: Later = None
+    reaction_notifications: Literal["off", "own", "all", "allowlist"] = "own"
     tools: ToolPolicy | None = None
     tools_by_sender: ToolsBySender | None = None
 
@@ -801,17 +872,18 @@ class DiscordConfig(Strict):
     dm_history_limit: int | None = Field(None, ge=0)
     text_chunk_limit: int = Field(2000, ge=1, le=2000)
     max_lines_per_message: int = Field(17, ge=1)
-    streaming: Later = None
+    streaming: StreamingConfig = _streaming_field()
     reply_to_mode: ReplyToMode = "off"
     allow_bots: bool | Literal["mentions"] = False
-    ack_reaction: Later = None
-    ack_reaction_scope: Later = None
+    ack_reaction: str | None = None
+    ack_reaction_scope: ReactionScope | None = None
     response_prefix: Later = None
     media_max_mb: float | None = Field(None, gt=0)  # default 100 (media inbound/outbound)
     suppress_embeds: Later = None
     join_intro: Later = None
-    accounts: Later = None
-    default_account: Later = None
+    # Per-account overrides of these keys (raw; merged over the root by `account`).
+    accounts: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    default_account: str | None = None
     actions: Later = None
     thread_bindings: Later = None
     voice: Later = None
@@ -823,6 +895,16 @@ class DiscordConfig(Strict):
     markdown: Later = None
     commands: ChannelCommands = Field(default_factory=ChannelCommands)
     slash_command: DiscordSlashCommand = Field(default_factory=DiscordSlashCommand)
+
+    @model_validator(mode="after")
+    def _accounts_merge(self) -> DiscordConfig:
+        _check_accounts(self, "token")
+        return self
+
+    def account(self, account_id: str) -> DiscordConfig:
+        """This account's effective settings: its overrides over the channel root."""
+        merged: DiscordConfig = _merged_account(self, account_id)
+        return merged
 
 
 class TelegramGroup(Strict):
@@ -852,7 +934,7 @@ class TelegramConfig(Strict):
     dm_history_limit: int | None = Field(None, ge=0)
     dms: dict[str, PerDm] = Field(default_factory=dict)
     text_chunk_limit: int = Field(4000, ge=1, le=4096)
-    streaming: Later = None
+    streaming: StreamingConfig = _streaming_field()
     reply_to_mode: ReplyToMode = "off"
     api_root: str | None = None
     link_preview: Later = None
@@ -864,11 +946,12 @@ class TelegramConfig(Strict):
     proxy: Later = None
     network: Later = None
     custom_commands: Later = None
-    reaction_notifications: Later = None
-    reaction_level: Later = None
-    ack_reaction: Later = None
-    accounts: Later = None
-    default_account: Later = None
+    reaction_notifications: Literal["off", "own", "all"] = "own"
+    reaction_level: Literal["off", "ack", "minimal", "extensive"] = "minimal"
+    ack_reaction: str | None = None
+    # Per-account overrides of these keys (raw; merged over the root by `account`).
+    accounts: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    default_account: str | None = None
     media_max_mb: float | None = Field(None, gt=0)  # default 100 (media inbound/outbound)
     actions: Later = None
     capabilities: Later = None
@@ -877,6 +960,77 @@ class TelegramConfig(Strict):
     commands: ChannelCommands = Field(default_factory=ChannelCommands)
     retry: Later = None
     timeout_seconds: Later = None
+    join_intro: Later = None
+    error_policy: Later = None
+
+    @model_validator(mode="after")
+    def _accounts_merge(self) -> TelegramConfig:
+        _check_accounts(self, "bot_token")
+        return self
+
+    def account(self, account_id: str) -> TelegramConfig:
+        """This account's effective settings: its overrides over the channel root."""
+        merged: TelegramConfig = _merged_account(self, account_id)
+        return merged
+
+
+# Never inherited by a named account: the account list itself, and the root's bot token (which
+# is the implicit `default` account's own — one bot per token).
+_NOT_INHERITED = {"accounts", "default_account", "token", "bot_token", "token_file"}
+
+
+def _merged_account(root: Any, account_id: str) -> Any:
+    """Omitted keys inherit the channel root (not `accounts.default`, channels.md §1.3)."""
+    raw = root.accounts.get(account_id)
+    if raw is None:
+        return root
+    base = root.model_dump(by_alias=True, exclude_unset=True, exclude=_NOT_INHERITED)
+    return type(root).model_validate({**base, **raw})
+
+
+def _account_error(account_id: str, exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return f"accounts.{account_id}.{where}: {first['msg']}" if where else first["msg"]
+
+
+def _check_accounts(root: Any, token_key: str) -> None:
+    """Each account merges into a valid config; no two accounts share a literal token."""
+    seen: dict[str, str] = {}
+    root_token = getattr(root, token_key)
+    if root_token is not None and "default" not in root.accounts:
+        seen[
+            root_token if isinstance(root_token, str) else f"{root_token.source}:{root_token.id}"
+        ] = "default"
+    ids = list(root.accounts)
+    for account_id in ids:
+        raw = root.accounts[account_id]
+        if not isinstance(raw, dict):
+            raise ValueError(f"accounts.{account_id} must be an object")
+        for key in raw:
+            if to_camel(key) in ("accounts", "defaultAccount"):
+                raise ValueError(f"accounts.{account_id}.{key} is only valid on the channel root")
+        try:
+            merged = _merged_account(root, account_id)
+        except ValidationError as exc:
+            raise ValueError(_account_error(account_id, exc)) from None
+        token = getattr(merged, token_key)
+        if token is None:
+            continue
+        ident = token if isinstance(token, str) else f"{token.source}:{token.id}"
+        if ident in seen and seen[ident] != account_id:
+            first = (
+                "the channel's own token" if seen[ident] == "default" else f"accounts.{seen[ident]}"
+            )
+            raise ValueError(
+                f"{first} and accounts.{account_id} use the same bot token; "
+                "each account needs its own bot"
+            )
+        seen[ident] = account_id
+    if root.default_account is not None and ids and root.default_account not in ids:
+        raise ValueError(
+            f"defaultAccount {root.default_account!r} is not one of the accounts ({', '.join(ids)})"
+        )
 
 
 class ChannelDefaults(Strict):
@@ -951,16 +1105,21 @@ class MessagesGroupChat(Strict):
     mention_patterns: list[str] = Field(default_factory=list)
 
 
+class StatusReactions(Strict):
+    # Discord: unset means on whenever ack reactions are; Telegram needs an explicit true.
+    enabled: bool | None = None
+
+
 class MessagesConfig(Strict):
     queue: QueueConfig = Field(default_factory=QueueConfig)
     inbound: Later = None
     group_chat: MessagesGroupChat = Field(default_factory=MessagesGroupChat)
-    ack_reaction: Later = None
-    ack_reaction_scope: Later = None
-    remove_ack_after_reply: Later = None
+    ack_reaction: str | None = None  # None: the agent's identity emoji, else 👀; "" disables
+    ack_reaction_scope: ReactionScope = "group-mentions"
+    remove_ack_after_reply: bool = False
     response_prefix: Later = None
     visible_replies: Later = None
-    status_reactions: Later = None
+    status_reactions: StatusReactions = Field(default_factory=lambda: StatusReactions())
     tts: Later = None
     suppress_tool_errors: Later = None
 

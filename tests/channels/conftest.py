@@ -72,7 +72,9 @@ def _fast_telegram(monkeypatch: pytest.MonkeyPatch) -> None:
 def gateway_config(
     tg: FakeTelegram, llm: FakeLLM, telegram: dict[str, Any] | None = None, **extra: Any
 ) -> dict[str, Any]:
-    section = {"botToken": TOKEN, "apiRoot": tg.url, **(telegram or {})}
+    # Final-only delivery unless a test asks for previews: a slow turn must not put a
+    # progress draft where a test waits for the answer.
+    section = {"botToken": TOKEN, "apiRoot": tg.url, "streaming": "off", **(telegram or {})}
     return {
         "gateway": {"mode": "local"},
         "models": {"providers": {"openai": {"baseUrl": llm.url + "/v1", "apiKey": "sk-test"}}},

@@ -67,10 +67,17 @@ async def test_typing_continues_while_a_tool_runs(
         {"tool_calls": [{"name": "test_sleep", "arguments": nap}]},
         {"text": "rested"},
     ]
-    cfg = gateway_config(fake_tg, fake_llm, {"dmPolicy": "allowlist", "allowFrom": [42]})
+    # `streaming: {}`: Telegram's default mode (progress).
+    telegram = {"dmPolicy": "allowlist", "allowFrom": [42], "streaming": {}}
+    cfg = gateway_config(fake_tg, fake_llm, telegram)
     cfg["agents"]["defaults"]["typingIntervalSeconds"] = 1
     async with telegram_gateway(tmp_path, cfg):
         fake_tg.text_update("take a nap")
-        reply = await fake_tg.wait_for("sendMessage", sent_to(42), timeout=10)
-    assert reply["text"] == "rested"
+        await fake_tg.wait_for("sendMessage", lambda p: p["text"] == "rested", timeout=10)
+        await fake_tg.wait_for("deleteMessage", timeout=5)
     assert len(fake_tg.calls("sendChatAction")) >= 3  # kept up during the 2 s tool
+    # Telegram's default `progress` mode: a status draft for the long turn, removed at the end.
+    draft = next(p for p in fake_tg.calls("sendMessage") if p["text"] != "rested")
+    assert "Working" in draft["text"]
+    deleted = fake_tg.calls("deleteMessage")[0]
+    assert str(deleted["message_id"]) not in {"", None}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -41,7 +42,8 @@ class LoopbackServer:
             self.runner = None
 
     async def record(self, entry: dict[str, Any]) -> None:
-        """Store one request record and wake anyone waiting in wait_until()."""
+        """Store one request record (stamped `at`, monotonic) and wake wait_until() waiters."""
+        entry.setdefault("at", time.monotonic())
         self.requests.append(entry)
         async with self._changed:
             self._changed.notify_all()

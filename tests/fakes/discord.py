@@ -10,6 +10,10 @@ callback`, `POST /webhooks/{app}/{token}` (follow-ups) and `GET/PATCH/DELETE /we
 {token}/messages/@original` — checking the token, a single acknowledgement and that follow-ups
 come after it, like Discord (error codes 10062, 40060, 10015).
 
+Bot messages are kept (`messages`, by channel and id): `PATCH` edits one (404 Unknown Message
+when it is gone), `DELETE` removes it; reactions (`PUT/DELETE .../reactions/{emoji}/@me`) are
+kept in `reactions`; `POST .../messages/{id}/threads` opens a thread (`threads_opened`).
+
 Every REST call and gateway op is stored with `record()` so tests await them with
 `wait_until()` / `wait_rest()` / `wait_op()` instead of sleeping. Protocol facts (verified against
 discord.py 2.7, see the testing spec §3): responses must have exactly
@@ -327,6 +331,9 @@ class FakeDiscord(LoopbackServer):
         self.hold_ready = False  # accept IDENTIFY but never send READY (a stuck gateway)
         # Interactions by token: the payload, how it was acknowledged, the messages it got.
         self.interactions: dict[str, Json] = {}
+        self.messages: dict[tuple[str, str], str] = {}  # (channel, message id) → content
+        self.reactions: dict[tuple[str, str], list[str]] = {}  # the bot's reactions
+        self.threads_opened: list[Json] = []
 
     def attachment(self, filename: str, data: bytes, content_type: str | None) -> Json:
         """An attachment object whose file this fake serves (what `Attachment.read` fetches)."""
@@ -650,7 +657,36 @@ class FakeDiscord(LoopbackServer):
             extra: Json = {}
             if sent.get("message_reference"):
                 extra = {"type": 19, "message_reference": sent["message_reference"]}
-            return jr(message(sent.get("content", ""), parts[1], BOT_USER, **extra))
+            msg = message(sent.get("content", ""), parts[1], BOT_USER, **extra)
+            self.messages[(parts[1], msg["id"])] = msg["content"]
+            return jr(msg)
+        if parts[0] == "channels" and len(parts) == 4 and parts[2] == "messages":
+            key = (parts[1], parts[3])
+            if key not in self.messages:
+                return jr({"message": "Unknown Message", "code": 10008}, status=404)
+            if method == "DELETE":
+                del self.messages[key]
+                return web.Response(status=204)
+            if method == "PATCH":
+                self.messages[key] = str((body or {}).get("content", ""))
+                edited = message(self.messages[key], parts[1], BOT_USER, edited_timestamp=_now())
+                return jr({**edited, "id": parts[3]})
+        if parts[0] == "channels" and parts[2:3] == ["messages"] and parts[4:5] == ["reactions"]:
+            if parts[6:] == ["@me"] and method in ("PUT", "DELETE"):
+                mine = self.reactions.setdefault((parts[1], parts[3]), [])
+                emoji = parts[5]
+                if method == "PUT" and emoji not in mine:
+                    mine.append(emoji)
+                elif method == "DELETE" and emoji in mine:
+                    mine.remove(emoji)
+                return web.Response(status=204)
+        if method == "POST" and parts[0] == "channels" and parts[2:3] == ["messages"]:
+            if parts[4:] == ["threads"]:
+                thread = thread_channel(int(snowflake()), str((body or {}).get("name", "")))
+                thread["parent_id"] = parts[1]
+                thread["id"] = parts[3]  # Discord: a thread from a message takes its id
+                self.threads_opened.append({"parent": parts[1], **thread, "request": body})
+                return jr(thread)
         if method == "GET" and parts[0] == "channels" and len(parts) == 2:
             if parts[1] in self.rest_channels:
                 return jr(self.rest_channels[parts[1]])

@@ -5,6 +5,8 @@ The real SDKs talk to it. Behaviour is scripted: each request pops the next acti
   text          reply text (streamed word by word)
   status        answer with this HTTP error status and a provider-shaped error body
   delay         seconds to wait before answering (provider hanging / timeouts)
+  word_delay    seconds between streamed words (Anthropic, Chat Completions): a slow model;
+                `first_token_at` records (monotonic) when each answer's first word went out
   headers       extra response headers (e.g. {"retry-after": "2"})
   stream_error  after the first text delta, end the stream with this error (mid-stream failure)
   error_type    override the provider error type/code in the error body
@@ -139,12 +141,20 @@ class FakeLLM(LoopbackServer):
         self.valid_keys: set[str] | None = None
         self.default_text = default_text
         self.completed_at: list[float] = []  # monotonic time each streamed answer ended
+        self.first_token_at: list[float] = []  # monotonic time each answer's first word left
         self.responder: Responder | None = None
         self.realistic_usage = False  # Chat Completions: report prompt tokens ≈ bytes / 4
 
         # Speech to text: each upload pops the next transcript (an int: that HTTP error).
         self.transcripts: list[str | int] = []
         self.uploads: list[dict[str, Any]] = []  # {"model", "filename", "bytes", ...}
+
+    async def _pace(self, index: int, action: dict[str, Any]) -> None:
+        """Before streaming word `index`: note the first token, wait `word_delay` after."""
+        if index == 0:
+            self.first_token_at.append(time.monotonic())
+        elif action.get("word_delay"):
+            await asyncio.sleep(float(action["word_delay"]))
 
     @property
     def bodies(self) -> list[dict[str, Any]]:
@@ -319,6 +329,7 @@ class FakeLLM(LoopbackServer):
                 },
             )
             for i, piece in enumerate(words(text)):
+                await self._pace(i, action)
                 await event(
                     "content_block_delta",
                     {
@@ -417,6 +428,7 @@ class FakeLLM(LoopbackServer):
 
         await data(chunk({"role": "assistant", "content": ""}))
         for i, piece in enumerate(words(text) if text else ()):
+            await self._pace(i, action)
             await data(chunk({"content": piece}))
             if i == 0 and action.get("stream_error"):
                 await data({"error": {"message": "boom", "type": str(action["stream_error"])}})

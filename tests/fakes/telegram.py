@@ -4,6 +4,11 @@ Routes: `/bot<token>/<method>` and `/file/bot<token>/<path>`. Updates are script
 `push_update` / `text_update` and handed out by held `getUpdates` long polls; every other
 call is recorded (`await fake.wait_for("sendMessage", pred)`); `fail_next` answers one call
 of a method with a Bot API error (409, 429 with retry_after, 400 parse error, 401).
+
+Sent messages are kept per chat (`messages`) so edits behave like Telegram's: an edit to an
+unknown (or deleted) message is "message to edit not found", one that changes nothing is
+"message is not modified"; `deleteMessage` removes, `setMessageReaction` records the bot's
+reaction (`reactions`). `reaction_update` scripts a user's `message_reaction` update.
 """
 
 from __future__ import annotations
@@ -32,6 +37,15 @@ BOT: Json = {
 }
 
 
+class ApiError(Exception):
+    """A Bot API error answer from a method handler."""
+
+    def __init__(self, code: int, description: str) -> None:
+        super().__init__(description)
+        self.code = code
+        self.description = description
+
+
 def _json(body: Json, status: int = 200) -> web.Response:
     return web.Response(
         body=json.dumps(body).encode(), status=status, content_type="application/json"
@@ -54,6 +68,8 @@ class FakeTelegram(LoopbackServer):
         self._updates_changed = asyncio.Condition()
         self._uid = itertools.count(1)
         self._mid = itertools.count(100)
+        self.messages: dict[tuple[str, int], str] = {}  # (chat, message id) → current text
+        self.reactions: dict[tuple[str, int], list[str]] = {}  # the bot's reaction per message
 
     @property
     def api_root(self) -> str:
@@ -143,6 +159,49 @@ class FakeTelegram(LoopbackServer):
         }
         return self.push_update({"message": msg})
 
+    def reaction_update(
+        self,
+        message_id: int,
+        emoji: str,
+        *,
+        chat_id: int = 42,
+        user_id: int = 42,
+        chat_type: str = "private",
+        first_name: str = "Ann",
+        username: str | None = None,
+    ) -> int:
+        """A user's `message_reaction` update adding `emoji` to `message_id`."""
+        chat: Json = {"id": chat_id, "type": chat_type}
+        if chat_type == "private":
+            chat["first_name"] = first_name
+        else:
+            chat["title"] = "Test group"
+        who: Json = {"id": user_id, "is_bot": False, "first_name": first_name}
+        if username:
+            who["username"] = username
+        return self.push_update(
+            {
+                "message_reaction": {
+                    "chat": chat,
+                    "message_id": message_id,
+                    "user": who,
+                    "date": int(time.time()),
+                    "old_reaction": [],
+                    "new_reaction": [{"type": "emoji", "emoji": emoji}],
+                }
+            }
+        )
+
+    def edits(self, message_id: int | None = None) -> list[Json]:
+        """Successful `editMessageText` calls (of one message), in order."""
+        return [
+            r["params"]
+            for r in self.requests
+            if r["method"] == "editMessageText"
+            and r["status"] == 200
+            and (message_id is None or int(r["params"]["message_id"]) == message_id)
+        ]
+
     def mention_entities(self, text: str, username: str = BOT["username"]) -> list[Json]:
         handle = f"@{username}"
         return [{"type": "mention", "offset": text.index(handle), "length": len(handle)}]
@@ -215,9 +274,14 @@ class FakeTelegram(LoopbackServer):
             await self.record({"method": method, "params": params, "status": 200})
             result: Any = await self._get_updates(params)
             return _json({"ok": True, "result": result})
-        await self.record({"method": method, "params": params, "status": 200})
         handler = getattr(self, f"m_{method}", None)
-        result = await handler(params) if handler is not None else True
+        try:
+            result = await handler(params) if handler is not None else True
+        except ApiError as exc:
+            await self.record({"method": method, "params": params, "status": exc.code})
+            body = {"ok": False, "error_code": exc.code, "description": exc.description}
+            return _json(body, exc.code)
+        await self.record({"method": method, "params": params, "status": 200})
         return _json({"ok": True, "result": result})
 
     async def _file(self, request: web.Request) -> web.Response:
@@ -265,7 +329,9 @@ class FakeTelegram(LoopbackServer):
         return BOT
 
     async def m_sendMessage(self, p: Json) -> Json:
-        return self._message(p, text=p.get("text", ""))
+        sent = self._message(p, text=p.get("text", ""))
+        self.messages[(str(p.get("chat_id")), int(sent["message_id"]))] = sent["text"]
+        return sent
 
     async def m_getFile(self, p: Json) -> Json:
         file_id = str(p.get("file_id"))
@@ -295,8 +361,32 @@ class FakeTelegram(LoopbackServer):
         return self._message(p, document=sent, caption=p.get("caption"))
 
     async def m_editMessageText(self, p: Json) -> Json:
+        key = (str(p.get("chat_id")), int(p["message_id"]))
+        if key not in self.messages:
+            raise ApiError(400, "Bad Request: message to edit not found")
+        text = p.get("text", "")
+        if self.messages[key] == text:
+            raise ApiError(
+                400,
+                "Bad Request: message is not modified: specified new message content and reply"
+                " markup are exactly the same as a current content and reply markup of the"
+                " message",
+            )
+        self.messages[key] = text
         return {
-            **self._message(p, text=p.get("text", "")),
+            **self._message(p, text=text),
             "message_id": int(p["message_id"]),
             "edit_date": int(time.time()),
         }
+
+    async def m_deleteMessage(self, p: Json) -> bool:
+        key = (str(p.get("chat_id")), int(p["message_id"]))
+        if self.messages.pop(key, None) is None:
+            raise ApiError(400, "Bad Request: message to delete not found")
+        return True
+
+    async def m_setMessageReaction(self, p: Json) -> bool:
+        key = (str(p.get("chat_id")), int(p["message_id"]))
+        reaction = p.get("reaction") or []
+        self.reactions[key] = [r.get("emoji", "") for r in reaction if isinstance(r, dict)]
+        return True
