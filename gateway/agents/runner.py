@@ -683,6 +683,9 @@ class Runner:
             return
         run.started = True
         run.session_id = row.session_id
+        # The run has begun (its user message is on disk): clients following runs (the TUI)
+        # learn of it now, not at its first streamed text.
+        self._emit_agent(run, "lifecycle", {"phase": "start", "startedAt": now_ms()})
         request = RunRequest(
             run_id=run.run_id,
             session_key=key,
