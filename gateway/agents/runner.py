@@ -871,7 +871,12 @@ class Runner:
             return
         key = run.request.session_key
         self._store.for_key(key).append_messages(
-            key, list(messages), session_id=run.session_id, sync=False, index=False
+            key,
+            list(messages),
+            session_id=run.session_id,
+            run_id=run.run_id,  # the run's messages, for `session.message` and `__openclaw`
+            sync=False,
+            index=False,
         )
         run.unindexed += len(messages)
 
