@@ -41,6 +41,8 @@ EVENTS = [
     "exec.approval.resolved",
     "agent",
     "session.message",
+    "session.tool",
+    "chat.send_timing",
     "cron",
 ]
 

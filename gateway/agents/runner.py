@@ -694,6 +694,9 @@ class Runner:
             return
         run.started = True
         run.session_id = row.session_id
+        # The run has begun (its user message is on disk): clients following runs (the TUI)
+        # learn of it now, not at its first streamed text.
+        self._emit_agent(run, "lifecycle", {"phase": "start", "startedAt": now_ms()})
         request = RunRequest(
             run_id=run.run_id,
             session_key=key,
@@ -880,7 +883,12 @@ class Runner:
             return
         key = run.request.session_key
         self._store.for_key(key).append_messages(
-            key, list(messages), session_id=run.session_id, sync=False, index=False
+            key,
+            list(messages),
+            session_id=run.session_id,
+            run_id=run.run_id,  # the run's messages, for `session.message` and `__openclaw`
+            sync=False,
+            index=False,
         )
         run.unindexed += len(messages)
 

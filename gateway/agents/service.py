@@ -42,6 +42,7 @@ from gateway.agents.workspace import (
     today_in,
 )
 from gateway.config.models import AgentDefaults, OpenClawConfig
+from gateway.protocol.frames import TOOL_EVENTS_CAP
 from gateway.runtime import Service
 
 if TYPE_CHECKING:
@@ -54,8 +55,6 @@ log = logging.getLogger("gateway.agents")
 # tools the turn may use.
 ModelTurn = Callable[[RunRequest, DeltaSink, rv.ModelChain, str, Toolset], Awaitable[RunOutcome]]
 IDEMPOTENCY_MEMORY = 1000
-# Clients that advertise this connect cap get the `agent` tool/item streams (tools.md §5.1).
-TOOL_EVENTS_CAP = "tool-events"
 
 
 class AgentService:
@@ -85,6 +84,9 @@ class AgentService:
         # delivers `chat` itself (to every operator connection, with `agent` events around
         # it) instead of the per-session watchers below.
         self.feed: Callable[[RunEvent], None] | None = None
+        # Its `agent` counterpart: the runner's agent events (lifecycle start, tool and item
+        # steps) go through the feed to every operator connection, not only to watchers.
+        self.agent_feed: Callable[[str, dict[str, Any]], None] | None = None
         self.on_sessions_changed: Callable[[str, str], None] | None = None
 
     @property
@@ -247,6 +249,10 @@ class AgentService:
                 run_listener(payload)
             except Exception:
                 log.exception("agent event listener failed for %s", payload.get("runId"))
+
+        if self.agent_feed is not None:
+            self.agent_feed(session_key, payload)
+            return
         for conn in list(self._watchers.get(session_key, ())):
             if TOOL_EVENTS_CAP in getattr(conn, "caps", ()):
                 conn.send_event("agent", payload)

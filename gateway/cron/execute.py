@@ -83,6 +83,18 @@ class SystemEvents:
         return self._pending.pop(session_key, [])
 
 
+def _beat_status(out: Execution) -> str:
+    """`last-heartbeat` status in the reference's words (official-clients spec §2.3)."""
+    if out.status == "skipped":
+        return "skipped"
+    if out.status != "ok":
+        return "failed"
+    if out.delivery.delivered:
+        return "sent"
+    # Nothing to deliver: the model acknowledged with the token, or said nothing at all.
+    return "ok-empty" if out.delivery.suppression in ("empty", "silent") else "ok-token"
+
+
 @dataclass
 class LastHeartbeat:
     ts: int
@@ -349,9 +361,7 @@ class Executor:
             reason = out.delivery.suppression
         self.last_heartbeat = LastHeartbeat(
             ts=self.now_ms(),
-            status=out.status
-            if out.status != "ok"
-            else ("sent" if out.delivery.delivered else "ok"),
+            status=_beat_status(out),
             reason=reason,
             preview=(out.summary or "")[:200] or None,
             duration_ms=max(0, self.now_ms() - started),

@@ -17,6 +17,10 @@ TICK_INTERVAL_MS = 30_000
 # Beyond these a frame is refused with INVALID_REQUEST naming the limit (never left unanswered).
 MAX_NESTING_DEPTH = 64
 MAX_NUMBER_DIGITS = 100
+# Connect caps the gateway honours: `tool-events` gets a run's `agent` tool stream (tools.md
+# §5.1); `model-catalog-snapshot` gets `models.snapshot` after hello (official-clients §3).
+TOOL_EVENTS_CAP = "tool-events"
+MODEL_CATALOG_SNAPSHOT = "model-catalog-snapshot"
 
 
 class RequestFrame(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,6 +24,7 @@ from gateway.media.settings import attachment_policy
 from gateway.protocol.errors import INVALID_REQUEST, NOT_FOUND, UNAVAILABLE, RpcError
 from gateway.protocol.scopes import ADMIN, READ, WRITE
 from gateway.rpc.registry import CallContext, EmptyParams, method
+from gateway.ws.feed import feed_of
 
 if TYPE_CHECKING:
     from gateway.agents.service import AgentService
@@ -80,6 +82,7 @@ def service(ctx: CallContext) -> AgentService:
 
 @method("chat.send", scope=WRITE, params=ChatSendParams)
 async def chat_send(ctx: CallContext, params: ChatSendParams) -> dict[str, Any]:
+    received_at = int(time.time() * 1000)
     svc = service(ctx)
     if ctx.gateway.phase == "draining":
         raise RpcError(UNAVAILABLE, "gateway is restarting", retryable=True, retry_after_ms=5000)
@@ -144,6 +147,10 @@ async def chat_send(ctx: CallContext, params: ChatSendParams) -> dict[str, Any]:
         raise RpcError(UNAVAILABLE, str(exc), retryable=True, retry_after_ms=2000) from exc
     result = {"runId": handle.run_id, "status": "started"}
     svc.remember(params.idempotency_key, result)
+    feed = feed_of(ctx.gateway)
+    if feed is not None and ctx.conn is not None:
+        agent_id = agent_id_from_session_key(key, rv.default_agent_id(svc.config))
+        feed.dispatch_started(ctx.conn, handle.run_id, key, agent_id, received_at)
     return result
 
 

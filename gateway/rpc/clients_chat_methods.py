@@ -23,6 +23,7 @@ from gateway.agents import roster as rv
 from gateway.agents.chat_view import chat_page
 from gateway.agents.runner import QueueFull, SubmitRequest
 from gateway.agents.session_keys import agent_id_from_session_key
+from gateway.agents.tools.registry import Requester
 from gateway.config.models import OpenClawConfig, SecretRef
 from gateway.protocol import scopes as sc
 from gateway.protocol.errors import FORBIDDEN, INVALID_REQUEST, UNAVAILABLE, RpcError
@@ -121,6 +122,8 @@ async def agent(ctx: CallContext, params: AgentParams) -> dict[str, Any]:
                 run_id=run_id,
                 channel="webchat",
                 timeout_seconds=float(params.timeout) if params.timeout is not None else None,
+                # An operator client is the owner (tools.md §2.6), as for chat.send.
+                requester=Requester.operator(),
             )
         )
     except QueueFull as exc:

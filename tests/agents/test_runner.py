@@ -257,19 +257,24 @@ def transcript_messages(store: SessionStore, key: str = KEY) -> list[dict[str, A
 async def test_single_run_events_and_transcript(
     make_runner: Callable[..., Runner], store: SessionStore, events: Events
 ) -> None:
-    runner = make_runner()
+    agent: list[dict[str, Any]] = []
+    runner = make_runner(agent_listener=lambda _key, payload: agent.append(payload))
     handle = submit(runner, "hello", channel="webchat")
     result = await handle.wait()
     assert result.state == "final" and result.text == "echo: hello" and not result.silent
 
+    # The run announces its start before any text (seq 1 of the run's one counter).
+    assert [(a["stream"], a["data"]["phase"], a["seq"]) for a in agent] == [
+        ("lifecycle", "start", 1)
+    ]
     evs = events.of(handle.run_id)
     assert [e.state for e in evs] == ["delta", "delta", "final"]
-    assert [e.seq for e in evs] == [1, 2, 3]
+    assert [e.seq for e in evs] == [2, 3, 4]
     assert evs[0].payload == {
         "runId": handle.run_id,
         "sessionKey": KEY,
         "agentId": "main",
-        "seq": 1,
+        "seq": 2,
         "state": "delta",
         "deltaText": "ech",
         "replace": True,

@@ -112,9 +112,11 @@ async def test_tool_events_only_reach_clients_with_the_cap(tmp_path: Path, fake:
     async with live_gateway(tmp_path, config(fake)) as live, connected(live) as client:
         events = await chat(client, "go", key="plain")
         assert final_text(events) == "The note says: buy milk"
-        # Lifecycle and assistant events go to every reader; tool events only with the cap.
-        assert [e for e in agent_events(client, "plain") if e["stream"] == "tool"] == []
-        assert {e["stream"] for e in agent_events(client, "plain")} <= {"lifecycle", "assistant"}
+        # Lifecycle, assistant and item events go to every reader; tool events (arguments and
+        # results) only with the cap.
+        streams = [e["stream"] for e in agent_events(client, "plain")]
+        assert "tool" not in streams and "item" in streams, streams
+        assert set(streams) <= {"lifecycle", "assistant", "item"}, streams
 
 
 async def test_history_with_tools_is_replayed_on_the_next_turn(

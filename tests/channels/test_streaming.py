@@ -86,8 +86,9 @@ async def test_partial_preview_grows_in_place_within_the_throttle(
     assert len(streaming) >= 3
     for before, after in itertools.pairwise(streaming):
         assert after[0] - before[0] >= 0.95  # ≈ 1 flush per second per chat
-    # A flush edits the chunk that just filled up and opens the next one, no more.
-    assert all(len(b) <= 2 for b in streaming)
+    # A flush edits the chunk that just filled up and opens the next one (two, if a busy
+    # machine delayed the flush while more than a chunk streamed in), no more.
+    assert all(len(b) <= 3 for b in streaming)
     assert len(final) <= len(expected) + 1
     assert len(calls) <= 2 * (duration + 1) + len(expected)
     # The stream never showed a cut code fence: every preview state is balanced HTML.

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.compat.conftest import GatewayProcess
+from tests.compat.conftest import GatewayProcess, ThreadedFakeLLM, _stop, start_gateway
 from tests.compat.reference import Reference, run_openclaw, validate
 
 pytestmark = pytest.mark.compat
@@ -15,6 +17,10 @@ pytestmark = pytest.mark.compat
 
 def cron(gw: GatewayProcess, *args: str) -> Any:
     return run_openclaw(["cron", *args, "--url", gw.url, "--token", gw.token], timeout=90)
+
+
+def auth(gw: GatewayProcess) -> list[str]:
+    return ["--url", gw.url, "--token", gw.token]
 
 
 def describe(result: Any) -> str:
@@ -92,3 +98,45 @@ def test_cron_add_at_relative_and_bad_expression(
                "--session", "isolated")  # fmt: skip
     assert bad.returncode != 0, describe(bad)
     assert "invalid cron expression" in (bad.stdout + bad.stderr), describe(bad)
+
+
+def test_system_event_now_wakes_the_heartbeat_and_heartbeat_last_reports_it(
+    reference: Reference, tmp_path: Path
+) -> None:
+    llm = ThreadedFakeLLM()
+    config = {
+        "models": {"providers": {"openai": {"baseUrl": llm.fake.url + "/v1", "apiKey": "sk-test"}}},
+        "agents": {
+            "defaults": {
+                "model": {"primary": "openai/gpt-test"},
+                "heartbeat": {"every": "6h", "target": "none"},
+            }
+        },
+    }
+    workspace = tmp_path / "gateway-state" / "workspace"
+    workspace.mkdir(parents=True)
+    (workspace / "HEARTBEAT.md").write_text("# Checks\n- look at the backups\n")
+    gw = start_gateway(tmp_path, config)
+    try:
+        before = run_openclaw(["system", "heartbeat", "last", "--json", *auth(gw)])
+        assert before.returncode == 0 and before.stdout.strip().endswith("null"), describe(before)
+        llm.fake.script.append({"text": "HEARTBEAT_OK"})
+        woke = run_openclaw(
+            ["system", "event", "--text", "disk is 91% full", "--mode", "now", *auth(gw)]
+        )
+        assert woke.returncode == 0, describe(woke)
+        deadline = time.monotonic() + 30
+        while True:  # the wake runs the heartbeat turn in the background
+            after = run_openclaw(["system", "heartbeat", "last", "--json", *auth(gw)])
+            if not after.stdout.strip().endswith("null") or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    finally:
+        _stop(gw.proc)
+        llm.close()
+    assert after.returncode == 0, describe(after)
+    beat = json.loads(after.stdout[after.stdout.index("{") :])
+    assert beat["status"] == "ok-token" and beat["ts"] > 0, beat
+    # The queued system event went into the heartbeat turn the wake started.
+    prompt = str(llm.fake.bodies[-1]["messages"])
+    assert "disk is 91% full" in prompt and "look at the backups" in prompt, prompt

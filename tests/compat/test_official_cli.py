@@ -27,10 +27,19 @@ def test_agent_message_prints_the_fake_models_reply(
     reference: Reference, chat_gateway: tuple[GatewayProcess, Any]
 ) -> None:
     gw, llm = chat_gateway
-    llm.script.append({"text": "the answer from the fake model"})
+    # The model calls the real `read` tool first; the CLI waits through it for the answer.
+    (gw.state_dir / "workspace").mkdir(exist_ok=True)
+    (gw.state_dir / "workspace" / "plan.txt").write_text("ship on tuesday\n")
+    llm.script.extend(
+        [
+            {"tool_calls": [{"name": "read", "arguments": {"path": "plan.txt"}}]},
+            {"text": "the answer from the fake model"},
+        ]
+    )
     result = openclaw(gw, "agent", "-m", "hello from the official cli")
     assert result.returncode == 0, describe(result)
     assert "the answer from the fake model" in result.stdout, describe(result)
+    assert "ship on tuesday" in str(llm.bodies[-1]), llm.bodies[-1]  # the tool really ran
     # The turn landed in the agent's main session, as the reference does without --session-key.
     listed = openclaw(gw, "gateway", "call", "sessions.list", "--json", "--params", "{}")
     rows = json.loads(listed.stdout)["sessions"]

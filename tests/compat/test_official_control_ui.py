@@ -6,9 +6,12 @@ the way an operator would put it in front of clawgate; Debian chromium drives it
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import shutil
 import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
@@ -22,7 +25,13 @@ from playwright.async_api import Page, async_playwright, expect
 
 from tests.compat.conftest import GatewayProcess, ThreadedFakeLLM, _stop, start_gateway
 from tests.compat.official_ui import OfficialUiProxy
-from tests.compat.reference import Reference, validate_agent_event, validate_hello
+from tests.compat.reference import (
+    Reference,
+    schema,
+    validate,
+    validate_agent_event,
+    validate_hello,
+)
 
 pytestmark = [pytest.mark.compat, pytest.mark.browser]
 
@@ -32,19 +41,19 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first
 TIMEOUT_MS = 20_000
 REPLY = "reply for the official control ui"
 expect.set_options(timeout=TIMEOUT_MS)
-# Methods other work owns (approvals, automations, usage): until they land the UI may get
-# `unknown method` for these, and only for these.
-NOT_YET_OURS = frozenset(
-    {
-        "exec.approval.list",
-        "cron.list",
-        "cron.status",
-        "cron.runs",
-        "usage.status",
-        "usage.cost",
-        "sessions.usage",
-    }
-)
+NOTE = "water the plants on friday"
+# The page's heartbeat on /usage and /automations: what each page must call (and get answered).
+PAGE_METHODS = {
+    "usage": {"sessions.usage"},
+    "automations": {"cron.list", "cron.status"},
+}
+
+
+def result_definition(method: str) -> str | None:
+    """The schema's `*Result` definition for a method, where the schema names one."""
+    name = "".join(p[:1].upper() + p[1:] for p in re.split(r"[.\-]", method)) + "Result"
+    name = {"AgentIdentityGetResult": "AgentIdentityResult"}.get(name, name)
+    return name if name in schema()["definitions"] else None
 
 
 def _free_port() -> int:
@@ -71,6 +80,25 @@ class Stack:
                 failed.add(methods.get(frame["id"], "?"))
         return failed
 
+    def results(self) -> list[tuple[str, Any]]:
+        """(method, result) of every request of the page that the gateway answered ok."""
+        methods = {}
+        for frame in map(json.loads, self.proxy.client_frames):
+            if frame.get("type") == "req":
+                methods[frame["id"]] = frame["method"]
+        return [
+            (methods.get(frame["id"], "?"), frame.get("payload"))
+            for frame in map(json.loads, self.proxy.ws_frames)
+            if frame.get("type") == "res" and frame.get("ok") is True
+        ]
+
+    def called(self) -> set[str]:
+        return {
+            frame["method"]
+            for frame in map(json.loads, self.proxy.client_frames)
+            if frame.get("type") == "req"
+        }
+
     def events(self, name: str) -> list[dict[str, Any]]:
         out = []
         for raw in self.proxy.ws_frames:
@@ -89,6 +117,9 @@ async def stack(reference: Reference, tmp_path: Path) -> AsyncIterator[Stack]:
         "agents": {"defaults": {"model": {"primary": "openai/gpt-test"}}},
         "gateway": {"controlUi": {"allowedOrigins": [f"http://127.0.0.1:{port}"]}},
     }
+    workspace = tmp_path / "gateway-state" / "workspace"
+    workspace.mkdir(parents=True)
+    (workspace / "notes.txt").write_text(NOTE + "\n")
     gw = start_gateway(tmp_path, config)
     bundle = reference.node_modules / "openclaw" / "dist" / "control-ui"
     proxy = await OfficialUiProxy(bundle, gw.http, gw.url).start(port)
@@ -120,6 +151,13 @@ async def gateway_call(gw: GatewayProcess, method: str, params: Any = None) -> A
         return frame["payload"]
 
 
+async def until_called(stack: Stack, methods: set[str]) -> None:
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while not methods <= stack.called():
+        assert time.monotonic() < deadline, f"never called: {sorted(methods - stack.called())}"
+        await asyncio.sleep(0.1)
+
+
 async def body_text(page: Page) -> str:
     text = await page.evaluate("document.body.innerText")
     return str(text)
@@ -128,7 +166,10 @@ async def body_text(page: Page) -> str:
 async def test_official_control_ui_logs_in_chats_and_survives_reload(stack: Stack) -> None:
     if not CHROMIUM_PRESENT:
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/test does this)")
-    stack.llm.fake.script.append({"text": REPLY})
+    # The model reads a workspace file with the real `read` tool, then answers.
+    stack.llm.fake.script.extend(
+        [{"tool_calls": [{"name": "read", "arguments": {"path": "notes.txt"}}]}, {"text": REPLY}]
+    )
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         context = await browser.new_context(viewport={"width": 1300, "height": 900})
@@ -148,6 +189,20 @@ async def test_official_control_ui_logs_in_chats_and_survives_reload(stack: Stac
             page.locator(".chat-text", has_text="hello from the official ui")
         ).to_have_count(1)
 
+        # The tool call shows in the chat: the UI asked for tool events, and got them.
+        await expect(page.get_by_role("button", name="Read notes.txt")).to_be_visible()
+        connect = next(
+            f for f in map(json.loads, stack.proxy.client_frames) if f.get("method") == "connect"
+        )
+        assert "tool-events" in connect["params"]["caps"], connect
+        tool = [e for e in stack.events("agent") if e["stream"] == "tool"]
+        assert [(e["data"]["phase"], e["data"]["name"]) for e in tool] == [
+            ("start", "read"),
+            ("result", "read"),
+        ], tool
+        assert NOTE in tool[1]["data"]["result"]["content"][0]["text"]
+        assert NOTE in str(stack.llm.fake.bodies[-1])  # the tool result reached the model
+
         # The reply was streamed: delta events before the final one, for this run.
         chat = [e for e in stack.events("chat") if e.get("sessionKey") == "agent:main:main"]
         states = [e["state"] for e in chat]
@@ -159,7 +214,8 @@ async def test_official_control_ui_logs_in_chats_and_survives_reload(stack: Stac
         ]
         assert lifecycle[:1] == ["start"] and "end" in lifecycle, lifecycle
         messages = stack.events("session.message")
-        assert [m["message"]["role"] for m in messages] == ["user", "assistant"], messages
+        roles = [m["message"]["role"] for m in messages]
+        assert roles == ["user", "assistant", "toolResult", "assistant"], roles
         hello = json.loads(next(f for f in stack.proxy.ws_frames if '"type":"hello-ok"' in f))[
             "payload"
         ]
@@ -194,6 +250,14 @@ async def test_official_control_ui_logs_in_chats_and_survives_reload(stack: Stac
         for text in (await body_text(page), await body_text(second)):
             assert "unknown method" not in text and "Refresh required" not in text, text
 
+        # Usage and Automations (cron) open on our usage and cron methods, without a banner.
+        for path, needed in PAGE_METHODS.items():
+            await page.goto(f"{stack.proxy.url}/{path}")
+            await until_called(stack, needed)
+            await page.wait_for_load_state("networkidle")
+            text = await body_text(page)
+            assert "unknown method" not in text and "Refresh required" not in text, (path, text)
+
         # The UI's own config-form normaliser renders every node of our config.schema as a form.
         schema = (await gateway_call(stack.gw, "config.schema"))["schema"]
         module = next(p.name for p in (stack.proxy.bundle / "assets").glob("config-form-*.js"))
@@ -208,8 +272,16 @@ async def test_official_control_ui_logs_in_chats_and_survives_reload(stack: Stac
         assert unsupported == [], unsupported
         await browser.close()
 
-    unexpected = stack.failed_methods() - NOT_YET_OURS
-    assert not unexpected, f"the gateway refused {sorted(unexpected)}"
+    failed = stack.failed_methods()
+    assert not failed, f"the gateway refused {sorted(failed)}"
+    checked = set()
+    for name, result in stack.results():
+        definition = result_definition(name)
+        if definition is not None:
+            validate(definition, result)
+            checked.add(name)
+    assert {"tools.effective", "update.status", "talk.catalog", "logs.tail"} <= checked, checked
+    assert {"exec.approval.list", "cron.runs", "usage.status"} <= stack.called()
 
 
 def test_control_ui_config_json_needs_a_bearer(reference: Reference, tmp_path: Path) -> None:

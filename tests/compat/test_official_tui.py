@@ -66,7 +66,15 @@ def test_tui_sends_a_message_and_shows_the_reply(
     tmp_path: Path,
 ) -> None:
     gw, llm = chat_gateway
-    llm.script.append({"text": "hello from the fake model to the tui"})
+    # A tool call first (the real `read`), then the answer the TUI must show.
+    (gw.state_dir / "workspace").mkdir(exist_ok=True)
+    (gw.state_dir / "workspace" / "plan.txt").write_text("ship on tuesday\n")
+    llm.script.extend(
+        [
+            {"tool_calls": [{"name": "read", "arguments": {"path": "plan.txt"}}]},
+            {"text": "hello from the fake model to the tui"},
+        ]
+    )
     home, state = tmp_path / "tui-home", tmp_path / "tui-state"
     home.mkdir()
     state.mkdir()
@@ -89,5 +97,5 @@ def test_tui_sends_a_message_and_shows_the_reply(
     tmux.run("send-keys", "-t", "tui", "Enter")
     screen = tmux.wait_for("hello from the fake model to the tui")
     assert "session event subscribe failed" not in screen, screen
-    request = llm.requests[-1]
-    assert "hi from the tui" in str(request), request
+    request = llm.bodies[-1]
+    assert "hi from the tui" in str(request) and "ship on tuesday" in str(request), request

@@ -55,7 +55,7 @@ async def test_beats_ack_is_silent_alerts_are_delivered(
         prompt = str(fake_llm.bodies[-1]["messages"][-1])
         assert "[OpenClaw heartbeat poll]" in prompt and "look at the backups" in prompt
         last = await rig.call("last-heartbeat", {})
-        assert last["status"] == "ok" and last["reason"] == "heartbeat"
+        assert last["status"] == "ok-token" and last["reason"] == "heartbeat"
 
         fake_llm.script.append({"text": "The backup job failed last night."})
         assert len(await rig.advance(30 * MIN)) == 1
