@@ -1,9 +1,10 @@
 """Exec approval prompts in chats (tools.md §3.4): buttons to the owner, answered by a press.
 
-An approval asked by a Telegram turn is also offered as a message with two inline buttons,
-"Allow once" and "Deny", posted where only the owner can press it: in the owner's own DM
-when the turn came from there, else in each owner's DM with the bot (never in the group, so
-strangers see no command and get no buttons). Owners are `commands.ownerAllowFrom` (or,
+An approval asked by a Telegram or Discord turn is also offered as a message with two
+buttons (Telegram inline keyboard, Discord message components), "Allow once" and "Deny",
+posted where only the owner can press it: in the owner's own DM when the turn came from
+there, else in each owner's DM with the bot (never in the group, so strangers see no
+command and get no buttons). Owners are `commands.ownerAllowFrom` (or,
 while that is unset, the ids `allowFrom` lists), as for the owner flag of a turn (§2.8).
 
 A press counts only from an owner id on the account that posted the prompt; anyone else is
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -32,9 +34,6 @@ log = logging.getLogger("channels.approvals")
 PREFIX = "xa"  # callback data "xa:<approval id>:a|d" (Telegram allows 64 bytes)
 DECISIONS = {"a": "allow-once", "d": "deny"}
 MAX_OWNER_DMS = 3  # a prompt per owner DM, bounded
-MAX_COMMAND_CHARS = 3000  # the prompt must stay under Telegram's 4096 characters
-# Channels whose adapters post button prompts (Discord buttons: not yet).
-BUTTON_CHANNELS = frozenset({"telegram"})
 NOT_AUTHORIZED = "⛔ You are not authorized to answer this approval."
 GONE = "This approval has already been answered or has expired."
 ENDED = {
@@ -69,25 +68,78 @@ class Offer:
     channel: str
     account_id: str
     approvers: frozenset[str]
-    targets: list[OutboundTarget]
+    targets: list[OutboundTarget | str]  # a str: an owner's user id, to reach in a DM
     prompts: list[Prompt] = field(default_factory=list)
 
 
-def prompt_text(pending: Pending) -> str:
+def _fit(command: str, limit: int, escape: Callable[[str], str]) -> str:
+    """`command` escaped, cut so the escaped text stays within `limit`, saying how much is
+    not shown (the full command is in the Control UI and `exec.approval.get`)."""
+    shown = escape(command)
+    if len(shown) <= limit:
+        return shown
+    keep = limit
+    while keep > 0 and len(escape(command[:keep])) > limit:
+        keep = keep * 3 // 4
+    rest = len(command) - keep
+    return escape(command[:keep]) + escape(f"\n… {rest} more characters, not shown here")
+
+
+def _md_escape(text: str) -> str:
+    # Inside a code block only a fence can end it: keep the backticks visible, unbroken.
+    return text.replace("`", "\u02cb")
+
+
+def _md_inline(text: str) -> str:
+    return "`" + text.replace("`", "\u02cb") + "`"
+
+
+@dataclass(frozen=True)
+class Style:
+    """How one channel shows the prompt (Telegram HTML, Discord Markdown)."""
+
+    bold: Callable[[str], str]
+    block: Callable[[str], str]
+    inline: Callable[[str], str]
+    escape: Callable[[str], str]
+    command_limit: int
+
+
+STYLES = {
+    "telegram": Style(
+        bold=lambda t: f"<b>{t}</b>",
+        block=lambda t: f"<pre>{t}</pre>",
+        inline=lambda t: f"<code>{html.escape(t)}</code>",
+        escape=html.escape,
+        command_limit=3000,  # Telegram: 4096 characters per message
+    ),
+    "discord": Style(
+        bold=lambda t: f"**{t}**",
+        block=lambda t: f"```\n{t}\n```",
+        inline=_md_inline,
+        escape=_md_escape,
+        command_limit=1500,  # Discord: 2000 characters per message
+    ),
+}
+
+
+def prompt_text(pending: Pending, channel: str) -> str:
+    style = STYLES[channel]
     request = pending.request
-    command = str(request.get("command", ""))
-    if len(command) > MAX_COMMAND_CHARS:
-        command = command[:MAX_COMMAND_CHARS] + f"… ({len(command) - MAX_COMMAND_CHARS} more)"
     minutes = max(1, round((pending.expires_at_ms - pending.created_at_ms) / 60_000))
+    agent = style.inline(str(request.get("agentId")))
     return (
-        f"🔐 <b>Exec approval needed</b> (agent {html.escape(str(request.get('agentId')))})\n"
-        f"<pre>{html.escape(command)}</pre>\n"
-        f"cwd: <code>{html.escape(str(request.get('cwd', '')))}</code>\n"
-        f"Expires unanswered in {minutes} min (denied). id: <code>{pending.id}</code>"
+        f"🔐 {style.bold('Exec approval needed')} (agent {agent})\n"
+        f"{style.block(_fit(str(request.get('command', '')), style.command_limit, style.escape))}\n"
+        f"cwd: {style.inline(str(request.get('cwd', '')))}\n"
+        f"Expires unanswered in {minutes} min (denied). id: {style.inline(pending.id)}"
     )
 
 
-def ended_text(pending: Pending, decision: str, reason: str, resolved_by: str | None) -> str:
+def ended_text(
+    pending: Pending, channel: str, decision: str, reason: str, resolved_by: str | None
+) -> str:
+    style = STYLES[channel]
     if reason in ENDED:
         outcome = ENDED[reason]
     elif decision == "allow-once":
@@ -95,9 +147,9 @@ def ended_text(pending: Pending, decision: str, reason: str, resolved_by: str | 
     else:
         outcome = "❌ Denied"
     if resolved_by and reason not in ENDED:
-        outcome += f" by {html.escape(resolved_by)}"
-    command = str(pending.request.get("command", ""))[:MAX_COMMAND_CHARS]
-    return f"{outcome}\n<pre>{html.escape(command)}</pre>"
+        outcome += f" by {style.inline(resolved_by)}"
+    command = _fit(str(pending.request.get("command", "")), style.command_limit, style.escape)
+    return f"{outcome}\n{style.block(command)}"
 
 
 class ChatApprovals:
@@ -109,7 +161,7 @@ class ChatApprovals:
 
     def _plan(self, pending: Pending) -> tuple[AccountRuntime, Offer] | None:
         origin = pending.origin
-        if origin is None or origin.channel not in BUTTON_CHANNELS:
+        if origin is None or origin.channel not in STYLES:
             return None
         channel = origin.channel
         rt = self.manager.get(channel, origin.account_id)
@@ -120,10 +172,11 @@ class ChatApprovals:
         if not owners:
             return None
         sender = normalize_id(channel, origin.sender_id or "")
+        targets: list[OutboundTarget | str]
         if origin.chat_type == "direct" and origin.chat_id and sender in owners:
             targets = [OutboundTarget(origin.chat_id, origin.thread_id)]
-        else:  # a group or a stranger's DM: the owners' own DMs (Telegram: chat id = user id)
-            targets = [OutboundTarget(o) for o in sorted(owners)[:MAX_OWNER_DMS]]
+        else:  # a group or a stranger's DM: the owners' own DMs, opened when sending
+            targets = [*sorted(owners)[:MAX_OWNER_DMS]]
         return rt, Offer(channel, rt.account_id, owners, targets)
 
     def routes(self, pending: Pending) -> bool:
@@ -138,16 +191,19 @@ class ChatApprovals:
         assert isinstance(transport, ButtonTransport)
         self.offers[pending.id] = offer
         buttons = [("Allow once", f"{PREFIX}:{pending.id}:a"), ("Deny", f"{PREFIX}:{pending.id}:d")]
-        text = prompt_text(pending)
-        for target in offer.targets:
+        text = prompt_text(pending, offer.channel)
+        for where in offer.targets:
             try:
+                target = where if isinstance(where, OutboundTarget) else None
+                if target is None:
+                    target = await transport.dm_target(str(where))
                 sent = await transport.send_buttons(target, text, buttons)
             except Exception as exc:  # e.g. the owner never opened a DM with the bot
                 log.warning(
                     "exec approval %s: prompt to %s %s failed: %s",
                     pending.id,
                     offer.channel,
-                    target.chat_id,
+                    where.chat_id if isinstance(where, OutboundTarget) else f"DM of {where}",
                     exc,
                 )
                 continue
@@ -162,10 +218,10 @@ class ChatApprovals:
         offer = self.offers.pop(pending.id, None)
         if offer is None:
             return
-        text = ended_text(pending, decision, reason, resolved_by)
+        text = ended_text(pending, offer.channel, decision, reason, resolved_by)
         for prompt in offer.prompts:
-            try:  # an edit without a keyboard also removes the buttons
-                await prompt.transport.edit_text(prompt.target, prompt.message_id, text)
+            try:
+                await prompt.transport.end_buttons(prompt.target, prompt.message_id, text)
             except Exception as exc:
                 log.warning("exec approval %s: prompt update failed: %s", pending.id, exc)
 

@@ -177,6 +177,14 @@ class ButtonTransport(EditingTransport, Protocol):
         """Send formatted `text` with one row of (label, payload) buttons."""
         ...
 
+    async def end_buttons(self, target: OutboundTarget, message_id: str, text: str) -> None:
+        """Replace the text of a message sent by `send_buttons` and remove its buttons."""
+        ...
+
+    async def dm_target(self, user_id: str) -> OutboundTarget:
+        """Where to reach `user_id` privately (opening the DM where the platform needs it)."""
+        ...
+
 
 @runtime_checkable
 class ReactingTransport(Transport, Protocol):

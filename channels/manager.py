@@ -192,6 +192,7 @@ class ChannelManager:
             native_commands=native_enabled(self.gateway.loaded.config, "discord"),
             on_reaction=pipeline.handle_reaction,
         )
+        runner.on_press = self.approvals.press
         pipeline.status = runner.status()
         self._add(AccountRuntime("discord", account_id, runner, pipeline))
 

@@ -307,6 +307,13 @@ class TelegramTransport:
         )
         return SentMessage(str(sent.message_id))
 
+    async def end_buttons(self, target: OutboundTarget, message_id: str, text: str) -> None:
+        # An edit that sends no keyboard removes the message's inline keyboard.
+        await self.edit_text(target, message_id, text)
+
+    async def dm_target(self, user_id: str) -> OutboundTarget:
+        return OutboundTarget(user_id)  # a private chat's id is the user's id
+
     async def answer_press(self, query_id: str, text: str) -> None:
         """`answerCallbackQuery`: stops the button's spinner and shows `text` to the presser."""
         await self._call(

@@ -87,7 +87,7 @@ async def test_owner_allows_once_from_the_buttons(
         results = await _final(fake_tg, fake_llm)
         assert [r["text"].strip() for r in results] == ["approved-42"]
         edit = await fake_tg.wait_for("editMessageText", lambda p: int(p["message_id"]) == mid)
-        assert edit["text"].startswith("✅ Allowed once by telegram:42")
+        assert edit["text"].startswith("✅ Allowed once by <code>telegram:42</code>")
         assert "reply_markup" not in edit  # the buttons are gone
         again = fake_tg.press_update(mid, allow, chat_id=OWNER, user_id=OWNER)
         assert await _answer(fake_tg, again) == GONE
@@ -107,7 +107,7 @@ async def test_owner_denies_and_the_model_gets_the_denial(
         (result,) = await _final(fake_tg, fake_llm)
         assert "user-denied" in result["text"] and "touch denied-file" in result["text"]
         edit = await fake_tg.wait_for("editMessageText", lambda p: int(p["message_id"]) == mid)
-        assert edit["text"].startswith("❌ Denied by telegram:42")
+        assert edit["text"].startswith("❌ Denied by <code>telegram:42</code>")
     assert not _found(tmp_path, "denied-file")  # the command never ran
 
 
