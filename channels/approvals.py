@@ -70,6 +70,7 @@ class Offer:
     approvers: frozenset[str]
     targets: list[OutboundTarget | str]  # a str: an owner's user id, to reach in a DM
     prompts: list[Prompt] = field(default_factory=list)
+    ended: str | None = None  # the closing text, once the approval ended
 
 
 def _fit(command: str, limit: int, escape: Callable[[str], str]) -> str:
@@ -207,7 +208,10 @@ class ChatApprovals:
                     exc,
                 )
                 continue
-            offer.prompts.append(Prompt(transport, target, sent.message_id))
+            prompt = Prompt(transport, target, sent.message_id)
+            offer.prompts.append(prompt)
+            if offer.ended is not None:  # answered elsewhere while this one was on its way
+                await self._end(prompt, pending, offer.ended)
         if not offer.prompts:
             self.offers.pop(pending.id, None)
         return bool(offer.prompts)
@@ -218,12 +222,16 @@ class ChatApprovals:
         offer = self.offers.pop(pending.id, None)
         if offer is None:
             return
-        text = ended_text(pending, offer.channel, decision, reason, resolved_by)
-        for prompt in offer.prompts:
-            try:
-                await prompt.transport.end_buttons(prompt.target, prompt.message_id, text)
-            except Exception as exc:
-                log.warning("exec approval %s: prompt update failed: %s", pending.id, exc)
+        offer.ended = ended_text(pending, offer.channel, decision, reason, resolved_by)
+        for prompt in list(offer.prompts):
+            await self._end(prompt, pending, offer.ended)
+
+    @staticmethod
+    async def _end(prompt: Prompt, pending: Pending, text: str) -> None:
+        try:
+            await prompt.transport.end_buttons(prompt.target, prompt.message_id, text)
+        except Exception as exc:
+            log.warning("exec approval %s: prompt update failed: %s", pending.id, exc)
 
     async def press(self, press: ButtonPress) -> str:
         """Resolve from a button press; the answer is shown to the presser only."""

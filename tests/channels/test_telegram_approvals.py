@@ -11,7 +11,7 @@ from gateway.agents.tools.approvals import broker
 from tests.channels.conftest import gateway_config, telegram_gateway
 from tests.fakes.llm import FakeLLM, tool_results
 from tests.fakes.telegram import FakeTelegram
-from tests.harness import LiveGateway
+from tests.harness import LiveGateway, connected
 
 OWNER = 42
 STRANGER = 99
@@ -151,3 +151,36 @@ async def test_group_turn_prompts_in_the_owner_dm_not_the_group(
         assert await _answer(fake_tg, press) == "Allowed once."
         results = await _final(fake_tg, fake_llm)
         assert [r["text"].strip() for r in results] == ["from-group"]
+
+
+async def test_undeliverable_prompt_without_an_operator_is_denied_at_once(
+    tmp_path: Path, fake_tg: FakeTelegram, fake_llm: FakeLLM
+) -> None:
+    _script(fake_llm, "echo unreachable")
+    group = {"-100777": {"requireMention": False, "tools": {"allow": ["exec"]}}}
+    cfg = _config(fake_tg, fake_llm, groupPolicy="open", groups=group, groupAllowFrom=["*"])
+    async with telegram_gateway(tmp_path, cfg) as live:
+        # The owner never opened a DM with the bot: Telegram refuses the prompt.
+        fake_tg.fail_next("sendMessage", 403, "Forbidden: bot can't initiate conversation")
+        fake_tg.text_update("run it", user_id=STRANGER, chat_id=-100777, chat_type="supergroup")
+        (result,) = await _final(fake_tg, fake_llm)
+        assert "no-route" in result["text"]
+        assert _pending(live) == 0
+
+
+async def test_answer_from_the_control_ui_updates_the_telegram_prompt(
+    tmp_path: Path, fake_tg: FakeTelegram, fake_llm: FakeLLM
+) -> None:
+    _script(fake_llm, "echo via-ui")
+    async with (
+        telegram_gateway(tmp_path, _config(fake_tg, fake_llm)) as live,
+        connected(live, caps=["exec-approvals"]) as op,
+    ):
+        fake_tg.text_update("run it", user_id=OWNER, chat_id=OWNER)
+        mid, _sent = await _prompt(fake_tg)
+        (entry,) = await op.call("exec.approval.list")
+        await op.call("exec.approval.resolve", {"id": entry["id"], "decision": "allow-once"})
+        results = await _final(fake_tg, fake_llm)
+        assert [r["text"].strip() for r in results] == ["via-ui"]
+        edit = await fake_tg.wait_for("editMessageText", lambda p: int(p["message_id"]) == mid)
+        assert edit["text"].startswith("✅ Allowed once by")
