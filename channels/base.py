@@ -154,6 +154,38 @@ class EditingTransport(Transport, Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ButtonPress:
+    """Someone pressed one of our message buttons (Telegram callback query, Discord
+    component interaction); `data` is the button's own payload, never trusted as identity."""
+
+    channel: str
+    account_id: str
+    chat_id: str
+    message_id: str | None
+    user_id: str
+    data: str
+
+
+@runtime_checkable
+class ButtonTransport(EditingTransport, Protocol):
+    """A transport that can send a message with buttons (approval prompts)."""
+
+    async def send_buttons(
+        self, target: OutboundTarget, text: str, buttons: list[tuple[str, str]]
+    ) -> SentMessage:
+        """Send formatted `text` with one row of (label, payload) buttons."""
+        ...
+
+    async def end_buttons(self, target: OutboundTarget, message_id: str, text: str) -> None:
+        """Replace the text of a message sent by `send_buttons` and remove its buttons."""
+        ...
+
+    async def dm_target(self, user_id: str) -> OutboundTarget:
+        """Where to reach `user_id` privately (opening the DM where the platform needs it)."""
+        ...
+
+
 @runtime_checkable
 class ReactingTransport(Transport, Protocol):
     """A transport that can put the bot's reaction on a message."""

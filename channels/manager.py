@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from channels.accounts import account_ids, default_account_id
+from channels.approvals import ChatApprovals
 from channels.base import (
     AccountStatus,
     ChannelRunner,
@@ -27,6 +28,7 @@ from channels.base import (
 from channels.command_auth import native_enabled
 from channels.pairing import PairingStore
 from channels.pipeline import Pipeline
+from gateway.agents.tools.approvals import broker
 from gateway.runtime import Service
 
 if TYPE_CHECKING:
@@ -68,6 +70,7 @@ class ChannelManager:
         self.pairing = PairingStore(gateway.settings.state_dir)
         self.accounts: dict[str, dict[str, AccountRuntime]] = {}
         self.started = False
+        self.approvals = ChatApprovals(self)  # exec approval buttons for the owner
 
     # --- building -------------------------------------------------------------------------------
 
@@ -144,6 +147,7 @@ class ChannelManager:
             native_commands=native_enabled(self.gateway.loaded.config, "telegram"),
             on_reaction=pipeline.handle_reaction,
         )
+        runner.on_press = self.approvals.press
         pipeline.formatter = runner.format
         pipeline.status = runner.status()
         self._add(AccountRuntime("telegram", account_id, runner, pipeline))
@@ -188,6 +192,7 @@ class ChannelManager:
             native_commands=native_enabled(self.gateway.loaded.config, "discord"),
             on_reaction=pipeline.handle_reaction,
         )
+        runner.on_press = self.approvals.press
         pipeline.status = runner.status()
         self._add(AccountRuntime("discord", account_id, runner, pipeline))
 
@@ -347,6 +352,7 @@ def attach(gateway: Gateway) -> ChannelManager | None:
         return None
     manager = ChannelManager(gateway)
     manager.build()
+    broker(gateway).surfaces.append(manager.approvals)
     gateway.extensions["channels"] = manager
     gateway.extensions["channels.health"] = manager.health
     gateway.extensions["channels.summary"] = manager.summary

@@ -25,6 +25,7 @@ from discord import app_commands
 
 from channels.base import (
     AccountStatus,
+    ButtonPress,
     Chunking,
     EditRejected,
     InboundMessage,
@@ -58,6 +59,8 @@ TOKEN_ENV = "DISCORD_BOT_TOKEN"
 OnMessage = Callable[[InboundMessage, Transport], Awaitable[None]]
 # A slash command for the pipeline; returns its outcome (`pipeline.Outcome`) or None.
 OnCommand = Callable[[InboundMessage, Transport], Awaitable[str | None]]
+# A button press → the short answer shown to the presser only (ephemeral).
+OnPress = Callable[[ButtonPress], Awaitable[str]]
 OnReaction = Callable[[ReactionEvent], object]
 
 # Gateway close codes after which reconnecting cannot help (auth failed, bad shard/version/intents).
@@ -139,6 +142,10 @@ class _Client(discord.Client):
 
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
         await self._owner._on_discord_reaction(self, payload)
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        if interaction.type == discord.InteractionType.component:
+            await self._owner._on_component(interaction)
 
 
 class DiscordTransport:
@@ -245,6 +252,38 @@ class DiscordTransport:
     async def delete_text(self, target: OutboundTarget, message_id: str) -> None:
         await self._message(target, message_id).delete()
 
+    async def send_buttons(
+        self, target: OutboundTarget, text: str, buttons: list[tuple[str, str]]
+    ) -> SentMessage:
+        """A message with one row of buttons; `buttons` are (label, custom_id)."""
+        view = discord.ui.View(timeout=None)
+        for n, (label, custom_id) in enumerate(buttons):
+            style = discord.ButtonStyle.success if n == 0 else discord.ButtonStyle.danger
+            view.add_item(discord.ui.Button(label=label, custom_id=custom_id, style=style))
+        # Presses arrive through `on_interaction`; a stopped view is sent but not kept in
+        # discord.py's view store (which would otherwise hold one per prompt).
+        view.stop()
+        sent = await self._messageable(target).send(
+            text,
+            view=view,
+            allowed_mentions=discord.AllowedMentions.none(),
+            suppress_embeds=True,
+        )
+        self._owner._status.last_outbound_at = now_ms()
+        return SentMessage(message_id=str(sent.id))
+
+    async def end_buttons(self, target: OutboundTarget, message_id: str, text: str) -> None:
+        await self._message(target, message_id).edit(
+            content=text, view=None, allowed_mentions=discord.AllowedMentions.none()
+        )
+
+    async def dm_target(self, user_id: str) -> OutboundTarget:
+        client = self._owner._client
+        if client is None or client.is_closed() or client.user is None:
+            raise ChannelNotConnected(f"discord account {self._owner.account_id} is not connected")
+        dm = await client.create_dm(discord.Object(id=int(user_id)))
+        return OutboundTarget(str(dm.id))
+
     async def react(self, target: OutboundTarget, message_id: str, emoji: str) -> None:
         try:
             await self._message(target, message_id).add_reaction(emoji)
@@ -284,6 +323,7 @@ class DiscordChannel:
     ) -> None:
         self.gateway = gateway
         self._on_reaction = on_reaction
+        self.on_press: OnPress | None = None  # set by the manager (approval buttons)
         # Slash commands: answered only with a handler; registered only when native is on.
         self._on_command = on_command
         self.native_commands = native_commands
@@ -645,3 +685,29 @@ class DiscordChannel:
             handler(event)
         except Exception:
             log.exception("handling discord reaction on %s failed", payload.message_id)
+
+    async def _on_component(self, interaction: discord.Interaction) -> None:
+        """A message-button press: the handler decides (and checks who pressed); the
+        interaction is always answered, visible to the presser only."""
+        data: Mapping[str, object] = interaction.data or {}
+        custom_id = data.get("custom_id")
+        answer = "This button is no longer active."
+        if self.on_press is not None and isinstance(custom_id, str):
+            message = interaction.message
+            press = ButtonPress(
+                channel="discord",
+                account_id=self.account_id,
+                chat_id=str(interaction.channel_id),
+                message_id=str(message.id) if message is not None else None,
+                user_id=str(interaction.user.id),
+                data=custom_id,
+            )
+            try:
+                answer = await self.on_press(press)
+            except Exception:
+                log.exception("discord button press failed")
+                answer = "That did not work; try again."
+        try:
+            await interaction.response.send_message(answer, ephemeral=True)
+        except discord.HTTPException as exc:
+            log.warning("could not answer discord interaction %s: %s", interaction.id, exc)

@@ -25,7 +25,16 @@ from typing import TYPE_CHECKING, ClassVar, TypeVar
 # Opt in to PTB 22's future `timedelta` time periods now (we handle both): no deprecation noise.
 os.environ.setdefault("PTB_TIMEDELTA", "1")
 
-from telegram import Bot, Message, ReplyParameters, Update, User
+from telegram import (
+    Bot,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyParameters,
+    Update,
+    User,
+)
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import (
     BadRequest,
@@ -41,6 +50,7 @@ from telegram.request import HTTPXRequest
 
 from channels.base import (
     AccountStatus,
+    ButtonPress,
     Chunking,
     EditRejected,
     InboundMessage,
@@ -92,6 +102,8 @@ EDIT_TIMEOUT_S = 15.0  # the reference's editMessageText timeout (channels.md §
 # Resolves once the message is taken (True) or the channel is stopping (False); None: taken.
 OnMessage = Callable[[InboundMessage, "TelegramTransport"], Awaitable[bool | None]]
 OnReaction = Callable[[ReactionEvent], object]
+# A button press → the short answer shown to the presser (answerCallbackQuery).
+OnPress = Callable[[ButtonPress], Awaitable[str]]
 T = TypeVar("T")
 
 
@@ -275,6 +287,39 @@ class TelegramTransport:
         except Forbidden as exc:
             raise EditRejected(f"telegram editMessageText: {exc}") from exc
 
+    async def send_buttons(
+        self, target: OutboundTarget, text: str, buttons: list[tuple[str, str]]
+    ) -> SentMessage:
+        """One HTML message with an inline keyboard row; `buttons` are (label, callback data)."""
+        kwargs = self._kwargs(target)
+        markup = InlineKeyboardMarkup(
+            [[InlineKeyboardButton(label, callback_data=data) for label, data in buttons]]
+        )
+        sent: Message = await self._call(
+            "sendMessage",
+            lambda: self.bot.send_message(
+                target.chat_id,
+                text,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
+                **kwargs,  # type: ignore[arg-type]
+            ),
+        )
+        return SentMessage(str(sent.message_id))
+
+    async def end_buttons(self, target: OutboundTarget, message_id: str, text: str) -> None:
+        # An edit that sends no keyboard removes the message's inline keyboard.
+        await self.edit_text(target, message_id, text)
+
+    async def dm_target(self, user_id: str) -> OutboundTarget:
+        return OutboundTarget(user_id)  # a private chat's id is the user's id
+
+    async def answer_press(self, query_id: str, text: str) -> None:
+        """`answerCallbackQuery`: stops the button's spinner and shows `text` to the presser."""
+        await self._call(
+            "answerCallbackQuery", lambda: self.bot.answer_callback_query(query_id, text=text)
+        )
+
     async def delete_text(self, target: OutboundTarget, message_id: str) -> None:
         await self._call(
             "deleteMessage", lambda: self.bot.delete_message(target.chat_id, int(message_id))
@@ -322,6 +367,7 @@ class TelegramChannel:
     ) -> None:
         self.account_id = account_id
         self._on_reaction = on_reaction
+        self.on_press: OnPress | None = None  # set by the manager (approval buttons)
         self.config = config
         # Resolved by the manager from `commands.native` + `channels.telegram.commands.native`;
         # None (no root config at hand): the channel's own switch, "auto" meaning on.
@@ -615,6 +661,9 @@ class TelegramChannel:
         if update.message_reaction is not None:
             self._dispatch_reaction(update)
             return True
+        if update.callback_query is not None:
+            await self._dispatch_press(update.callback_query)
+            return True
         message = update.message
         me = self.bot_user
         if message is None or me is None or self.transport is None:
@@ -633,6 +682,33 @@ class TelegramChannel:
             return True
         self._status.last_inbound_at = int(time.time() * 1000)
         return await self._on_message(inbound, self.transport) is not False
+
+    async def _dispatch_press(self, query: CallbackQuery) -> None:
+        """An inline-button press: the handler decides (and checks who pressed); Telegram is
+        always answered so the button stops spinning."""
+        transport = self.transport
+        if transport is None:
+            return
+        answer = "This button is no longer active."
+        message = query.message
+        if self.on_press is not None and query.data and message is not None:
+            press = ButtonPress(
+                channel="telegram",
+                account_id=self.account_id,
+                chat_id=str(message.chat.id),
+                message_id=str(message.message_id),
+                user_id=str(query.from_user.id),
+                data=query.data,
+            )
+            try:
+                answer = await self.on_press(press)
+            except Exception:
+                log.exception("[%s] button press failed", self.account_id)
+                answer = "That did not work; try again."
+        try:
+            await transport.answer_press(query.id, answer)
+        except TelegramError as exc:
+            log.warning("[%s] answerCallbackQuery failed: %s", self.account_id, exc)
 
     def _dispatch_reaction(self, update: Update) -> None:
         """A `message_reaction` update: each newly added emoji is one event."""

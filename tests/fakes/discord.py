@@ -196,6 +196,22 @@ def interaction(
     return payload
 
 
+def button_press(
+    custom_id: str,
+    message_id: str,
+    *,
+    channel_id: int = DM_CH,
+    guild_id: int | None = None,
+    author: Json | None = None,
+) -> Json:
+    """A component INTERACTION_CREATE (type 3): `author` pressed a button of our message."""
+    payload = interaction("-", channel_id=channel_id, guild_id=guild_id, author=author)
+    payload["type"] = 3
+    payload["data"] = {"custom_id": custom_id, "component_type": 2}
+    payload["message"] = {**message("", channel_id, BOT_USER), "id": message_id}
+    return payload
+
+
 def _text_channel(cid: int, name: str, position: int) -> Json:
     return {
         "id": str(cid),

@@ -192,6 +192,36 @@ class FakeTelegram(LoopbackServer):
             }
         )
 
+    def press_update(
+        self,
+        message_id: int,
+        data: str,
+        *,
+        chat_id: int = 42,
+        user_id: int = 42,
+        first_name: str = "Ann",
+    ) -> int:
+        """A `callback_query` update: `user_id` pressed an inline button of our message."""
+        chat: Json = {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"}
+        message: Json = {
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": chat,
+            "from": BOT,
+            "text": self.messages.get((str(chat_id), message_id), ""),
+        }
+        return self.push_update(
+            {
+                "callback_query": {
+                    "id": f"cq-{next(self._uid)}",
+                    "from": {"id": user_id, "is_bot": False, "first_name": first_name},
+                    "chat_instance": f"ci-{chat_id}",
+                    "message": message,
+                    "data": data,
+                }
+            }
+        )
+
     def edits(self, message_id: int | None = None) -> list[Json]:
         """Successful `editMessageText` calls (of one message), in order."""
         return [
@@ -359,6 +389,11 @@ class FakeTelegram(LoopbackServer):
         name = doc.get("filename") if isinstance(doc, dict) else None
         sent = {"file_id": "sent-doc", "file_unique_id": "sd", "file_name": name}
         return self._message(p, document=sent, caption=p.get("caption"))
+
+    async def m_answerCallbackQuery(self, p: Json) -> bool:
+        if not p.get("callback_query_id"):
+            raise ApiError(400, "Bad Request: query is too old and response timeout expired")
+        return True
 
     async def m_editMessageText(self, p: Json) -> Json:
         key = (str(p.get("chat_id")), int(p["message_id"]))

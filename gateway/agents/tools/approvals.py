@@ -2,8 +2,9 @@
 operator answers `exec.approval.resolve`, or it expires (30 min) and counts as denied.
 
 Requests go to operator connections holding `operator.approvals` (and, when the connection
-records client caps, advertising `exec-approvals` or `approvals`). With no such connection the
-request is denied at once (`askFallback: deny`), like the reference.
+records client caps, advertising `exec-approvals` or `approvals`) and to chat surfaces
+(`ApprovalSurface`, e.g. Telegram inline buttons to the owner, `channels.approvals`). With
+neither the request is denied at once (`askFallback: deny`), like the reference.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from gateway.protocol import scopes as sc
 
 if TYPE_CHECKING:
-    from gateway.agents.tools.registry import ToolContext
+    from gateway.agents.tools.registry import Requester, ToolContext
     from gateway.runtime import Gateway
     from gateway.ws.connection import Connection
 
@@ -47,6 +48,7 @@ class Pending:
     expires_at_ms: int
     request: dict[str, Any]
     future: asyncio.Future[tuple[str, str | None]] = field(repr=False)
+    origin: Requester | None = None  # who asked for the turn (chat surfaces route by it)
 
     def entry(self) -> dict[str, Any]:
         return {
@@ -56,6 +58,24 @@ class Pending:
             "createdAtMs": self.created_at_ms,
             "expiresAtMs": self.expires_at_ms,
         }
+
+
+class ApprovalSurface(Protocol):
+    """A place besides operator connections where a human can answer (a chat's buttons)."""
+
+    def routes(self, pending: Pending) -> bool:
+        """Could this surface show `pending` to someone allowed to answer it?"""
+        ...
+
+    async def offer(self, pending: Pending) -> bool:
+        """Show the prompt; False when it could not be delivered."""
+        ...
+
+    async def close(
+        self, pending: Pending, decision: str, reason: str, resolved_by: str | None
+    ) -> None:
+        """The approval ended (answered anywhere, expired, withdrawn): update the prompt."""
+        ...
 
 
 class ApprovalError(Exception):
@@ -71,6 +91,8 @@ class ApprovalBroker:
         self.gateway = gateway
         self.timeout_ms = timeout_ms
         self.pending: dict[str, Pending] = {}
+        self.surfaces: list[ApprovalSurface] = []
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def approvers(self) -> list[Connection]:
         out = []
@@ -87,9 +109,7 @@ class ApprovalBroker:
         for conn in self.approvers():
             conn.send_event(name, payload)
 
-    async def request(self, request: dict[str, Any]) -> Outcome:
-        if not self.approvers():
-            return Outcome("deny", "no-route")
+    async def request(self, request: dict[str, Any], origin: Requester | None = None) -> Outcome:
         now = int(time.time() * 1000)
         pending = Pending(
             id=str(uuid.uuid4()),
@@ -97,11 +117,24 @@ class ApprovalBroker:
             expires_at_ms=now + self.timeout_ms,
             request=request,
             future=asyncio.get_running_loop().create_future(),
+            origin=origin,
         )
+        surfaces = [s for s in self.surfaces if s.routes(pending)]
+        if not self.approvers() and not surfaces:
+            return Outcome("deny", "no-route")
         self.pending[pending.id] = pending
         self._send(REQUESTED, pending.entry())
         log.info("exec approval %s requested for agent %s", pending.id, request.get("agentId"))
         try:
+            offered = 0
+            for surface in surfaces:
+                try:
+                    offered += bool(await surface.offer(pending))
+                except Exception:  # one broken surface must not lose the request
+                    log.exception("exec approval %s: a chat prompt failed", pending.id)
+            if not offered and not self.approvers():
+                self._finish(pending, "deny", None, reason="no-route")
+                return Outcome("deny", "no-route", pending.id)
             decision, _by = await asyncio.wait_for(
                 asyncio.shield(pending.future), self.timeout_ms / 1000
             )
@@ -132,6 +165,25 @@ class ApprovalBroker:
         self._send(RESOLVED, payload)
         if not pending.future.done():
             pending.future.set_result((decision, resolved_by))
+        for surface in self.surfaces:
+            task = asyncio.get_running_loop().create_task(
+                self._close(surface, pending, decision, reason or "resolved", resolved_by)
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _close(
+        surface: ApprovalSurface,
+        pending: Pending,
+        decision: str,
+        reason: str,
+        resolved_by: str | None,
+    ) -> None:
+        try:
+            await surface.close(pending, decision, reason, resolved_by)
+        except Exception:
+            log.exception("exec approval %s: updating a chat prompt failed", pending.id)
 
     def resolve(self, approval_id: str, decision: str, resolved_by: str | None) -> None:
         pending = self.pending.get(approval_id)
@@ -201,4 +253,4 @@ async def request_exec_approval(
         "cronExecutionSource": None,
         "cronOperationBinding": None,
     }
-    return await broker(ctx.gateway).request(request)
+    return await broker(ctx.gateway).request(request, origin=req)
