@@ -135,9 +135,15 @@ class FileSender(Protocol):
     """A transport that can also send files (the agent's `MEDIA:` attachments)."""
 
     async def send_file(
-        self, target: OutboundTarget, file: OutgoingFile, caption: str | None = None
+        self,
+        target: OutboundTarget,
+        file: OutgoingFile,
+        caption: str | None = None,
+        *,
+        voice: bool = False,
     ) -> SentMessage:
-        """Send one file: a picture as a photo where the platform has them, else a document."""
+        """Send one file: a picture as a photo where the platform has them, else a document;
+        `voice`: a spoken reply, as a voice note where the platform has them."""
 
 
 @runtime_checkable

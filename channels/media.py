@@ -9,6 +9,10 @@ stays on the pipeline's synchronous path.
 `MediaGate.send_files` delivers the files a reply names on `MEDIA:` lines
 (gateway.media.outbound) through the transport's `send_file`; a file that cannot be sent
 becomes a short line of text in the chat instead.
+
+`MediaGate.send_speech` adds a spoken copy of an answer when `tts` asks for one
+(gateway.media.speech): a voice note on Telegram, an audio attachment on Discord. It runs
+after the text went out, so a synthesis or upload failure is logged and loses nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from gateway.media.inbound import Prepared, prepare
 from gateway.media.outbound import Refused, resolve
 from gateway.media.service import media_store
 from gateway.media.settings import channel_max_bytes
+from gateway.media.speech import SpeechFailed, speak, tts_section, wants_speech
 from gateway.media.store import session_folder
 
 if TYPE_CHECKING:
@@ -32,6 +37,9 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger("media")
+
+# Where a spoken reply is a native voice note (Opus); elsewhere an MP3 attachment.
+VOICE_NOTE_CHANNELS = frozenset({"telegram"})
 
 
 class Ticket:
@@ -109,3 +117,32 @@ class MediaGate:
                 log.warning("%s: sending %s failed: %s", self.channel, ref, exc)
                 problems.append(f"(Could not send {ref}: {type(exc).__name__})")
         return problems
+
+    def wants_speech(self, msg: InboundMessage) -> bool:
+        """Whether `tts.auto` asks for a spoken copy of the answer to `msg`."""
+        inbound_audio = any(a.kind == "audio" for a in msg.attachments)
+        return wants_speech(tts_section(self.gateway.loaded.config), inbound_audio)
+
+    async def send_speech(self, transport: Transport, target: OutboundTarget, text: str) -> bool:
+        """Speak `text` and send it; False (logged) when nothing was sent."""
+        if not isinstance(transport, FileSender):
+            return False
+        voice_note = self.channel in VOICE_NOTE_CHANNELS
+        try:
+            audio = await speak(
+                self.gateway.loaded.config,
+                os.environ,
+                media_store(self.gateway),
+                text,
+                voice_note=voice_note,
+            )
+            if audio is None:
+                return False
+            await transport.send_file(target, audio, voice=voice_note)
+        except SpeechFailed as exc:
+            log.warning("%s: no spoken reply: %s", self.channel, exc)
+            return False
+        except Exception as exc:  # the platform refused the audio: the text reply stands
+            log.warning("%s: sending the spoken reply failed: %s", self.channel, exc)
+            return False
+        return True

@@ -757,6 +757,8 @@ class Pipeline:
                     )
                     if problems:
                         await self.deliver(transport, target, "\n".join(problems))
+                elif text.strip() and self.media.wants_speech(msg):
+                    await self.media.send_speech(transport, target, text)  # `tts`
             elif preview is not None:
                 await preview.discard()
         elif result.state == "error":

@@ -185,9 +185,15 @@ class DiscordTransport:
     # --- files (media helper: gateway.media.outbound) --------------------------------------
 
     async def send_file(
-        self, target: OutboundTarget, file: OutgoingFile, caption: str | None = None
+        self,
+        target: OutboundTarget,
+        file: OutgoingFile,
+        caption: str | None = None,
+        *,
+        voice: bool = False,
     ) -> SentMessage:
-        """One attachment (Discord shows pictures inline by themselves)."""
+        """One attachment (Discord shows pictures inline and plays audio by themselves, so
+        a spoken reply is an ordinary attachment too)."""
         channel = self._messageable(target)
         sent = await channel.send(
             caption or None,

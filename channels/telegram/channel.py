@@ -232,14 +232,25 @@ class TelegramTransport:
     # --- files (media helper: gateway.media.outbound) --------------------------------------
 
     async def send_file(
-        self, target: OutboundTarget, file: OutgoingFile, caption: str | None = None
+        self,
+        target: OutboundTarget,
+        file: OutgoingFile,
+        caption: str | None = None,
+        *,
+        voice: bool = False,
     ) -> SentMessage:
-        """A picture Telegram can show goes as a photo (sendPhoto), anything else as a
-        document (sendDocument); the path is re-read on each retry."""
+        """A spoken reply goes as a voice note (sendVoice), a picture Telegram can show as a
+        photo (sendPhoto), anything else as a document (sendDocument); the path is re-read
+        on each retry."""
         kwargs = self._kwargs(target)
         chat = target.chat_id
         sent: Message
-        if file.mime in TELEGRAM_PHOTO_TYPES and file.size <= TELEGRAM_PHOTO_MAX_BYTES:
+        if voice:
+            sent = await self._call(
+                "sendVoice",
+                lambda: self.bot.send_voice(chat, file.path, caption=caption, **kwargs),  # type: ignore[arg-type]
+            )
+        elif file.mime in TELEGRAM_PHOTO_TYPES and file.size <= TELEGRAM_PHOTO_MAX_BYTES:
             sent = await self._call(
                 "sendPhoto",
                 lambda: self.bot.send_photo(chat, file.path, caption=caption, **kwargs),  # type: ignore[arg-type]

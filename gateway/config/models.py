@@ -1110,6 +1110,56 @@ class StatusReactions(Strict):
     enabled: bool | None = None
 
 
+class TtsOpenAIConfig(Strict):
+    """`tts.providers.openai`: OpenAI's speech endpoint (or an OpenAI-compatible one)."""
+
+    api_key: SecretInput | None = None  # else models.providers.openai.apiKey / OPENAI_API_KEY
+    base_url: str | None = None  # else OPENAI_TTS_BASE_URL, else models.providers.openai
+    model: str | None = None  # gpt-4o-mini-tts
+    speaker_voice: str | None = None  # coral
+    voice: str | None = None  # legacy alias of speakerVoice
+    instructions: str | None = None
+    response_format: Literal["mp3", "opus", "wav"] | None = None  # else per channel
+    speed: float | None = Field(None, gt=0)  # OpenAI takes 0.25..4; compatible servers vary
+    extra_body: Later = None
+
+
+class TtsProviders(Strict):
+    openai: TtsOpenAIConfig | None = None
+    # Other speech providers are accepted (a reference config loads) but not spoken with.
+    model_config = ConfigDict(
+        extra="allow", alias_generator=to_camel, populate_by_name=True, frozen=False
+    )
+
+
+class TtsConfig(Strict):
+    """`tts` (and the legacy `messages.tts`): spoken replies (issue 18)."""
+
+    auto: Literal["off", "always", "inbound", "tagged"] | None = None  # default off
+    enabled: bool | None = None  # legacy toggle: true means auto "always"
+    mode: Literal["final", "all"] = "final"
+    provider: str | None = None
+    persona: Later = None
+    personas: Later = None
+    summary_model: Later = None
+    model_overrides: Later = None
+    providers: TtsProviders = Field(default_factory=TtsProviders)
+    max_text_length: int = Field(4096, ge=1)
+    timeout_ms: int = Field(30_000, ge=1)
+    prefs_path: Later = None
+    # Legacy direct provider blocks (`tts.openai`, ...), read as `providers.<id>`.
+    openai: TtsOpenAIConfig | None = None
+    elevenlabs: Later = None
+    microsoft: Later = None
+    edge: Later = None
+
+    @property
+    def auto_mode(self) -> Literal["off", "always", "inbound", "tagged"]:
+        if self.auto is not None:
+            return self.auto
+        return "always" if self.enabled else "off"
+
+
 class MessagesConfig(Strict):
     queue: QueueConfig = Field(default_factory=QueueConfig)
     inbound: Later = None
@@ -1120,7 +1170,7 @@ class MessagesConfig(Strict):
     response_prefix: Later = None
     visible_replies: Later = None
     status_reactions: StatusReactions = Field(default_factory=lambda: StatusReactions())
-    tts: Later = None
+    tts: TtsConfig | None = None  # legacy place of the top-level `tts`
     suppress_tool_errors: Later = None
 
 
@@ -1266,7 +1316,6 @@ UNMODELLED_SECTIONS = frozenset(
         "talk",
         "telemetry",
         "transcripts",
-        "tts",
         "ui",
         "update",
         "wizard",
@@ -1286,6 +1335,7 @@ class OpenClawConfig(Strict):
     channels: ChannelsConfig = Field(default_factory=ChannelsConfig)
     session: SessionConfig = Field(default_factory=SessionConfig)
     messages: MessagesConfig = Field(default_factory=MessagesConfig)
+    tts: TtsConfig | None = None  # spoken replies; `messages.tts` is its legacy place
     env: EnvConfig = Field(default_factory=EnvConfig)
     commands: CommandsConfig = Field(default_factory=CommandsConfig)
     cron: CronConfig = Field(default_factory=CronConfig)

@@ -122,6 +122,16 @@ def words(text: str) -> list[str]:
     return [p + (" " if i < len(parts) - 1 else "") for i, p in enumerate(parts)]
 
 
+def speech_audio(text: str, response_format: str | None) -> tuple[bytes, str]:
+    """What the fake speech endpoint answers: a stand-in Ogg/Opus (or MP3) file whose
+    payload is the text, so a test can tell which text was spoken."""
+    payload = text.encode()
+    if response_format == "mp3":
+        return b"ID3\x04\x00\x00\x00\x00\x00\x00" + payload, "audio/mpeg"
+    head = b"OggS\x00\x02" + b"\x00" * 20 + b"\x01\x13OpusHead\x01\x01\x38\x01\x80\xbb"
+    return head + b"\x00" * 16 + payload, "audio/ogg"
+
+
 class FakeLLM(LoopbackServer):
     def __init__(self, default_text: str = "ok") -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -133,6 +143,8 @@ class FakeLLM(LoopbackServer):
         app.router.add_post("/responses", self._openai_responses)
         app.router.add_post("/v1/audio/transcriptions", self._transcription)
         app.router.add_post("/audio/transcriptions", self._transcription)
+        app.router.add_post("/v1/audio/speech", self._speech)
+        app.router.add_post("/audio/speech", self._speech)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/models", self._models)
         super().__init__(app)
@@ -148,6 +160,9 @@ class FakeLLM(LoopbackServer):
         # Speech to text: each upload pops the next transcript (an int: that HTTP error).
         self.transcripts: list[str | int] = []
         self.uploads: list[dict[str, Any]] = []  # {"model", "filename", "bytes", ...}
+        # Text to speech: each request body is kept; a queued int answers with that error.
+        self.speech_requests: list[dict[str, Any]] = []
+        self.speech_failures: list[int] = []
 
     async def _pace(self, index: int, action: dict[str, Any]) -> None:
         """Before streaming word `index`: note the first token, wait `word_delay` after."""
@@ -197,6 +212,20 @@ class FakeLLM(LoopbackServer):
                 status=answer,
             )
         return web.json_response({"text": answer})
+
+    async def _speech(self, request: web.Request) -> web.Response:
+        """OpenAI's `POST /v1/audio/speech` (JSON in, audio bytes out), as the SDK calls it."""
+        body = await request.json()
+        body["auth"] = request.headers.get("Authorization", "")
+        self.speech_requests.append(body)
+        await self.record({"path": request.path, "speech": body, "at": time.monotonic()})
+        if self.speech_failures:
+            return web.json_response(
+                {"error": {"message": "speech unavailable", "type": "server_error"}},
+                status=self.speech_failures.pop(0),
+            )
+        data, mime = speech_audio(str(body.get("input", "")), body.get("response_format"))
+        return web.Response(body=data, content_type=mime)
 
     async def _next(self, request: web.Request, api: str) -> tuple[dict[str, Any], dict[str, Any]]:
         body = await request.json()

@@ -390,6 +390,12 @@ class FakeTelegram(LoopbackServer):
         sent = {"file_id": "sent-doc", "file_unique_id": "sd", "file_name": name}
         return self._message(p, document=sent, caption=p.get("caption"))
 
+    async def m_sendVoice(self, p: Json) -> Json:
+        upload = p.get("voice")
+        size = len(upload["bytes"]) if isinstance(upload, dict) else 0
+        sent = {"file_id": "sent-voice", "file_unique_id": "sv", "duration": 1, "file_size": size}
+        return self._message(p, voice=sent, caption=p.get("caption"))
+
     async def m_answerCallbackQuery(self, p: Json) -> bool:
         if not p.get("callback_query_id"):
             raise ApiError(400, "Bad Request: query is too old and response timeout expired")
