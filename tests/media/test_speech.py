@@ -18,8 +18,12 @@ from gateway.media.speech import (
     wants_speech,
 )
 from tests.channels.conftest import gateway_config, telegram_gateway
+from tests.channels.test_discord_e2e import discord_runner, fly_guide_config
+from tests.fakes import discord as fd
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.llm import FakeLLM, speech_audio
 from tests.fakes.telegram import FakeTelegram
+from tests.harness import live_gateway
 from tests.media.samples import OGG_OPUS
 
 ANSWER = "The meeting moved to Thursday at ten."
@@ -92,6 +96,25 @@ async def test_speech_failure_keeps_the_text_reply(
     [line] = [r.getMessage() for r in caplog.records if "no spoken reply" in r.getMessage()]
     assert "speech synthesis failed (InternalServerError)" in line and "sk-test" not in line
     assert not [r for r in fake_tg.requests if r["method"] == "sendVoice"]
+
+
+async def test_discord_gets_an_mp3_attachment_after_the_text(
+    tmp_path: Path, fake_discord_bot: FakeDiscord, fake_llm: FakeLLM
+) -> None:
+    fake, llm = fake_discord_bot, fake_llm
+    llm.script.append({"text": ANSWER})
+    config: dict[str, Any] = fly_guide_config(llm.url)
+    config["tts"] = {"auto": "always", "providers": {"openai": {"speakerVoice": "sage"}}}
+    async with live_gateway(tmp_path, config) as live:
+        await discord_runner(live).wait_for_status(lambda s: s.connected)
+        await fake.message_create(fd.message("meeting?", fd.TEXT_CH, guild_id=fd.GUILD_ID))
+        reply = await fake.wait_rest("POST", f"/channels/{fd.TEXT_CH}/messages", timeout=15)
+        assert reply["json"]["content"] == ANSWER
+        await fake.wait_until(lambda _: bool(fake.uploads()), timeout=15)
+    [upload] = fake.uploads()
+    assert upload["filename"] == "voice.mp3" and upload["bytes"] == speech_audio(ANSWER, "mp3")[0]
+    [request] = llm.speech_requests
+    assert (request["response_format"], request["voice"]) == ("mp3", "sage")
 
 
 def test_which_replies_are_spoken() -> None:
