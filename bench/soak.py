@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import websockets
-from _proc import ROOT, connect_params, pct, rss_mb
+from _proc import ROOT, connect_params, last_user_text, pct, rss_mb
 
 sys.path.insert(0, str(ROOT))
 
@@ -372,21 +372,6 @@ def write_svg(rec: Recorder, path: Path, title: str) -> None:
 
 
 # --- everything on (--full) ---------------------------------------------------------------------
-
-
-def last_user_text(body: dict[str, Any]) -> str:
-    """The newest user text of a request, any of the three APIs."""
-    items = body.get("input") if "input" in body else body.get("messages")
-    for item in reversed(items or []):
-        if item.get("role") != "user":
-            continue
-        content = item.get("content")
-        if isinstance(content, str):
-            return content
-        for block in content or []:
-            if block.get("type") in ("text", "input_text"):
-                return str(block.get("text", ""))
-    return ""
 
 
 def full_responder(api: str, body: dict[str, Any]) -> dict[str, Any]:
