@@ -48,7 +48,14 @@ def line(name: str, values: list[float]) -> str:
 
 
 def write_config(fake: FakeLLM) -> str:
+    """The fake model as the default, and a workspace with memory notes: the agent features
+    (tools, bootstrap files, memory) are on at their defaults, as in a real deployment."""
     state = tempfile.mkdtemp(prefix="clawgate-bench-pipeline-")
+    notes = Path(state) / "workspace" / "memory"
+    notes.mkdir(parents=True)
+    (notes.parent / "MEMORY.md").write_text("# Memory\n\n- the backup runs nightly at 02:00\n")
+    for n in range(20):
+        (notes / f"2026-11-{n + 1:02d}.md").write_text(f"# Day {n + 1}\n\n- worked on item {n}\n")
     config = {
         "models": {"providers": {"openai": {"baseUrl": fake.url + "/v1", "apiKey": "sk-bench"}}},
         "agents": {"defaults": {"model": {"primary": "openai/gpt-bench"}}},
