@@ -34,8 +34,10 @@ def preload() -> None:
     importing is all it does, so running it twice or not at all changes nothing."""
     import gateway.rpc
     from gateway import web
+    from gateway.agents import tools
 
     gateway.rpc.load_methods()
+    tools.load()  # else the first turn imports them on the event loop
     for name in (*SUBSYSTEM_MODULES, *web.FULL_APP_MODULES):
         importlib.import_module(name)
 
