@@ -43,6 +43,7 @@ import websockets
 from _proc import ROOT, connect_params, last_user_text, pct, rss_mb
 
 sys.path.insert(0, str(ROOT))
+from tests.fakes.llm import tool_names, tool_results
 
 CHAT_CLIENTS = 4
 RECONNECT_CLIENTS = 2
@@ -375,8 +376,6 @@ def write_svg(rec: Recorder, path: Path, title: str) -> None:
 
 
 def full_responder(api: str, body: dict[str, Any]) -> dict[str, Any]:
-    from tests.fakes.llm import tool_names, tool_results
-
     if tool_results(body):
         return {"text": "done with the tool"}
     text = last_user_text(body)
@@ -525,6 +524,13 @@ async def main(minutes: float, new_every: int = 0, full: bool = False) -> None:
             async with session(port) as ws:
                 cron = await ws.call("cron.status")
             print(f"cron at the end: {json.dumps(cron)[:300]}")
+            scheduled = sum(
+                1 for body in rig.llm.bodies if "scheduled check" in last_user_text(body)
+            )
+            tool_calls = sum(1 for body in rig.llm.bodies if tool_results(body))
+            print(
+                f"model requests from cron runs: {scheduled}; requests answering a tool: {tool_calls}"
+            )
     await embeddings.stop()
     resets = f", /new every {new_every} messages per DM" if new_every else ""
     everything = (
