@@ -14,16 +14,8 @@ import statistics
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
-from _proc import start, stop, wait_healthy
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+from _proc import cpu_s, start, stop, wait_healthy
 
 
 def wait_started(port: int, timeout: float = 60) -> None:
