@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import socket
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -28,6 +29,7 @@ log = logging.getLogger("gateway")
 # Presence lists the gateway and interactive UI clients (as the reference does, CLI and
 # backend connections are not listed); updates are coalesced so N connects cost one broadcast.
 PRESENCE_COALESCE_S = 0.25
+PRELOAD_SWITCH_INTERVAL_S = 0.0005
 PRESENCE_MAX_CLIENTS = 50
 
 EVENTS = [
@@ -141,7 +143,14 @@ class Gateway:
     async def start(self) -> None:
         if self.attach is not None:
             if self.preload is not None:
-                await asyncio.to_thread(self.preload)
+                # The import thread holds the GIL most of the time; a short switch interval
+                # lets the event loop answer probes meanwhile within ~1 ms, not ~5 ms a step.
+                interval = sys.getswitchinterval()
+                sys.setswitchinterval(PRELOAD_SWITCH_INTERVAL_S)
+                try:
+                    await asyncio.to_thread(self.preload)
+                finally:
+                    sys.setswitchinterval(interval)
             self.attach(self)
             self.attach = None
         for service in self.services:
