@@ -76,6 +76,13 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used (from /proc): unlike wall time, not
+    inflated by waiting for a core on a shared machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:
@@ -117,3 +124,23 @@ def pct(values: list[float], q: float) -> float:
     """Nearest-rank percentile, `q` in 0..1 (NaN for no values)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def last_user_text(body: dict[str, Any]) -> str:
+    """The text of the newest user turn of a model request (every user message after the last
+    assistant one: the reference sends its own context as a separate user message), any API."""
+    items = body.get("input") if "input" in body else body.get("messages")
+    texts: list[str] = []
+    for item in reversed(items or []):
+        if item.get("role") == "assistant":
+            break
+        if item.get("role") != "user":
+            continue
+        content = item.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+            continue
+        texts += [
+            str(b.get("text", "")) for b in content or [] if b.get("type") in ("text", "input_text")
+        ]
+    return "\n".join(reversed(texts))

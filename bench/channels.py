@@ -127,8 +127,13 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def channel_rig(prefix: str) -> AsyncIterator[Rig]:
-    """Start the fakes and the gateway; yield once both channels are connected."""
+async def channel_rig(
+    prefix: str, extra: Callable[[FakeLLM, Path], dict[str, Any]] | None = None
+) -> AsyncIterator[Rig]:
+    """Start the fakes and the gateway; yield once both channels are connected.
+
+    `extra(llm, state_dir)` may prepare the state dir and returns top-level config sections
+    that replace the defaults (a fuller config for the soak)."""
     llm = FakeLLM(default_text="pong")
     tg = FakeTelegram()
     dc = FakeDiscord()
@@ -145,6 +150,8 @@ async def channel_rig(prefix: str) -> AsyncIterator[Rig]:
             "discord": {"token": dc.token, **open_dms},
         },
     }
+    if extra is not None:
+        config.update(extra(llm, Path(state)))
     (Path(state) / "openclaw.json").write_text(json.dumps(config))
     proc, port = start(state, {"OPENCLAW_SKIP_CHANNELS": "", "DISCORD_API_URL": dc.api_base})
     try:

@@ -99,22 +99,28 @@ def launch(state: Path, logs: Path, **env: str) -> Proc:
 
 
 async def healthy(gw: Proc, within: float = 20.0) -> float:
-    """Seconds until /healthz answers 200; RuntimeError (with the log) if the process exits."""
+    """Seconds until /healthz answers 200, then waits for /startupz 200 too (the subsystems are
+    attached after the socket listens); RuntimeError (with the log) if the process exits."""
     start = time.perf_counter()
+    live: float | None = None
     while time.perf_counter() - start < within:
         if gw.proc.poll() is not None:
             raise RuntimeError(f"gateway exited with {gw.proc.returncode}:\n{gw.output()[-3000:]}")
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
-            writer.write(b"GET /healthz HTTP/1.0\r\n\r\n")
+            path = b"/healthz" if live is None else b"/startupz"
+            writer.write(b"GET " + path + b" HTTP/1.0\r\n\r\n")
             status = await reader.readline()
             writer.close()
             if b" 200 " in status:
-                return time.perf_counter() - start
+                if live is not None:
+                    return live
+                live = time.perf_counter() - start
+                continue
         except OSError:
             pass
         await asyncio.sleep(0.01)
-    raise RuntimeError(f"gateway not healthy after {within}s:\n{gw.output()[-3000:]}")
+    raise RuntimeError(f"gateway not started after {within}s:\n{gw.output()[-3000:]}")
 
 
 async def terminate(gw: Proc, sig: int = 15) -> int:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -31,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _proc import ROOT, connect_params, open_client, pct, rss_mb, start, stop, wait_healthy
+from _proc import ROOT, connect_params, cpu_s, open_client, pct, rss_mb, start, stop, wait_healthy
 
 sys.path.insert(0, str(ROOT))
 from tests.fakes.llm import FakeLLM, tool_results
@@ -48,7 +49,14 @@ def line(name: str, values: list[float]) -> str:
 
 
 def write_config(fake: FakeLLM) -> str:
+    """The fake model as the default, and a workspace with memory notes: the agent features
+    (tools, bootstrap files, memory) are on at their defaults, as in a real deployment."""
     state = tempfile.mkdtemp(prefix="clawgate-bench-pipeline-")
+    notes = Path(state) / "workspace" / "memory"
+    notes.mkdir(parents=True)
+    (notes.parent / "MEMORY.md").write_text("# Memory\n\n- the backup runs nightly at 02:00\n")
+    for n in range(20):
+        (notes / f"2026-11-{n + 1:02d}.md").write_text(f"# Day {n + 1}\n\n- worked on item {n}\n")
     config = {
         "models": {"providers": {"openai": {"baseUrl": fake.url + "/v1", "apiKey": "sk-bench"}}},
         "agents": {"defaults": {"model": {"primary": "openai/gpt-bench"}}},
@@ -95,7 +103,10 @@ async def plain_turns(turns: int, sessions: int, idle: int) -> None:
         async with await open_client(url, connect_params(["operator.write"])) as ws:
             inbound: list[float] = []
             outbound: list[float] = []
+            cpu0 = 0.0
             for n in range(turns + WARMUP):  # the first turns warm up imports and caches
+                if n == WARMUP:
+                    cpu0 = cpu_s(proc.pid)
                 before = len(fake.requests)
                 sent = time.monotonic()
                 received = await send_and_wait(
@@ -104,6 +115,7 @@ async def plain_turns(turns: int, sessions: int, idle: int) -> None:
                 if n >= WARMUP:
                     inbound.append(fake.requests[before]["at"] - sent)
                     outbound.append(received - fake.completed_at[-1])
+        cpu_per_turn = (cpu_s(proc.pid) - cpu0) / turns
         rss = rss_mb(proc.pid)
     finally:
         stop(proc)
@@ -111,11 +123,12 @@ async def plain_turns(turns: int, sessions: int, idle: int) -> None:
     total = [a + b for a, b in zip(inbound, outbound, strict=True)]
     print(
         f"turns: {turns} over {sessions} sessions, {idle} idle sessions in the index"
-        " (zero-latency fake OpenAI, streaming)"
+        f" (zero-latency fake OpenAI, streaming); load average {os.getloadavg()[0]:.2f}"
     )
     print(line("request in -> provider request out", inbound))
     print(line("provider final -> final event out", outbound))
     print(line("overhead per turn (sum)", total))
+    print(f"gateway CPU per turn (user + system, whole turn): {cpu_per_turn * 1000:.2f} ms")
     print(f"gateway RSS after the run: {rss:.1f} MB")
 
 

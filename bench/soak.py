@@ -9,11 +9,18 @@ the fake Bot API and fake Discord; the model is the zero-latency fake OpenAI ser
 Every minute: operations, errors, latency p50/p99 per kind; every 5 s the gateway's RSS.
 The RSS and chat latency p50/p99 per 15 s interval are drawn to test-output/soak.svg.
 
-    .venv/bin/python bench/soak.py [minutes, default 3] [--new-every N]
+    .venv/bin/python bench/soak.py [minutes, default 3] [--new-every N] [--full]
 
 `--new-every N` sends `/new` in each Telegram and Discord conversation every N messages, so
 channel session histories stay short: compare its RSS with a plain run to see how much of the
 growth is those histories.
+
+`--full` turns everything on, as a small deployment would run it: both providers (Anthropic
+primary, OpenAI fallback and the model of the cron jobs), tools (a third of the chat turns make
+the model call `read`, a third `memory_search`), the memory index with vector search against the
+fake embeddings server over a workspace of notes, and 100 cron jobs (10 of them isolated agent
+turns every minute, 90 daily). The report adds the steady-state RSS: the mean over the first
+and the last third of the samples after the warm-up, and the slope between them.
 """
 
 from __future__ import annotations
@@ -33,9 +40,10 @@ from pathlib import Path
 from typing import Any
 
 import websockets
-from _proc import ROOT, connect_params, pct, rss_mb
+from _proc import ROOT, connect_params, last_user_text, pct, rss_mb
 
 sys.path.insert(0, str(ROOT))
+from tests.fakes.llm import tool_names, tool_results
 
 CHAT_CLIENTS = 4
 RECONNECT_CLIENTS = 2
@@ -44,6 +52,10 @@ PLOT_INTERVAL_S = 15.0  # latency percentiles per interval in the SVG
 SVG_PATH = ROOT / "test-output" / "soak.svg"
 RESET_EVERY = 25  # turns per session before sessions.reset keeps history bounded
 CONNECT = connect_params(["operator.admin"], client_id="soak")
+WARMUP_S = 180.0  # RSS samples before this are the warm-up (SDKs, caches, first sessions)
+CRON_JOBS = 100
+CRON_FREQUENT = 10  # of which run every minute
+NOTES = 40  # memory/*.md files in the workspace
 
 
 @dataclass
@@ -149,15 +161,19 @@ async def session(port: int) -> AsyncIterator[Ws]:
 # --- workers -----------------------------------------------------------------------------------
 
 
-async def chat_worker(port: int, rec: Recorder, me: int, deadline: float, sessions: int) -> int:
+async def chat_worker(
+    port: int, rec: Recorder, me: int, deadline: float, sessions: int, full: bool = False
+) -> int:
     turns = 0
     while time.monotonic() < deadline:
         try:
             async with session(port) as ws:
                 while time.monotonic() < deadline:
                     key = f"soak-{me}-{turns % sessions}"
+                    # With --full, the fake model answers "read …" and "recall …" with a tool call.
+                    verb = ("turn", "read", "recall")[turns % 3] if full else "turn"
                     t0 = time.perf_counter()
-                    final = await ws.chat(key, f"turn {turns}")
+                    final = await ws.chat(key, f"{verb} {turns}")
                     if final["state"] != "final":
                         rec.fail("chat", f"state {final['state']}: {final.get('errorMessage')}")
                     else:
@@ -356,10 +372,110 @@ def write_svg(rec: Recorder, path: Path, title: str) -> None:
     path.write_text("\n".join(body) + "\n")
 
 
+# --- everything on (--full) ---------------------------------------------------------------------
+
+
+def full_responder(api: str, body: dict[str, Any]) -> dict[str, Any]:
+    if tool_results(body):
+        return {"text": "done with the tool"}
+    text = last_user_text(body)
+    offered = tool_names(body)
+    if "read" in text and "read" in offered:
+        return {"tool_calls": [{"name": "read", "arguments": {"path": "MEMORY.md"}}]}
+    if "recall" in text and "memory_search" in offered:
+        return {"tool_calls": [{"name": "memory_search", "arguments": {"query": "backup plan"}}]}
+    return {"text": "pong"}
+
+
+def full_config(embeddings_url: str) -> Callable[[Any, Path], dict[str, Any]]:
+    def extra(llm: Any, state: Path) -> dict[str, Any]:
+        llm.responder = full_responder
+        notes = state / "workspace" / "memory"
+        notes.mkdir(parents=True)
+        (state / "workspace" / "MEMORY.md").write_text(
+            "# Memory\n\nThe backup plan: nightly snapshots, kept for 30 days.\n"
+        )
+        for n in range(NOTES):
+            lines = [f"# Notes {n}", ""]
+            lines += [
+                f"- item {n}.{i}: the database migration step {i} of project {n}" for i in range(30)
+            ]
+            (notes / f"notes-{n}.md").write_text("\n".join(lines) + "\n")
+        return {
+            "models": {
+                "providers": {
+                    "anthropic": {"baseUrl": llm.url, "apiKey": "sk-ant-bench"},
+                    "openai": {"baseUrl": llm.url + "/v1", "apiKey": "sk-bench"},
+                }
+            },
+            "agents": {
+                "defaults": {
+                    "model": {
+                        "primary": "anthropic/claude-bench",
+                        "fallbacks": ["openai/gpt-bench"],
+                    }
+                }
+            },
+            "memory": {
+                "search": {
+                    "provider": "openai",
+                    "model": "text-embedding-3-small",
+                    "remote": {"baseUrl": embeddings_url, "apiKey": "sk-emb"},
+                }
+            },
+        }
+
+    return extra
+
+
+async def add_cron_jobs(port: int) -> None:
+    async with session(port) as ws:
+        for i in range(CRON_JOBS):
+            frequent = i < CRON_FREQUENT
+            schedule = (
+                {"kind": "every", "everyMs": 60_000}
+                if frequent
+                else {"kind": "cron", "expr": f"{i % 60} {i % 24} * * *", "tz": "Europe/Berlin"}
+            )
+            await ws.call(
+                "cron.add",
+                {
+                    "name": f"soak-{i}",
+                    "schedule": schedule,
+                    "sessionTarget": "isolated",
+                    "wakeMode": "now",
+                    "payload": {
+                        "kind": "agentTurn",
+                        "message": f"scheduled check {i}",
+                        "model": "openai/gpt-bench",
+                    },
+                    "delivery": {"mode": "none"},
+                },
+            )
+
+
+def steady_state(rec: Recorder) -> str:
+    """Mean RSS of the first and last thirds after the warm-up, and the slope between them."""
+    steady = [(t, v) for t, v in rec.rss if t >= WARMUP_S]
+    if len(steady) < 6:
+        return f"steady RSS: run longer than {WARMUP_S / 60:.0f} min to see it"
+    third = len(steady) // 3
+    first, last = steady[:third], steady[-third:]
+    mean_first = statistics.fmean(v for _, v in first)
+    mean_last = statistics.fmean(v for _, v in last)
+    span_min = (statistics.fmean(t for t, _ in last) - statistics.fmean(t for t, _ in first)) / 60
+    slope = (mean_last - mean_first) / span_min if span_min > 0 else float("nan")
+    return (
+        f"steady RSS after {WARMUP_S / 60:.0f} min warm-up: mean {mean_first:.1f} MB (first third)"
+        f" -> {mean_last:.1f} MB (last third), max {max(v for _, v in steady):.1f} MB,"
+        f" trend {slope:+.2f} MB/min"
+    )
+
+
 # --- main --------------------------------------------------------------------------------------
 
 
-async def main(minutes: float, new_every: int = 0) -> None:
+async def main(minutes: float, new_every: int = 0, full: bool = False) -> None:
     # bench/channels.py by path: the name `channels` is the product package here.
     spec = importlib.util.spec_from_file_location("bench_channels", ROOT / "bench" / "channels.py")
     assert spec is not None and spec.loader is not None
@@ -371,15 +487,22 @@ async def main(minutes: float, new_every: int = 0) -> None:
         bench_channels.discord_platform,
     )
 
+    from tests.fakes.embeddings import FakeEmbeddings
+
     counts: dict[str, int] = {}
-    async with bench_channels.channel_rig("clawgate-soak-") as rig:
+    embeddings = FakeEmbeddings()
+    await embeddings.start()
+    extra = full_config(embeddings.base_url) if full else None
+    async with bench_channels.channel_rig("clawgate-soak-", extra) as rig:
         proc, port, tg, dc = rig.proc, rig.port, rig.tg, rig.dc
+        if full:
+            await add_cron_jobs(port)
         rec = Recorder()
         deadline = time.monotonic() + minutes * 60
         tgp, dcp = telegram_platform(tg), discord_platform(dc)
         jobs: dict[str, Awaitable[Any]] = {
             **{
-                f"chat{i}": chat_worker(port, rec, i, deadline, sessions=5)
+                f"chat{i}": chat_worker(port, rec, i, deadline, sessions=5, full=full)
                 for i in range(CHAT_CLIENTS)
             },
             **{
@@ -397,13 +520,31 @@ async def main(minutes: float, new_every: int = 0) -> None:
         results = await asyncio.gather(*jobs.values())
         counts = {k: v for k, v in zip(jobs, results, strict=True) if isinstance(v, int)}
         alive = proc.poll() is None
+        if full:
+            async with session(port) as ws:
+                cron = await ws.call("cron.status")
+            print(f"cron at the end: {json.dumps(cron)[:300]}")
+            scheduled = sum(
+                1 for body in rig.llm.bodies if "scheduled check" in last_user_text(body)
+            )
+            tool_calls = sum(1 for body in rig.llm.bodies if tool_results(body))
+            print(
+                f"model requests from cron runs: {scheduled}; requests answering a tool: {tool_calls}"
+            )
+    await embeddings.stop()
     resets = f", /new every {new_every} messages per DM" if new_every else ""
+    everything = (
+        f", everything on ({CRON_JOBS} cron jobs, tools, memory index, both providers)"
+        if full
+        else ""
+    )
     title = (
         f"soak {minutes:g} min, {time.strftime('%Y-%m-%d')}: {CHAT_CLIENTS} chat clients,"
         f" {RECONNECT_CLIENTS} reconnect loops, Telegram + Discord DMs{resets},"
-        " zero-latency fake model"
+        f" zero-latency fake model{everything}"
     )
     report(rec, title)
+    print(steady_state(rec))
     write_svg(rec, SVG_PATH, title)
     print(f"plot: {SVG_PATH}")
     print(f"operations per worker: {counts}")
@@ -413,8 +554,11 @@ async def main(minutes: float, new_every: int = 0) -> None:
 if __name__ == "__main__":
     args = sys.argv[1:]
     every = 0
+    full = "--full" in args
+    if full:
+        args.remove("--full")
     if "--new-every" in args:
         i = args.index("--new-every")
         every = int(args[i + 1])
         del args[i : i + 2]
-    asyncio.run(main(float(args[0]) if args else 3.0, every))
+    asyncio.run(main(float(args[0]) if args else 3.0, every, full))

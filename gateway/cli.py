@@ -142,10 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(flags: Flags) -> int:
-    from gateway.agents.roster import defaults_chain
-    from gateway.assembly import build_gateway
+    from gateway import assembly
     from gateway.lock import StateLock
     from gateway.portfree import free_port
+    from gateway.runtime import Gateway
     from gateway.server import (
         bind_socket,
         load_for_startup,
@@ -200,10 +200,20 @@ def run(flags: Flags) -> int:
                 "⚠️  Gateway is binding to a non-loopback address. Ensure authentication is"
                 " configured before exposing it to public networks."
             )
-        log.info("agent model: %s", defaults_chain(loaded.config).primary)
-        for problem in credential_problems(loaded.config, env):
-            log.warning(problem)
-        gateway = build_gateway(settings, loaded)
+        # Listen first: the subsystems are imported and attached once the socket answers
+        # probes (a cold start to /healthz is mostly imports); /readyz waits for them.
+        gateway = Gateway(settings=settings, loaded=loaded)
+        gateway.preload = assembly.preload
+
+        def attach(gw: Gateway) -> None:
+            from gateway.agents.roster import defaults_chain
+
+            log.info("agent model: %s", defaults_chain(gw.loaded.config).primary)
+            for problem in credential_problems(gw.loaded.config, env):
+                log.warning(problem)
+            assembly.attach_services(gw)
+
+        gateway.attach = attach
         gateway.drain_timeout_s = drain_timeout(env)
         code = asyncio.run(serve(gateway, sock))
         restart = gateway.restart_requested and code == 0

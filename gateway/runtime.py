@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -27,6 +29,7 @@ log = logging.getLogger("gateway")
 # Presence lists the gateway and interactive UI clients (as the reference does, CLI and
 # backend connections are not listed); updates are coalesced so N connects cost one broadcast.
 PRESENCE_COALESCE_S = 0.25
+PRELOAD_SWITCH_INTERVAL_S = 0.0005
 PRESENCE_MAX_CLIENTS = 50
 
 EVENTS = [
@@ -77,6 +80,13 @@ class Gateway:
     restart_requested: bool = False  # set by a config change that needs a fresh process
     # Bumped when presence / health change; clients compare snapshots with it.
     state_version: dict[str, int] = field(default_factory=lambda: {"presence": 0, "health": 0})
+    # Set by the CLI so the socket listens before the subsystems are imported: `start()` runs
+    # `preload` in a worker thread (the event loop keeps answering probes), then `attach` on
+    # the loop, then starts the services. Until then only the probes answer (gateway/web.py).
+    attach: Callable[[Gateway], None] | None = None
+    preload: Callable[[], None] | None = None
+    _started: asyncio.Event = field(default_factory=asyncio.Event)
+    _start_task: asyncio.Task[None] | None = None
     _tick_task: asyncio.Task[None] | None = None
     _proxy_trust: tuple[list[str], ProxyTrust] | None = None
     _presence_pending: asyncio.TimerHandle | None = None
@@ -89,6 +99,18 @@ class Gateway:
             lockout_s=rate.lockout_ms / 1000,
             exempt_loopback=rate.exempt_loopback,
         )
+
+    @property
+    def deferred(self) -> bool:
+        """True while subsystems deferred by the CLI are still to be attached and started."""
+        return self.attach is not None or (
+            self._start_task is not None and not self._started.is_set()
+        )
+
+    async def wait_started(self) -> bool:
+        """Wait for the start; False if the gateway began draining instead."""
+        await self._started.wait()
+        return self.phase == "started"
 
     @property
     def uptime_ms(self) -> int:
@@ -105,7 +127,34 @@ class Gateway:
 
     # --- lifecycle -----------------------------------------------------------------------
 
+    def start_in_background(self) -> None:
+        """`start()` as a task, so the server listens meanwhile; a failure stops the process."""
+        task = asyncio.create_task(self.start(), name="gateway-start")
+        self._start_task = task
+
+        def done(t: asyncio.Task[None]) -> None:
+            if t.cancelled() or t.exception() is None:
+                return
+            log.error("gateway failed to start", exc_info=t.exception())
+            failed = self.extensions.get("gateway.start_failed")
+            if failed is not None:
+                failed()
+
+        task.add_done_callback(done)
+
     async def start(self) -> None:
+        if self.attach is not None:
+            if self.preload is not None:
+                # The import thread holds the GIL most of the time; a short switch interval
+                # lets the event loop answer probes meanwhile within ~1 ms, not ~5 ms a step.
+                interval = sys.getswitchinterval()
+                sys.setswitchinterval(PRELOAD_SWITCH_INTERVAL_S)
+                try:
+                    await asyncio.to_thread(self.preload)
+                finally:
+                    sys.setswitchinterval(interval)
+            self.attach(self)
+            self.attach = None
         for service in self.services:
             try:
                 await service.start()
@@ -114,12 +163,19 @@ class Gateway:
                 log.exception("%s failed to start", service.name)
         self._tick_task = asyncio.create_task(self._ticker(), name="gateway-tick")
         self.phase = "started"
+        self._started.set()
 
     async def drain(
         self, reason: str = "gateway stopping", restart_expected_ms: int | None = None
     ) -> None:
         """Stop taking work, tell clients, close their sockets, stop services."""
         self.phase = "draining"
+        self._started.set()  # requests waiting for a start that will not come are refused
+        start = self._start_task
+        if start is not None and not start.done():
+            start.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await start
         if self._tick_task is not None:
             self._tick_task.cancel()
         # Services first: in-flight runs finish and their events still reach open sockets.

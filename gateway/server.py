@@ -251,6 +251,14 @@ async def serve(gateway: Any, sock: socket.socket, drain_timeout_s: float | None
         loop.call_later(max(0, delay_ms) / 1000, begin)
 
     gateway.extensions["gateway.restart"] = restart
+    start_failed: list[bool] = []
+
+    def on_start_failed() -> None:
+        start_failed.append(True)
+        if not stopping:
+            begin_stop("gateway failed to start")
+
+    gateway.extensions["gateway.start_failed"] = on_start_failed
 
     settings = gateway.settings
     task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -259,13 +267,16 @@ async def serve(gateway: Any, sock: socket.socket, drain_timeout_s: float | None
         await asyncio.sleep(0.005)
     if server.started:
         log.info("listening on ws://%s:%d (PID %d)", settings.host, settings.port, os.getpid())
-        log.info("ready")
-        for line in control_ui_hint(settings, gateway.loaded.config, os.environ):
-            log.info(line)
+        # With the subsystems deferred (gateway/cli.py) the probes already answer; "ready"
+        # waits for the start, as /readyz does.
+        if await gateway.wait_started():
+            log.info("ready")
+            for line in control_ui_hint(settings, gateway.loaded.config, os.environ):
+                log.info(line)
     await task
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(signum)
-    if not server.started:
+    if not server.started or start_failed:
         return 1
     if stopping:
         shutdown_log.info(

@@ -1,37 +1,30 @@
-"""The ASGI app: health endpoints, the Control UI's static files and the WebSocket gateway."""
+"""The ASGI app: health endpoints, the Control UI's static files and the WebSocket gateway.
+
+The probes answer from the moment the socket listens. When the CLI defers the subsystems
+(`Gateway.attach`, see gateway/runtime.py), everything else waits until the gateway has
+started, and the full app (HTTP APIs, UI, WebSocket) is only imported and built then.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import (
-    FileResponse,
-    JSONResponse,
-    PlainTextResponse,
-    RedirectResponse,
-    Response,
-)
-from starlette.routing import BaseRoute, Route, WebSocketRoute
-from starlette.websockets import WebSocket
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway import http_api
-from gateway.auth import client_address
-from gateway.http_api.hooks import HooksMiddleware
-from gateway.media.serve import routes as media_routes
 from gateway.runtime import Gateway
-from gateway.ws.connection import Connection
-from gateway.ws.transport import LIMITS_EXTENSION, LimitControl
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
 
 log = logging.getLogger("gateway")
 
 CLOSE_TRY_AGAIN_LATER = 1013
+CLOSE_SERVICE_RESTART = 1012
 
 STATIC_DIR = Path(__file__).parent / "ui" / "static"
 CSP = "; ".join(
@@ -55,36 +48,129 @@ UI_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 
+# The modules the full app needs: imported by the start-up thread when the CLI defers them.
+FULL_APP_MODULES = (
+    "starlette.applications",
+    "starlette.middleware",
+    "starlette.routing",
+    "starlette.websockets",
+    "gateway.http_api.hooks",
+    "gateway.http_api.openai_compat",
+    "gateway.http_api.tools_invoke",
+    "gateway.media.serve",
+    "gateway.ui_config",
+    "gateway.ws.connection",
+)
 
-def create_app(gateway: Gateway, static_dir: Path = STATIC_DIR) -> Starlette:
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await gateway.start()
-        yield
+
+# --- probes (live from the first moment) -------------------------------------------------------
+
+
+def healthz(gateway: Gateway) -> Response:
+    return JSONResponse({"ok": True, "status": "live"})
+
+
+def startupz(gateway: Gateway) -> Response:
+    body: dict[str, Any] = {
+        "ok": gateway.phase == "started",
+        "status": gateway.phase,
+        "version": gateway.version,
+        "uptimeMs": gateway.uptime_ms,
+    }
+    if gateway.phase == "starting":
+        body["pendingReason"] = "startup-sidecars"
+    return JSONResponse(body, status_code=200 if gateway.phase == "started" else 503)
+
+
+def readyz(gateway: Gateway) -> Response:
+    failing_fn = gateway.extensions.get("channels.failing")
+    failing: list[str] = list(failing_fn()) if failing_fn else []
+    if gateway.phase != "started":
+        failing.insert(0, f"gateway:{gateway.phase}")
+    body = {"ready": not failing, "failing": failing, "uptimeMs": gateway.uptime_ms}
+    return JSONResponse(body, status_code=200 if not failing else 503)
+
+
+PROBES: dict[str, Callable[[Gateway], Response]] = {
+    "/healthz": healthz,
+    "/health": healthz,
+    "/readyz": readyz,
+    "/ready": readyz,
+    "/startupz": startupz,
+    "/startup": startupz,
+}
+
+
+def create_app(gateway: Gateway, static_dir: Path = STATIC_DIR) -> ASGIApp:
+    return GatewayApp(gateway, static_dir)
+
+
+class GatewayApp:
+    """Lifespan and probes; every other request goes to the full app once the gateway is up."""
+
+    def __init__(self, gateway: Gateway, static_dir: Path) -> None:
+        self.gateway = gateway
+        self.static_dir = static_dir
+        # Built at once unless the CLI deferred the subsystems: then after the start.
+        self._full: ASGIApp | None = None if gateway.deferred else _full_app(gateway, static_dir)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        gateway = self.gateway
+        if gateway.deferred:
+            probe = PROBES.get(scope["path"]) if scope["type"] == "http" else None
+            if probe is not None and scope["method"] in ("GET", "HEAD"):
+                await probe(gateway)(scope, receive, send)
+                return
+            if not await gateway.wait_started():
+                await _refuse(scope, receive, send)
+                return
+        if self._full is None:
+            self._full = _full_app(gateway, self.static_dir)
+        await self._full(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        gateway = self.gateway
+        await receive()  # lifespan.startup
+        try:
+            if gateway.deferred:
+                gateway.start_in_background()
+            else:
+                await gateway.start()
+        except Exception as exc:
+            log.exception("gateway failed to start")
+            await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            return
+        await send({"type": "lifespan.startup.complete"})
+        await receive()  # lifespan.shutdown
         if gateway.phase != "draining":
             await gateway.drain()
+        await send({"type": "lifespan.shutdown.complete"})
 
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({"ok": True, "status": "live"})
 
-    async def startupz(request: Request) -> Response:
-        body: dict[str, Any] = {
-            "ok": gateway.phase == "started",
-            "status": gateway.phase,
-            "version": gateway.version,
-            "uptimeMs": gateway.uptime_ms,
-        }
-        if gateway.phase == "starting":
-            body["pendingReason"] = "startup-sidecars"
-        return JSONResponse(body, status_code=200 if gateway.phase == "started" else 503)
+async def _refuse(scope: Scope, receive: Receive, send: Send) -> None:
+    """The gateway stopped before it started: no request gets half a gateway."""
+    if scope["type"] == "websocket":
+        await receive()  # websocket.connect
+        await send({"type": "websocket.close", "code": CLOSE_SERVICE_RESTART})
+    elif scope["type"] == "http":
+        await PlainTextResponse("gateway is stopping", status_code=503)(scope, receive, send)
 
-    async def readyz(request: Request) -> Response:
-        failing_fn = gateway.extensions.get("channels.failing")
-        failing: list[str] = list(failing_fn()) if failing_fn else []
-        if gateway.phase != "started":
-            failing.insert(0, f"gateway:{gateway.phase}")
-        body = {"ready": not failing, "failing": failing, "uptimeMs": gateway.uptime_ms}
-        return JSONResponse(body, status_code=200 if not failing else 503)
+
+def _full_app(gateway: Gateway, static_dir: Path) -> ASGIApp:
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.routing import Route, WebSocketRoute
+    from starlette.websockets import WebSocket
+
+    from gateway import http_api
+    from gateway.auth import client_address
+    from gateway.http_api.hooks import HooksMiddleware
+    from gateway.media.serve import routes as media_routes
+    from gateway.ws.connection import Connection
+    from gateway.ws.transport import LIMITS_EXTENSION, LimitControl
 
     async def websocket(ws: WebSocket) -> None:
         peer = ws.client.host if ws.client else None
@@ -95,24 +181,30 @@ def create_app(gateway: Gateway, static_dir: Path = STATIC_DIR) -> Starlette:
             return
         await Connection(gateway, ws, address, ws.headers.get("origin"), limits).serve()
 
-    routes: list[BaseRoute] = []
-    for paths, endpoint in (
-        (("/healthz", "/health"), healthz),
-        (("/readyz", "/ready"), readyz),
-        (("/startupz", "/startup"), startupz),
-    ):
-        routes += [Route(p, endpoint, methods=["GET", "HEAD"]) for p in paths]
+    def probe_endpoint(
+        probe: Callable[[Gateway], Response],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            return probe(gateway)
+
+        return endpoint
+
+    routes: list[BaseRoute] = [
+        Route(path, probe_endpoint(probe), methods=["GET", "HEAD"])
+        for path, probe in PROBES.items()
+    ]
     routes += http_api.routes(gateway)
     routes += media_routes(gateway, gateway.loaded.config.gateway.control_ui.base_path)
     routes += _ui_routes(gateway, static_dir)
     routes.append(WebSocketRoute("/{path:path}", websocket))
     # Hooks sit in front of the routes: their path is read from the live config per request.
-    return Starlette(
-        routes=routes, lifespan=lifespan, middleware=[Middleware(HooksMiddleware, gateway=gateway)]
-    )
+    return Starlette(routes=routes, middleware=[Middleware(HooksMiddleware, gateway=gateway)])
 
 
 def _ui_routes(gateway: Gateway, static_dir: Path) -> list[BaseRoute]:
+    from starlette.responses import FileResponse, RedirectResponse
+    from starlette.routing import Route
+
     ui = gateway.loaded.config.gateway.control_ui
     base = ui.base_path
     root = static_dir.resolve()

@@ -186,21 +186,27 @@ def run_process(
 
 
 def wait_healthy(port: int, proc: subprocess.Popen[str] | None = None, timeout: float = 10) -> None:
+    """Wait until the gateway has started: /healthz answers as soon as the socket listens, the
+    subsystems (and their start-up log lines) follow; /startupz says when they are up."""
     import urllib.request
 
     deadline = time.monotonic() + timeout
+    path = "/healthz"
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             out = proc.stdout.read() if proc.stdout else ""
             raise AssertionError(f"gateway exited with {proc.returncode}:\n{out}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1) as r:
                 if r.status == 200:
-                    return
+                    if path == "/startupz":
+                        return
+                    path = "/startupz"
+                    continue
         except OSError:
             pass
         time.sleep(0.05)
-    raise AssertionError(f"gateway on port {port} not healthy after {timeout}s")
+    raise AssertionError(f"gateway on port {port} not started after {timeout}s ({path})")
 
 
 def stop_process(proc: subprocess.Popen[str], sig: int = 15, timeout: float = 10) -> str:

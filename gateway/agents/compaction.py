@@ -478,7 +478,9 @@ class ContextManager:
                 row.extra.pop("estimatedCostUsd", None)
 
         try:
-            self._service().store.for_key(req.session_key).update_row(req.session_key, change)
+            # Unsynced: counters only, and the turn's own write of the row follows at once.
+            store = self._service().store.for_key(req.session_key)
+            store.update_row(req.session_key, change, sync=False)
         except Exception:
             log.exception("could not record context facts for %s", req.session_key)
 

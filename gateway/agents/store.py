@@ -759,15 +759,20 @@ class AgentSessionStore:
         self._mutate(key, change, sync)
         return written
 
-    def update_row(self, key: str, change: Callable[[SessionRow], None]) -> None:
-        """Apply `change` to the live row (when it exists) and save; used by compaction."""
+    def update_row(
+        self, key: str, change: Callable[[SessionRow], None], *, sync: bool = True
+    ) -> None:
+        """Apply `change` to the live row (when it exists) and save; used by compaction.
+
+        `sync=False` for facts a crash may lose (the context counters of a turn): the line is
+        written at once and made durable by the next synced write of the index."""
 
         def apply(rows: dict[str, SessionRow]) -> None:
             row = rows.get(key)
             if row is not None:
                 change(row)
 
-        self._mutate(key, apply)
+        self._mutate(key, apply, sync)
 
     # -- reading history ------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ async def health(ctx: CallContext, params: EmptyParams) -> dict[str, Any]: ...
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -55,6 +56,27 @@ class MethodSpec:
 class Registry:
     def __init__(self) -> None:
         self._methods: dict[str, MethodSpec] = {}
+        # Imports the method modules on first lookup (gateway/rpc/__init__.py sets it), so a
+        # process can listen before it has paid for them; the lock makes a lookup from the
+        # event loop wait for a load running in the start-up thread instead of racing it.
+        self._loader: Callable[[], None] | None = None
+        self._lock = threading.RLock()
+
+    def set_loader(self, loader: Callable[[], None]) -> None:
+        self._loader = loader
+
+    def load(self) -> None:
+        """Register every method now (idempotent)."""
+        if self._loader is None:
+            return
+        with self._lock:
+            loader, self._loader = self._loader, None
+            if loader is not None:
+                try:
+                    loader()
+                except BaseException:
+                    self._loader = loader
+                    raise
 
     def method(
         self, name: str, *, scope: str, params: type[P] | None = None
@@ -72,9 +94,11 @@ class Registry:
         return register
 
     def get(self, name: str) -> MethodSpec | None:
+        self.load()
         return self._methods.get(name)
 
     def names(self) -> list[str]:
+        self.load()
         return list(self._methods)
 
 

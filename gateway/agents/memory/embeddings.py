@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import openai
-
 from gateway.agents.memory.settings import Embeddings
 
 MAX_INPUT_CHARS = 8_000  # ~2k tokens, well inside every embedding model's input limit
@@ -18,6 +16,8 @@ class EmbeddingError(Exception):
 
 class Embedder:
     def __init__(self, settings: Embeddings, *, timeout_s: float = 30.0) -> None:
+        import openai  # here: a gateway without vector search never loads the SDK for it
+
         self.settings = settings
         self._client = openai.AsyncOpenAI(
             api_key=settings.api_key or "unset",
@@ -28,6 +28,8 @@ class Embedder:
         )
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        import openai
+
         out: list[list[float]] = []
         for start in range(0, len(texts), BATCH):
             batch = [t[:MAX_INPUT_CHARS] or " " for t in texts[start : start + BATCH]]

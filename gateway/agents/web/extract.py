@@ -9,12 +9,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-import chardet
-import lxml.html  # type: ignore[import-untyped]
-from lxml.etree import ParserError  # type: ignore[import-untyped]
-from markdownify import markdownify
-from readability import Document  # type: ignore[import-untyped]
-from readability.readability import Unparseable  # type: ignore[import-untyped]
+# chardet, lxml, readability and markdownify are imported where used: a gateway whose agents
+# never fetch a page does not load them (about 15 MB and a slow first turn otherwise).
 
 ExtractMode = Literal["markdown", "text"]
 
@@ -85,6 +81,8 @@ def decode(body: bytes, charset: str | None) -> tuple[str, str | None]:
         try:
             return body.decode("utf-8"), warning
         except UnicodeDecodeError:
+            import chardet
+
             guess = chardet.detect(body[:65536]).get("encoding")
             charset = guess if guess and _known(guess) else "utf-8"
     text = body.decode(charset, errors="replace")
@@ -129,6 +127,10 @@ def _looks_like_html(text: str) -> bool:
 
 
 def _from_html(html: str, mode: ExtractMode, readability: bool, warning: str | None) -> Extracted:
+    from lxml.etree import ParserError  # type: ignore[import-untyped]
+    from readability import Document  # type: ignore[import-untyped]
+    from readability.readability import Unparseable  # type: ignore[import-untyped]
+
     if not html.strip():
         return Extracted("", "html", warning=warning)
     title: str | None = None
@@ -151,6 +153,9 @@ def _from_html(html: str, mode: ExtractMode, readability: bool, warning: str | N
 
 
 def _body_html(html: str) -> str:
+    import lxml.html  # type: ignore[import-untyped]
+    from lxml.etree import ParserError
+
     try:
         root = lxml.html.fromstring(html)
     except (ParserError, ValueError):
@@ -161,6 +166,10 @@ def _body_html(html: str) -> str:
 
 
 def _render(fragment: str, mode: ExtractMode) -> str:
+    import lxml.html
+    from lxml.etree import ParserError
+    from markdownify import markdownify
+
     if mode == "markdown":
         md = markdownify(fragment, heading_style="ATX", strip=["script", "style"])
         return _tidy(md)
