@@ -27,6 +27,29 @@ def _fetcher(att: discord.Attachment) -> Callable[[Path], Awaitable[None]]:
     return fetch
 
 
+def _cdn_fetcher(message: discord.Message, url: str) -> Callable[[Path], Awaitable[None]]:
+    async def fetch(path: Path) -> None:
+        # discord.py's own CDN client, the one `Attachment.read` uses. Only Discord's media
+        # proxy URL is fetched (never the embed's original host), so no other site is reached.
+        data = await message._state.http.get_from_cdn(url)
+        await asyncio.to_thread(path.write_bytes, data)
+
+    return fetch
+
+
+def _embed_images(message: discord.Message) -> list[InboundAttachment]:
+    """Pictures shown in the message's embeds (an image link, a link preview's image)."""
+    out: list[InboundAttachment] = []
+    for embed in message.embeds:
+        for media in (embed.image, embed.thumbnail):
+            url = getattr(media, "proxy_url", None)
+            if url:
+                name = url.split("?", 1)[0].rsplit("/", 1)[-1] or "embed-image"
+                out.append(InboundAttachment("image", _cdn_fetcher(message, url), name))
+                break  # one picture per embed: the image, else its thumbnail
+    return out
+
+
 def _attachments(message: discord.Message) -> tuple[InboundAttachment, ...]:
     out: list[InboundAttachment] = []
     for att in message.attachments:
@@ -36,6 +59,7 @@ def _attachments(message: discord.Message) -> tuple[InboundAttachment, ...]:
         out.append(
             InboundAttachment(kind, _fetcher(att), att.filename, att.content_type, att.size, voice)
         )
+    out += _embed_images(message)
     return tuple(out)
 
 

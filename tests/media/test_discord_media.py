@@ -77,3 +77,27 @@ async def test_model_without_vision_gets_a_note(
     body = llm.bodies[-1]
     assert not llm.images(body)
     assert "cat.png, but this model cannot see images" in json.dumps(body)
+
+
+async def test_embed_images_come_through_discords_media_proxy(
+    tmp_path: Path, fake_discord_bot: FakeDiscord, fake_llm: FakeLLM
+) -> None:
+    fake, llm = fake_discord_bot, fake_llm
+    picture = png(16, 9)
+    llm.script.append({"text": "A link preview with a picture."})
+    # The embed's own host is never contacted; its media-proxy copy is (the fake's CDN here).
+    proxied = fake.attachment("preview.png", picture, "image/png")["proxy_url"]
+    embed = {
+        "type": "article",
+        "url": "https://example.invalid/post",
+        "thumbnail": {"url": "https://example.invalid/preview.png", "proxy_url": proxied},
+    }
+    async with live_gateway(tmp_path, anthropic_config(llm)) as live:
+        await discord_runner(live).wait_for_status(lambda s: s.connected)
+        msg = fd.message("what is this link?", fd.TEXT_CH, guild_id=fd.GUILD_ID, embeds=[embed])
+        await fake.message_create(msg)
+        await fake.wait_rest("POST", f"/channels/{fd.TEXT_CH}/messages", timeout=15)
+    user = [m for m in llm.bodies[-1]["messages"] if m["role"] == "user"][-1]["content"]
+    images = [part for part in user if part["type"] == "image"]
+    assert [base64.b64decode(i["source"]["data"]) for i in images] == [picture]
+    assert len([r for r in fake.requests if r.get("kind") == "cdn"]) == 1
