@@ -10,6 +10,7 @@ from typing import Any
 import json5
 import pytest
 import pytest_asyncio
+from playwright.async_api import expect
 
 from gateway import logs
 from tests.channels.conftest import _fast_telegram, gateway_config, telegram_gateway
@@ -203,9 +204,8 @@ async def test_config_validation_error_then_valid_save(
         await page.wait_for_selector("#config-result >> text=changed on the gateway")
         assert "gpt-other" in path.read_text()
         await page.click("#config-reload")
-        await page.wait_for_function(
-            "document.querySelector('#model-primary').value === 'openai/gpt-other'"
-        )
+        # `expect` polls over the protocol: no string is evaluated in the page (its CSP forbids it).
+        await expect(page.locator("#model-primary")).to_have_value("openai/gpt-other")
 
         # The model chain form saves a valid change, applied live.
         await page.fill("#model-primary", "openai/gpt-test")

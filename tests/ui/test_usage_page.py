@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from playwright.async_api import expect
 
 from tests.fakes.context_llm import ContextFakeLLM
 from tests.harness import chat, connected, live_gateway
@@ -64,9 +65,8 @@ async def test_usage_page_shows_totals_chart_and_models(
         )
         assert "null" not in await page.inner_text("#usage-body")
         await page.click("button[data-days='7']")
-        await page.wait_for_function(
-            "document.querySelectorAll('#usage-chart rect.bar').length === 7"
-        )
+        # `expect` polls over the protocol: no string is evaluated in the page (its CSP forbids it).
+        await expect(page.locator("#usage-chart rect.bar")).to_have_count(7)
         await shot(page, "usage")
         problems = await watched.problems()
         assert problems == {"csp": [], "console": [], "exceptions": []}, problems
