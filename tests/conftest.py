@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
+
+from tests.fakes.llm import FakeLLM
+from tests.fakes.telegram import FakeTelegram
 
 _LEAKY_ENV = (
     "ANTHROPIC_API_KEY",
@@ -35,3 +40,20 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     # SDKs and the gateway read these; a developer's shell must never leak into a test.
     for key in _LEAKY_ENV:
         monkeypatch.delenv(key, raising=False)
+
+
+# The fake Telegram Bot API and fake model most suites use (cron and media keep their own).
+@pytest.fixture
+async def fake_tg() -> AsyncIterator[FakeTelegram]:
+    fake = FakeTelegram()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def fake_llm() -> AsyncIterator[FakeLLM]:
+    fake = FakeLLM(default_text="ok")
+    await fake.start()
+    yield fake
+    await fake.stop()

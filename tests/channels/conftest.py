@@ -19,14 +19,6 @@ from tests.harness import LiveGateway, live_gateway
 
 
 @pytest.fixture
-async def fake_tg() -> AsyncIterator[FakeTelegram]:
-    fake = FakeTelegram()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
 async def fake_discord(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
     """The fake Discord, with discord.py pointed at it through DISCORD_API_URL."""
     srv = FakeDiscord()
@@ -49,14 +41,6 @@ def fake_discord_bot(fake_discord: FakeDiscord, monkeypatch: pytest.MonkeyPatch)
     """`fake_discord` with its bot token in DISCORD_BOT_TOKEN, as a gateway reads it."""
     monkeypatch.setenv("DISCORD_BOT_TOKEN", fake_discord.token)
     return fake_discord
-
-
-@pytest.fixture
-async def fake_llm() -> AsyncIterator[FakeLLM]:
-    fake = FakeLLM(default_text="ok")
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 @pytest.fixture(autouse=True)

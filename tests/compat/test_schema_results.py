@@ -14,8 +14,6 @@ import pytest
 from gateway import logs
 from tests.channels.conftest import (
     _fast_telegram,
-    fake_llm,
-    fake_tg,
     gateway_config,
     telegram_gateway,
 )
@@ -25,8 +23,9 @@ from tests.fakes.telegram import FakeTelegram
 from tests.harness import connected
 
 pytestmark = pytest.mark.compat
-# Fixtures shared with tests/channels (_fast_telegram is autouse: short polls and back-offs).
-__all__ = ["_fast_telegram", "fake_llm", "fake_tg"]
+# The channel suite's _fast_telegram (autouse: short polls and back-offs); fake_tg and
+# fake_llm come from tests/conftest.py.
+__all__ = ["_fast_telegram"]
 
 
 async def test_channel_config_logs_and_system_results_match_the_schema(

@@ -42,22 +42,6 @@ def _fast(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def fake_tg() -> AsyncIterator[FakeTelegram]:
-    fake = FakeTelegram()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
-async def fake_llm() -> AsyncIterator[FakeLLM]:
-    fake = FakeLLM(default_text="ok")
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
 async def pages() -> AsyncIterator[PageServer]:
     srv = PageServer()
     await srv.start()

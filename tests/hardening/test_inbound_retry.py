@@ -15,8 +15,6 @@ from channels.pairing import PairingStore
 from channels.pipeline import is_transient
 from tests.channels.conftest import (  # noqa: F401  (fixtures)
     _fast_telegram,
-    fake_llm,
-    fake_tg,
     gateway_config,
     telegram_gateway,
 )
@@ -34,8 +32,8 @@ from tests.fakes.telegram import FakeTelegram
 )
 async def test_a_dm_survives_transient_local_failures(
     tmp_path: Path,
-    fake_tg: FakeTelegram,  # noqa: F811
-    fake_llm: FakeLLM,  # noqa: F811
+    fake_tg: FakeTelegram,
+    fake_llm: FakeLLM,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     failure: Exception,

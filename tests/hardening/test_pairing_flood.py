@@ -13,8 +13,6 @@ import pytest
 from channels.pairing import FULL_REPLY, MAX_PENDING_PER_ACCOUNT, TTL_MS, PairingStore
 from tests.channels.conftest import (  # noqa: F401  (fixtures)
     _fast_telegram,
-    fake_llm,
-    fake_tg,
     gateway_config,
     telegram_gateway,
 )
@@ -53,8 +51,8 @@ def test_requests_expire_from_their_last_activity(tmp_path: Path) -> None:
 
 async def test_pairing_flood_over_telegram(
     tmp_path: Path,
-    fake_tg: FakeTelegram,  # noqa: F811
-    fake_llm: FakeLLM,  # noqa: F811
+    fake_tg: FakeTelegram,
+    fake_llm: FakeLLM,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     cfg = gateway_config(fake_tg, fake_llm)  # dmPolicy: pairing

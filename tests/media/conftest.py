@@ -4,8 +4,6 @@ from tests.channels.conftest import (
     _fast_telegram,
     fake_discord,
     fake_discord_bot,
-    fake_llm,
-    fake_tg,
 )
 
-__all__ = ["_fast_telegram", "fake_discord", "fake_discord_bot", "fake_llm", "fake_tg"]
+__all__ = ["_fast_telegram", "fake_discord", "fake_discord_bot"]
