@@ -85,6 +85,9 @@ class Gateway:
     # the loop, then starts the services. Until then only the probes answer (gateway/web.py).
     attach: Callable[[Gateway], None] | None = None
     preload: Callable[[], None] | None = None
+    # Set by `serve()` (gateway/server.py) once uvicorn accepts on the socket: the deferred
+    # start waits for it, so the import thread does not take the GIL from uvicorn's own start.
+    listening: asyncio.Event | None = None
     _started: asyncio.Event = field(default_factory=asyncio.Event)
     _start_task: asyncio.Task[None] | None = None
     _tick_task: asyncio.Task[None] | None = None
@@ -144,6 +147,8 @@ class Gateway:
 
     async def start(self) -> None:
         if self.attach is not None:
+            if self.listening is not None:
+                await self.listening.wait()
             if self.preload is not None:
                 # The import thread holds the GIL most of the time; a short switch interval
                 # lets the event loop answer probes meanwhile within ~1 ms, not ~5 ms a step.

@@ -261,11 +261,13 @@ async def serve(gateway: Any, sock: socket.socket, drain_timeout_s: float | None
     gateway.extensions["gateway.start_failed"] = on_start_failed
 
     settings = gateway.settings
+    listening = gateway.listening = asyncio.Event()
     task = asyncio.create_task(server.serve(sockets=[sock]))
     # uvicorn exposes a started flag, not an event.
     while not server.started and not task.done():  # noqa: ASYNC110
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(0.001)
     if server.started:
+        listening.set()
         log.info("listening on ws://%s:%d (PID %d)", settings.host, settings.port, os.getpid())
         # With the subsystems deferred (gateway/cli.py) the probes already answer; "ready"
         # waits for the start, as /readyz does.

@@ -26,8 +26,23 @@ Later = Any
 
 class Strict(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=False
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=False,
+        defer_build=True,
     )
+
+
+def _section() -> Any:
+    """The default of a nested section: `{}` validated by the enclosing model.
+
+    Same value as `Field(default_factory=Section)`, but with `defer_build` the section's class
+    never builds a validator of its own: only `OpenClawConfig` does, once. Building ~90
+    validators was most of the import of this module, which is on the path to the listening
+    socket (`bench/startup.py`).
+    """
+    return Field(default_factory=dict, validate_default=True)
 
 
 class SecretRef(Strict):
@@ -66,7 +81,7 @@ class GatewayAuth(Strict):
     mode: Literal["none", "token", "password", "trusted-proxy"] | None = None
     token: SecretInput | None = None
     password: SecretInput | None = None
-    rate_limit: RateLimit = Field(default_factory=RateLimit)
+    rate_limit: RateLimit = _section()
     allow_tailscale: Later = None
     trusted_proxy: Later = None
     identity_scopes: Later = None
@@ -103,17 +118,17 @@ class GatewayConfig(Strict):
     port: int | None = Field(None, ge=1, le=65535)
     bind: Literal["loopback", "lan", "tailnet", "auto", "custom"] | None = None
     custom_bind_host: str | None = None
-    auth: GatewayAuth = Field(default_factory=GatewayAuth)
-    control_ui: ControlUi = Field(default_factory=ControlUi)
+    auth: GatewayAuth = _section()
+    control_ui: ControlUi = _section()
     trusted_proxies: list[str] = Field(default_factory=list)
     allow_real_ip_fallback: bool = False
-    reload: Reload = Field(default_factory=Reload)
+    reload: Reload = _section()
     public_origin: Later = None
     tls: Later = None
     tailscale: Later = None
     remote: Later = None
     nodes: Later = None
-    http: GatewayHttp = Field(default_factory=lambda: GatewayHttp())
+    http: GatewayHttp = _section()
     roles: Later = None
     terminal: Later = None
     push: Later = None
@@ -149,13 +164,13 @@ class HttpEndpoint(Strict):
 
 
 class HttpEndpoints(Strict):
-    chat_completions: HttpEndpoint = Field(default_factory=HttpEndpoint)
-    responses: HttpEndpoint = Field(default_factory=HttpEndpoint)
+    chat_completions: HttpEndpoint = _section()
+    responses: HttpEndpoint = _section()
     embeddings: Later = None
 
 
 class GatewayHttp(Strict):
-    endpoints: HttpEndpoints = Field(default_factory=HttpEndpoints)
+    endpoints: HttpEndpoints = _section()
     security_headers: Later = None
 
 
@@ -166,7 +181,7 @@ class HookMatch(Strict):
 
 class HookMapping(Strict):
     id: str | None = None
-    match: HookMatch = Field(default_factory=HookMatch)
+    match: HookMatch = _section()
     action: Literal["agent", "wake"] = "agent"
     wake_mode: Literal["now", "next-heartbeat"] = "now"
     name: str | None = None
@@ -318,7 +333,9 @@ class AgentToolsConfig(Strict):
 class MediaModelEntry(BaseModel):
     """One `tools.media.models[]` entry; only provider entries are acted on (CLI ones skipped)."""
 
-    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="allow", alias_generator=to_camel, populate_by_name=True, defer_build=True
+    )
 
     type: Literal["provider", "cli"] = "provider"
     provider: str | None = None
@@ -333,7 +350,9 @@ class MediaModelEntry(BaseModel):
 class MediaCapabilityConfig(BaseModel):
     """`tools.media.image|audio|video`: on unless `enabled: false`; other keys kept as given."""
 
-    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="allow", alias_generator=to_camel, populate_by_name=True, defer_build=True
+    )
 
     enabled: bool | None = None
     language: str | None = None
@@ -345,20 +364,22 @@ class MediaCapabilityConfig(BaseModel):
 class MediaToolsConfig(BaseModel):
     """`tools.media` (media-understanding): the capability-tagged models and per-kind switches."""
 
-    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="allow", alias_generator=to_camel, populate_by_name=True, defer_build=True
+    )
 
     models: list[MediaModelEntry] = Field(default_factory=list)
-    image: MediaCapabilityConfig = Field(default_factory=MediaCapabilityConfig)
-    audio: MediaCapabilityConfig = Field(default_factory=MediaCapabilityConfig)
-    video: MediaCapabilityConfig = Field(default_factory=MediaCapabilityConfig)
+    image: MediaCapabilityConfig = _section()
+    audio: MediaCapabilityConfig = _section()
+    video: MediaCapabilityConfig = _section()
 
 
 class ToolsConfig(AgentToolsConfig):
     """Root `tools`: the global layers, exec and fs defaults; reference-only keys accepted."""
 
     # Defined with the web tools' models below; a lambda because the class comes later.
-    web: WebToolsConfig = Field(default_factory=lambda: WebToolsConfig())
-    media: MediaToolsConfig = Field(default_factory=lambda: MediaToolsConfig())
+    web: WebToolsConfig = _section()
+    media: MediaToolsConfig = _section()
     links: Later = None
     sessions: Later = None
     tool_search: Later = None
@@ -439,14 +460,14 @@ class CompactionConfig(Strict):
     keep_recent_tokens: int = Field(20_000, gt=0)
     recent_turns_preserve: int = Field(3, ge=0, le=12)
     identifier_policy: Literal["strict", "off"] = "strict"
-    quality_guard: CompactionQualityGuard = Field(default_factory=CompactionQualityGuard)
+    quality_guard: CompactionQualityGuard = _section()
     model: str | None = None
     thinking_level: Later = None
     timeout_seconds: int = Field(180, gt=0)
     notify_user: bool = False
     max_active_transcript_bytes: int | str | None = None
-    mid_turn_precheck: CompactionMidTurnPrecheck = Field(default_factory=CompactionMidTurnPrecheck)
-    memory_flush: CompactionMemoryFlush = Field(default_factory=CompactionMemoryFlush)
+    mid_turn_precheck: CompactionMidTurnPrecheck = _section()
+    memory_flush: CompactionMemoryFlush = _section()
     provider: Later = None
     post_compaction_sections: Later = None
     post_index_sync: Later = None
@@ -459,7 +480,9 @@ class CompactionConfig(Strict):
 
 
 class TieredPrice(BaseModel):
-    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="allow", alias_generator=to_camel, populate_by_name=True, defer_build=True
+    )
 
     range: list[float] = Field(min_length=1, max_length=2)
     input: float | None = Field(None, ge=0)
@@ -471,7 +494,9 @@ class TieredPrice(BaseModel):
 class ModelCost(BaseModel):
     """USD per 1 000 000 tokens; omitted fields inherit the built-in price table."""
 
-    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="allow", alias_generator=to_camel, populate_by_name=True, defer_build=True
+    )
 
     input: float | None = Field(None, ge=0)
     output: float | None = Field(None, ge=0)
@@ -483,7 +508,9 @@ class ModelCost(BaseModel):
 class ModelDefinition(BaseModel):
     """One `models.providers.<p>.models[]` entry; keys we do not use are kept as given."""
 
-    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="allow", alias_generator=to_camel, populate_by_name=True, defer_build=True
+    )
 
     id: str = Field(min_length=1)
     name: str | None = None
@@ -575,7 +602,7 @@ class AgentDefaults(Strict):
     block_streaming_coalesce: Later = None
     human_delay: Later = None
     thinking_default: Later = None
-    compaction: CompactionConfig = Field(default_factory=CompactionConfig)
+    compaction: CompactionConfig = _section()
     heartbeat: HeartbeatConfig | None = None
     context_pruning: Later = None
     context_tokens: int | None = Field(None, gt=0)  # legacy global cap (A.1 row 5)
@@ -619,7 +646,7 @@ class AgentEntry(Strict):
 
 
 class AgentsConfig(Strict):
-    defaults: AgentDefaults = Field(default_factory=AgentDefaults)
+    defaults: AgentDefaults = _section()
     entries: dict[str, AgentEntry] = Field(default_factory=dict)
     list_: list[AgentEntry] | None = Field(None, alias="list")
     ownership: Literal["explicit"] | None = None
@@ -726,7 +753,7 @@ class StreamingChunk(Strict):
 
 
 class StreamingPreview(Strict):
-    chunk: StreamingChunk = Field(default_factory=StreamingChunk)
+    chunk: StreamingChunk = _section()
     tool_progress: bool = True  # tool lines in `partial`/`block` previews
     command_text: CommandText = "status"
 
@@ -750,9 +777,9 @@ class StreamingConfig(Strict):
 
     mode: StreamingMode | None = None  # None: the channel's default (Telegram progress)
     chunk_mode: Literal["length", "newline"] = "length"
-    preview: StreamingPreview = Field(default_factory=StreamingPreview)
-    progress: StreamingProgress = Field(default_factory=StreamingProgress)
-    block: StreamingBlock = Field(default_factory=StreamingBlock)
+    preview: StreamingPreview = _section()
+    progress: StreamingProgress = _section()
+    block: StreamingBlock = _section()
     native_transport: Later = None
 
     @model_validator(mode="before")
@@ -763,10 +790,6 @@ class StreamingConfig(Strict):
         if isinstance(value, str):
             return {"mode": value}
         return value
-
-
-def _streaming_field() -> Any:
-    return Field(default_factory=StreamingConfig)
 
 
 # --- channels ------------------------------------------------------------------------------
@@ -866,13 +889,13 @@ class DiscordConfig(Strict):
     allow_from: IdList = Field(default_factory=list)
     group_policy: GroupPolicy | None = None
     guilds: dict[str, DiscordGuild] = Field(default_factory=dict)
-    dm: DiscordDm = Field(default_factory=DiscordDm)
+    dm: DiscordDm = _section()
     dms: dict[str, PerDm] = Field(default_factory=dict)
     history_limit: int = Field(20, ge=0)
     dm_history_limit: int | None = Field(None, ge=0)
     text_chunk_limit: int = Field(2000, ge=1, le=2000)
     max_lines_per_message: int = Field(17, ge=1)
-    streaming: StreamingConfig = _streaming_field()
+    streaming: StreamingConfig = _section()
     reply_to_mode: ReplyToMode = "off"
     allow_bots: bool | Literal["mentions"] = False
     ack_reaction: str | None = None
@@ -893,8 +916,8 @@ class DiscordConfig(Strict):
     dangerously_allow_name_matching: Later = None
     config_writes: Later = None
     markdown: Later = None
-    commands: ChannelCommands = Field(default_factory=ChannelCommands)
-    slash_command: DiscordSlashCommand = Field(default_factory=DiscordSlashCommand)
+    commands: ChannelCommands = _section()
+    slash_command: DiscordSlashCommand = _section()
 
     @model_validator(mode="after")
     def _accounts_merge(self) -> DiscordConfig:
@@ -934,7 +957,7 @@ class TelegramConfig(Strict):
     dm_history_limit: int | None = Field(None, ge=0)
     dms: dict[str, PerDm] = Field(default_factory=dict)
     text_chunk_limit: int = Field(4000, ge=1, le=4096)
-    streaming: StreamingConfig = _streaming_field()
+    streaming: StreamingConfig = _section()
     reply_to_mode: ReplyToMode = "off"
     api_root: str | None = None
     link_preview: Later = None
@@ -957,7 +980,7 @@ class TelegramConfig(Strict):
     capabilities: Later = None
     config_writes: Later = None
     markdown: Later = None
-    commands: ChannelCommands = Field(default_factory=ChannelCommands)
+    commands: ChannelCommands = _section()
     retry: Later = None
     timeout_seconds: Later = None
     join_intro: Later = None
@@ -1044,9 +1067,11 @@ class ChannelDefaults(Strict):
 class ChannelsConfig(BaseModel):
     """An open map (plugin channel ids are allowed); the channels we run are strict."""
 
-    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="allow", alias_generator=to_camel, populate_by_name=True, defer_build=True
+    )
 
-    defaults: ChannelDefaults = Field(default_factory=ChannelDefaults)
+    defaults: ChannelDefaults = _section()
     discord: DiscordConfig | None = None
     telegram: TelegramConfig | None = None
 
@@ -1073,8 +1098,8 @@ class SessionConfig(Strict):
     dm_scope: DmScope = "main"
     group_scope: Literal["per-group", "main"] = "per-group"
     identity_links: dict[str, list[str]] = Field(default_factory=dict)
-    reset: ResetPolicy = Field(default_factory=ResetPolicy)
-    reset_by_type: ResetByType = Field(default_factory=ResetByType)
+    reset: ResetPolicy = _section()
+    reset_by_type: ResetByType = _section()
     reset_by_channel: dict[str, ResetPolicy] = Field(default_factory=dict)
     reset_triggers: list[str] = Field(default_factory=lambda: ["/new", "/reset"])
     main_key: str | None = None
@@ -1143,7 +1168,7 @@ class TtsConfig(Strict):
     personas: Later = None
     summary_model: Later = None
     model_overrides: Later = None
-    providers: TtsProviders = Field(default_factory=TtsProviders)
+    providers: TtsProviders = _section()
     max_text_length: int = Field(4096, ge=1)
     timeout_ms: int = Field(30_000, ge=1)
     prefs_path: Later = None
@@ -1161,22 +1186,22 @@ class TtsConfig(Strict):
 
 
 class MessagesConfig(Strict):
-    queue: QueueConfig = Field(default_factory=QueueConfig)
+    queue: QueueConfig = _section()
     inbound: Later = None
-    group_chat: MessagesGroupChat = Field(default_factory=MessagesGroupChat)
+    group_chat: MessagesGroupChat = _section()
     ack_reaction: str | None = None  # None: the agent's identity emoji, else 👀; "" disables
     ack_reaction_scope: ReactionScope = "group-mentions"
     remove_ack_after_reply: bool = False
     response_prefix: Later = None
     visible_replies: Later = None
-    status_reactions: StatusReactions = Field(default_factory=lambda: StatusReactions())
+    status_reactions: StatusReactions = _section()
     tts: TtsConfig | None = None  # legacy place of the top-level `tts`
     suppress_tool_errors: Later = None
 
 
 class EnvConfig(BaseModel):
     # The reference also takes NAME: value pairs inline beside `vars`.
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
 
     vars: dict[str, str] = Field(default_factory=dict)
     shell_env: Later = Field(None, alias="shellEnv")
@@ -1221,10 +1246,10 @@ class MemorySearchConfig(Strict):
     provider: str | None = None
     model: str | None = None
     fallback: Later = None
-    remote: MemorySearchRemote = Field(default_factory=MemorySearchRemote)
+    remote: MemorySearchRemote = _section()
     extra_paths: list[str | MemoryExtraPath] = Field(default_factory=list)
-    query: MemorySearchQuery = Field(default_factory=MemorySearchQuery)
-    chunking: MemorySearchChunking = Field(default_factory=MemorySearchChunking)
+    query: MemorySearchQuery = _section()
+    chunking: MemorySearchChunking = _section()
     sources: Later = None
     remember_across_conversations: Later = None
     multimodal: Later = None
@@ -1238,9 +1263,11 @@ class MemorySearchConfig(Strict):
 class MemoryConfig(BaseModel):
     # Only `search` is acted on; the reference's other memory keys (dreaming, citations,
     # admission, ...) are accepted and ignored.
-    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="allow", alias_generator=to_camel, populate_by_name=True, defer_build=True
+    )
 
-    search: MemorySearchConfig = Field(default_factory=MemorySearchConfig)
+    search: MemorySearchConfig = _section()
 
 
 class SsrfPolicy(Strict):
@@ -1262,7 +1289,7 @@ class WebFetchConfig(Strict):
     max_redirects: int = Field(3, ge=0, le=20)
     readability: bool = True
     user_agent: str | None = None
-    ssrf_policy: SsrfPolicy = Field(default_factory=SsrfPolicy)
+    ssrf_policy: SsrfPolicy = _section()
     provider: Later = None
     headers: Later = None
     use_trusted_env_proxy: Later = None
@@ -1284,8 +1311,8 @@ class WebSearchConfig(Strict):
 
 
 class WebToolsConfig(Strict):
-    fetch: WebFetchConfig = Field(default_factory=WebFetchConfig)
-    search: WebSearchConfig = Field(default_factory=WebSearchConfig)
+    fetch: WebFetchConfig = _section()
+    search: WebSearchConfig = _section()
     x_search: Later = None
 
 
@@ -1327,19 +1354,19 @@ UNMODELLED_SECTIONS = frozenset(
 
 class OpenClawConfig(Strict):
     schema_: str | None = Field(None, alias="$schema")
-    gateway: GatewayConfig = Field(default_factory=GatewayConfig)
-    agents: AgentsConfig = Field(default_factory=AgentsConfig)
-    auth: AuthConfig = Field(default_factory=AuthConfig)
-    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    gateway: GatewayConfig = _section()
+    agents: AgentsConfig = _section()
+    auth: AuthConfig = _section()
+    models: ModelsConfig = _section()
     bindings: list[Binding] = Field(default_factory=list)
-    channels: ChannelsConfig = Field(default_factory=ChannelsConfig)
-    session: SessionConfig = Field(default_factory=SessionConfig)
-    messages: MessagesConfig = Field(default_factory=MessagesConfig)
+    channels: ChannelsConfig = _section()
+    session: SessionConfig = _section()
+    messages: MessagesConfig = _section()
     tts: TtsConfig | None = None  # spoken replies; `messages.tts` is its legacy place
-    env: EnvConfig = Field(default_factory=EnvConfig)
-    commands: CommandsConfig = Field(default_factory=CommandsConfig)
-    cron: CronConfig = Field(default_factory=CronConfig)
-    hooks: HooksConfig = Field(default_factory=HooksConfig)
-    tools: ToolsConfig = Field(default_factory=ToolsConfig)
+    env: EnvConfig = _section()
+    commands: CommandsConfig = _section()
+    cron: CronConfig = _section()
+    hooks: HooksConfig = _section()
+    tools: ToolsConfig = _section()
     meta: dict[str, Any] = Field(default_factory=dict)
-    memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    memory: MemoryConfig = _section()
