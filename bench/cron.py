@@ -47,7 +47,7 @@ def make_gateway(state_dir: Path) -> Gateway:
     loaded = LoadedConfig(path=state_dir / "openclaw.json", exists=False, config=OpenClawConfig())
     env = {"OPENCLAW_STATE_DIR": str(state_dir), "OPENCLAW_GATEWAY_TOKEN": "bench"}
     settings = resolve_settings(Flags(port=1, bind="loopback"), loaded, env)
-    return Gateway(settings=settings, loaded=loaded)
+    return Gateway.from_loaded(settings, loaded)
 
 
 def job(i: int) -> dict[str, object]:

@@ -22,7 +22,7 @@ SUBSYSTEM_MODULES = (
 
 def build_gateway(settings: RuntimeSettings, loaded: LoadedConfig) -> Gateway:
     """A gateway with every subsystem attached (not started)."""
-    gw = Gateway(settings=settings, loaded=loaded)
+    gw = Gateway.from_loaded(settings, loaded)
     attach_services(gw)
     return gw
 

@@ -8,10 +8,9 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from gateway import __version__, logs
-from gateway.config.models import OpenClawConfig
 from gateway.paths import runtime_token_path
 from gateway.settings import (
     AUTH_MODES,
@@ -21,6 +20,10 @@ from gateway.settings import (
     StartupError,
     parse_env_port,
 )
+
+if TYPE_CHECKING:
+    from gateway.config.loader import LoadedConfig
+    from gateway.config.models import OpenClawConfig
 
 log = logging.getLogger("gateway")
 
@@ -157,11 +160,9 @@ def run(flags: Flags) -> int:
     env = os.environ
     _raise_fd_limit()
     log.info("loading configuration…")
-    loaded = load_for_startup(flags, env)
-    for warning in loaded.warnings:
-        log.warning(warning)
+    listen = load_for_startup(flags, env)
     log.info("resolving authentication…")
-    settings = resolve_settings(flags, loaded, env)
+    settings = resolve_settings(flags, listen, env)
     env_port = env.get("OPENCLAW_GATEWAY_PORT", "")
     if flags.port is None and env_port.strip() and parse_env_port(env_port) is None:
         log.warning(
@@ -169,7 +170,7 @@ def run(flags: Flags) -> int:
             env_port,
             settings.port,
         )
-    register_secrets(loaded, settings, env)
+    register_secrets(listen, settings, env)
     for note in settings.auth.notes:
         log.warning(note)
     log.info("starting...")
@@ -202,12 +203,24 @@ def run(flags: Flags) -> int:
             )
         # Listen first: the subsystems are imported and attached once the socket answers
         # probes (a cold start to /healthz is mostly imports); /readyz waits for them.
-        gateway = Gateway(settings=settings, loaded=loaded)
-        gateway.preload = assembly.preload
+        gateway = Gateway(settings=settings, listen_section=listen.config.gateway)
+        finished: list[LoadedConfig] = []
+
+        def preload() -> None:
+            # The sections beyond `gateway` are validated here, after the socket listens;
+            # a bad one stops the start with the same message and exit code as before.
+            finished.append(listen.finish())
+            assembly.preload()
+
+        gateway.preload = preload
 
         def attach(gw: Gateway) -> None:
             from gateway.agents.roster import defaults_chain
 
+            gw.loaded = finished[0]
+            for warning in gw.loaded.warnings:
+                log.warning(warning)
+            register_secrets(gw.loaded, settings, env)
             log.info("agent model: %s", defaults_chain(gw.loaded.config).primary)
             for problem in credential_problems(gw.loaded.config, env):
                 log.warning(problem)
@@ -218,6 +231,8 @@ def run(flags: Flags) -> int:
         code = asyncio.run(serve(gateway, sock))
         restart = gateway.restart_requested and code == 0
         sock.close()
+        if isinstance(gateway.start_error, StartupError):
+            raise gateway.start_error
     finally:
         lock.release()
     if restart:

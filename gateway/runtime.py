@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from gateway import __version__
 from gateway.auth import FailedAuthLimiter, ProxyTrust
+from gateway.config.gateway_section import GatewayConfig
 from gateway.config.loader import LoadedConfig
 from gateway.protocol.frames import TICK_INTERVAL_MS
 from gateway.rpc.registry import Registry, registry
-from gateway.settings import RuntimeSettings
+from gateway.settings import RuntimeSettings, StartupError
 
 if TYPE_CHECKING:
     from gateway.ws.connection import Connection
@@ -62,7 +63,10 @@ class Service:
 @dataclass
 class Gateway:
     settings: RuntimeSettings
-    loaded: LoadedConfig
+    # `gateway.*` as validated before the socket listens; `loaded` (the whole file) is set
+    # once the start-up thread has validated every section, or at once by `from_loaded`.
+    listen_section: GatewayConfig
+    loaded: LoadedConfig = field(init=False)
     registry: Registry = field(default_factory=lambda: registry)
     version: str = __version__
     boot_id: str = field(default_factory=lambda: str(uuid.uuid4()))
@@ -88,14 +92,27 @@ class Gateway:
     # Set by `serve()` (gateway/server.py) once uvicorn accepts on the socket: the deferred
     # start waits for it, so the import thread does not take the GIL from uvicorn's own start.
     listening: asyncio.Event | None = None
+    start_error: BaseException | None = None  # why the deferred start failed, for the CLI
     _started: asyncio.Event = field(default_factory=asyncio.Event)
     _start_task: asyncio.Task[None] | None = None
     _tick_task: asyncio.Task[None] | None = None
     _proxy_trust: tuple[list[str], ProxyTrust] | None = None
     _presence_pending: asyncio.TimerHandle | None = None
 
+    @classmethod
+    def from_loaded(cls, settings: RuntimeSettings, loaded: LoadedConfig) -> Gateway:
+        gw = cls(settings=settings, listen_section=loaded.config.gateway)
+        gw.loaded = loaded
+        return gw
+
+    @property
+    def gateway_section(self) -> GatewayConfig:
+        """`gateway.*` of the live config (the pre-listen section until the whole is loaded)."""
+        loaded: LoadedConfig | None = self.__dict__.get("loaded")
+        return self.listen_section if loaded is None else loaded.config.gateway
+
     def __post_init__(self) -> None:
-        rate = self.loaded.config.gateway.auth.rate_limit
+        rate = self.listen_section.auth.rate_limit
         self.limiter = FailedAuthLimiter(
             max_attempts=rate.max_attempts,
             window_s=rate.window_ms / 1000,
@@ -122,7 +139,7 @@ class Gateway:
     @property
     def proxy_trust(self) -> ProxyTrust:
         """Who may tell us a client's address (read live: a config edit applies at once)."""
-        entries = self.loaded.config.gateway.trusted_proxies
+        entries = self.gateway_section.trusted_proxies
         cached = self._proxy_trust
         if cached is None or cached[0] != entries:
             self._proxy_trust = cached = (list(entries), ProxyTrust.build(entries, os.environ))
@@ -138,7 +155,12 @@ class Gateway:
         def done(t: asyncio.Task[None]) -> None:
             if t.cancelled() or t.exception() is None:
                 return
-            log.error("gateway failed to start", exc_info=t.exception())
+            self.start_error = error = t.exception()
+            if isinstance(error, StartupError):
+                # Its lines (an invalid config) are printed by the CLI as the process exits.
+                log.error("gateway failed to start: %s", error.lines[0])
+            else:
+                log.error("gateway failed to start", exc_info=error)
             failed = self.extensions.get("gateway.start_failed")
             if failed is not None:
                 failed()

@@ -11,13 +11,23 @@ import signal
 import socket
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from gateway.config.errors import ConfigError
-from gateway.config.loader import LoadedConfig, load_config, parse_json5, read_config_text
-from gateway.config.models import OpenClawConfig
+from gateway.config.gateway_section import GatewaySection
+from gateway.config.loader import (
+    LoadedConfig,
+    PreparedConfig,
+    finish_config,
+    parse_json5,
+    prepare_config,
+    read_config_text,
+    validate_gateway_section,
+)
 from gateway.logs import scrubber
 from gateway.paths import config_path, state_dir
 from gateway.settings import (
@@ -79,25 +89,55 @@ def _mode_guard(flags: Flags, path: Any) -> None:
         )
 
 
-def load_for_startup(flags: Flags, env: Mapping[str, str]) -> LoadedConfig:
+@dataclass
+class ListenConfig:
+    """What a start knows before the socket listens: the file parsed and `gateway.*` valid.
+
+    `finish()` validates the rest (in the start-up thread); until then nothing but the
+    settings, the probes and the transport limits may depend on the config.
+    """
+
+    prepared: PreparedConfig
+    config: GatewaySection
+
+    @property
+    def path(self) -> Path:
+        return self.prepared.path
+
+    def finish(self) -> LoadedConfig:
+        """Every section validated, or StartupError (exit 78) as a bad file gets before."""
+        try:
+            return finish_config(self.prepared)
+        except ConfigError as exc:
+            raise _invalid(exc) from exc
+
+
+def _invalid(exc: ConfigError) -> StartupError:
+    return StartupError(
+        EX_CONFIG,
+        f"Gateway failed to start: Invalid config at {exc.path}:",
+        *exc.lines(),
+        "Fix the lines above, then start the gateway again.",
+    )
+
+
+def load_for_startup(flags: Flags, env: Mapping[str, str]) -> ListenConfig:
     path = config_path(env)
     try:
         _mode_guard(flags, path)
-        loaded = load_config(path, env)
+        prepared = prepare_config(path, env)
+        section = GatewaySection(gateway=validate_gateway_section(prepared))
     except ConfigError as exc:
-        raise StartupError(
-            EX_CONFIG,
-            f"Gateway failed to start: Invalid config at {exc.path}:",
-            *exc.lines(),
-            "Fix the lines above, then start the gateway again.",
-        ) from exc
-    for key, value in loaded.env_vars.items():
+        raise _invalid(exc) from exc
+    for key, value in prepared.env_vars.items():
         os.environ.setdefault(key, value)
-    return loaded
+    return ListenConfig(prepared, section)
 
 
-def resolve_settings(flags: Flags, loaded: LoadedConfig, env: Mapping[str, str]) -> RuntimeSettings:
-    config: OpenClawConfig = loaded.config
+def resolve_settings(
+    flags: Flags, loaded: LoadedConfig | ListenConfig, env: Mapping[str, str]
+) -> RuntimeSettings:
+    config = loaded.config
     container = is_container(env)
     port = resolve_port(flags, config, env)
     bind, host = resolve_bind(flags, config, container)
@@ -304,9 +344,12 @@ async def _drain_then_exit(
 
 
 def register_secrets(
-    loaded: LoadedConfig, settings: RuntimeSettings, env: Mapping[str, str]
+    loaded: LoadedConfig | ListenConfig, settings: RuntimeSettings, env: Mapping[str, str]
 ) -> None:
-    """Every secret we know of is masked in every log line from here on."""
+    """Every secret we know of is masked in every log line from here on.
+
+    A start calls it before listening with the `gateway` section, and again with the whole
+    config once the start-up thread has validated it (before any subsystem runs)."""
     scrubber.add(settings.auth.token)
     scrubber.add(settings.auth.password)
     for name in (
@@ -319,6 +362,8 @@ def register_secrets(
         "OPENCLAW_GATEWAY_PASSWORD",
     ):
         scrubber.add(env.get(name))
+    if not isinstance(loaded, LoadedConfig):
+        return
     config = loaded.config
     for provider in config.models.providers.values():
         if isinstance(provider.api_key, str):

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.config.models import OpenClawConfig, SecretInput, SecretRef
+from gateway.config.gateway_section import SecretInput, SecretRef, WithGateway
 from gateway.config.secrets import SecretError, resolve_secret
 from gateway.paths import runtime_token_path
 
@@ -102,7 +102,7 @@ def parse_env_port(value: str | None) -> int | None:
     return port if 1 <= port <= 65535 else None
 
 
-def resolve_port(flags: Flags, config: OpenClawConfig, env: Mapping[str, str]) -> int:
+def resolve_port(flags: Flags, config: WithGateway, env: Mapping[str, str]) -> int:
     if flags.port is not None:
         return flags.port
     env_port = parse_env_port(env.get("OPENCLAW_GATEWAY_PORT"))
@@ -111,7 +111,7 @@ def resolve_port(flags: Flags, config: OpenClawConfig, env: Mapping[str, str]) -
     return config.gateway.port or DEFAULT_PORT
 
 
-def resolve_bind(flags: Flags, config: OpenClawConfig, container: bool) -> tuple[str, str]:
+def resolve_bind(flags: Flags, config: WithGateway, container: bool) -> tuple[str, str]:
     mode = flags.bind or config.gateway.bind or ("auto" if container else "loopback")
     if mode == "loopback":
         return mode, "127.0.0.1"
@@ -140,7 +140,7 @@ def resolve_bind(flags: Flags, config: OpenClawConfig, container: bool) -> tuple
 
 def resolve_auth(
     flags: Flags,
-    config: OpenClawConfig,
+    config: WithGateway,
     env: Mapping[str, str],
     host: str,
     bind: str,
@@ -248,7 +248,7 @@ def fly_app_url(env: Mapping[str, str]) -> str | None:
 
 
 def control_ui_hint(
-    settings: RuntimeSettings, config: OpenClawConfig, env: Mapping[str, str]
+    settings: RuntimeSettings, config: WithGateway, env: Mapping[str, str]
 ) -> list[str]:
     """What a first run needs to know once it is ready: where the UI is, where its secret is.
 
@@ -275,7 +275,7 @@ def control_ui_hint(
 
 
 def seed_origins(
-    config: OpenClawConfig, host: str, port: int, env: Mapping[str, str] | None = None
+    config: WithGateway, host: str, port: int, env: Mapping[str, str] | None = None
 ) -> tuple[list[str], list[str]]:
     """Allowed browser origins; loopback origins for this port are always allowed at runtime.
 

@@ -9,7 +9,7 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import json5
 from pydantic import ValidationError
@@ -17,9 +17,12 @@ from pydantic import ValidationError
 from gateway.agents.ids import normalize_agent_id
 from gateway.config.envsubst import KeyPath, substitute
 from gateway.config.errors import ConfigError, ConfigIssue
+from gateway.config.gateway_section import UNMODELLED_SECTIONS, GatewayConfig, GatewaySection
 from gateway.config.locate import format_path, key_lines
-from gateway.config.models import UNMODELLED_SECTIONS, OpenClawConfig
 from gateway.config.secrets import is_secret_key
+
+if TYPE_CHECKING:
+    from gateway.config.models import OpenClawConfig
 
 MAX_CONFIG_BYTES = 2 * 1024 * 1024
 
@@ -167,29 +170,42 @@ def _before(raw: str, line: int, column: int) -> str:
     return stripped[-1] if stripped else ""
 
 
-def load_config(path: Path, env: Mapping[str, str] | None = None) -> LoadedConfig:
-    env = os.environ if env is None else env
+@dataclass
+class PreparedConfig:
+    """The file read, parsed and `${VAR}`-substituted, not yet validated.
+
+    A start validates it in two steps: the `gateway` section before the socket listens
+    (`validate_gateway_section`), everything (`finish_config`) in the start-up thread.
+    """
+
+    path: Path
+    exists: bool
+    raw: str = ""
+    # The modelled sections after substitution (unmodelled ones are dropped with a warning).
+    modelled: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)  # the file as parsed
+    lines: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    env_vars: dict[str, str] = field(default_factory=dict)
+
+
+def prepare_config(path: Path, env: Mapping[str, str] | None = None) -> PreparedConfig:
     raw = read_config_text(path)
     if raw is None:
-        return LoadedConfig(path=path, exists=False, config=OpenClawConfig.model_validate({}))
-    return validate_text(path, raw, env)
+        return PreparedConfig(path=path, exists=False)
+    return prepare_text(path, raw, env)
 
 
-def validate_text(path: Path, raw: str, env: Mapping[str, str] | None = None) -> LoadedConfig:
-    """Validate config text as if it were the file at `path` (also used before writes)."""
+def prepare_text(path: Path, raw: str, env: Mapping[str, str] | None = None) -> PreparedConfig:
+    """Parse and substitute; a syntax error or a secret key left as `${VAR}` is raised here."""
     env = os.environ if env is None else env
     data = parse_json5(path, raw)
     lines = key_lines(raw)
-    warnings: list[str] = []
-
-    issues: list[ConfigIssue] = []
-    for key in data:
-        if key in UNMODELLED_SECTIONS:
-            warnings.append(f"config section {key!r} is not supported yet and is ignored")
-        elif key not in OpenClawConfig.model_fields and key not in _ROOT_ALIASES:
-            issues.append(ConfigIssue("", f'Unrecognized key: "{key}"', lines.get(key)))
-    if issues:
-        raise ConfigError(path, issues)
+    warnings = [
+        f"config section {key!r} is not supported yet and is ignored"
+        for key in data
+        if key in UNMODELLED_SECTIONS
+    ]
     modelled = {k: v for k, v in data.items() if k not in UNMODELLED_SECTIONS}
 
     env_vars = _env_vars(modelled.get("env"), env)
@@ -212,24 +228,76 @@ def validate_text(path: Path, raw: str, env: Mapping[str, str] | None = None) ->
         raise ConfigError(path, secret_issues)
     for name in sorted({name for _, name in missing}):
         warnings.append(f"config references ${{{name}}} but it is not set; the text is kept as is")
-
-    try:
-        config = OpenClawConfig.model_validate(modelled)
-    except ValidationError as exc:
-        raise ConfigError(path, _issues_from(exc, modelled, lines)) from exc
-
-    semantic = _normalise_and_check(config, lines, warnings)
-    if semantic:
-        raise ConfigError(path, semantic)
-    return LoadedConfig(
+    return PreparedConfig(
         path=path,
         exists=True,
-        config=config,
         raw=raw,
-        hash=content_hash(raw),
+        modelled=modelled,
+        data=data,
+        lines=lines,
         warnings=warnings,
         env_vars={k: v for k, v in env_vars.items() if k not in env},
     )
+
+
+def validate_gateway_section(prepared: PreparedConfig) -> GatewayConfig:
+    """The `gateway` section alone: enough to bind, listen and check credentials."""
+    try:
+        return GatewaySection.model_validate(prepared.modelled).gateway
+    except ValidationError as exc:
+        raise ConfigError(
+            prepared.path, _issues_from(exc, prepared.modelled, prepared.lines)
+        ) from exc
+
+
+def finish_config(prepared: PreparedConfig) -> LoadedConfig:
+    """Validate every section and check what spans sections."""
+    # Imported here: building every section's model is the slow part of validation, and a
+    # start only needs it after the socket listens (see validate_gateway_section).
+    from gateway.config.models import OpenClawConfig
+
+    if not prepared.exists:
+        return LoadedConfig(
+            path=prepared.path, exists=False, config=OpenClawConfig.model_validate({})
+        )
+    issues = [
+        ConfigIssue("", f'Unrecognized key: "{key}"', prepared.lines.get(key))
+        for key in prepared.data
+        if key not in UNMODELLED_SECTIONS
+        and key not in OpenClawConfig.model_fields
+        and key not in _ROOT_ALIASES
+    ]
+    if issues:
+        raise ConfigError(prepared.path, issues)
+    try:
+        config = OpenClawConfig.model_validate(prepared.modelled)
+    except ValidationError as exc:
+        raise ConfigError(
+            prepared.path, _issues_from(exc, prepared.modelled, prepared.lines)
+        ) from exc
+
+    warnings = list(prepared.warnings)
+    semantic = _normalise_and_check(config, prepared.lines, warnings)
+    if semantic:
+        raise ConfigError(prepared.path, semantic)
+    return LoadedConfig(
+        path=prepared.path,
+        exists=True,
+        config=config,
+        raw=prepared.raw,
+        hash=content_hash(prepared.raw),
+        warnings=warnings,
+        env_vars=prepared.env_vars,
+    )
+
+
+def load_config(path: Path, env: Mapping[str, str] | None = None) -> LoadedConfig:
+    return finish_config(prepare_config(path, env))
+
+
+def validate_text(path: Path, raw: str, env: Mapping[str, str] | None = None) -> LoadedConfig:
+    """Validate config text as if it were the file at `path` (also used before writes)."""
+    return finish_config(prepare_text(path, raw, env))
 
 
 _ROOT_ALIASES = {"$schema"}

@@ -6,7 +6,6 @@ accepts but we do not act on yet are declared as `Later` so a reference config s
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any, Literal
 
 from pydantic import (
@@ -20,158 +19,56 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-# Accepted for compatibility with reference configs, not acted on (yet).
-Later = Any
+from gateway.config.gateway_section import (
+    UNMODELLED_SECTIONS as UNMODELLED_SECTIONS,
+)
+from gateway.config.gateway_section import (
+    ControlUi as ControlUi,
+)
+from gateway.config.gateway_section import (
+    GatewayAuth as GatewayAuth,
+)
+from gateway.config.gateway_section import (
+    GatewayConfig as GatewayConfig,
+)
+from gateway.config.gateway_section import (
+    GatewayHttp as GatewayHttp,
+)
+from gateway.config.gateway_section import (
+    HttpEndpoint as HttpEndpoint,
+)
+from gateway.config.gateway_section import (
+    HttpEndpoints as HttpEndpoints,
+)
+from gateway.config.gateway_section import (
+    Later as Later,
+)
+from gateway.config.gateway_section import (
+    RateLimit as RateLimit,
+)
+from gateway.config.gateway_section import (
+    Reload as Reload,
+)
+from gateway.config.gateway_section import (
+    SecretInput as SecretInput,
+)
+from gateway.config.gateway_section import (
+    SecretRef as SecretRef,
+)
+from gateway.config.gateway_section import (
+    Strict as Strict,
+)
+from gateway.config.gateway_section import (
+    section_default as section_default,
+)
 
-
-class Strict(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        alias_generator=to_camel,
-        populate_by_name=True,
-        frozen=False,
-        defer_build=True,
-    )
-
-
-def _section() -> Any:
-    """The default of a nested section: `{}` validated by the enclosing model.
-
-    Same value as `Field(default_factory=Section)`, but with `defer_build` the section's class
-    never builds a validator of its own: only `OpenClawConfig` does, once. Building ~90
-    validators was most of the import of this module, which is on the path to the listening
-    socket (`bench/startup.py`).
-    """
-    return Field(default_factory=dict, validate_default=True)
-
-
-class SecretRef(Strict):
-    """Where a secret lives instead of inline text; only `source: "env"` is resolved for now."""
-
-    source: Literal["env", "file", "exec", "store"]
-    provider: str = "default"
-    id: str
-
-    @field_validator("id")
-    @classmethod
-    def _env_id(cls, value: str) -> str:
-        if not value:
-            raise ValueError("id must not be empty")
-        return value
-
-
-SecretInput = str | SecretRef
 DmPolicy = Literal["pairing", "allowlist", "open", "disabled"]
 GroupPolicy = Literal["open", "allowlist", "disabled"]
 ReplyToMode = Literal["off", "first", "all", "batched"]
 IdList = list[str | int]
 
 
-# --- gateway -------------------------------------------------------------------------------
-
-
-class RateLimit(Strict):
-    max_attempts: int = Field(10, ge=1)
-    window_ms: int = Field(60_000, ge=1)
-    lockout_ms: int = Field(300_000, ge=0)
-    exempt_loopback: bool = True
-
-
-class GatewayAuth(Strict):
-    mode: Literal["none", "token", "password", "trusted-proxy"] | None = None
-    token: SecretInput | None = None
-    password: SecretInput | None = None
-    rate_limit: RateLimit = _section()
-    allow_tailscale: Later = None
-    trusted_proxy: Later = None
-    identity_scopes: Later = None
-
-
-class ControlUi(Strict):
-    enabled: bool = True
-    base_path: str = ""
-    allowed_origins: list[str] = Field(default_factory=list)
-    dangerously_allow_host_header_origin_fallback: Later = None
-    dangerously_disable_device_auth: Later = None
-    allow_insecure_auth: Later = None
-    root: Later = None
-    environment: Later = None
-
-    @field_validator("base_path")
-    @classmethod
-    def _base_path(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        if value and not value.startswith("/"):
-            raise ValueError("must start with '/' (for example \"/openclaw\")")
-        if ".." in value.split("/"):
-            raise ValueError("must not contain '..'")
-        return value
-
-
-class Reload(Strict):
-    mode: Literal["off", "hybrid", "hot", "restart"] = "hybrid"
-    debounce_ms: Later = None
-
-
-class GatewayConfig(Strict):
-    mode: Literal["local", "remote"] | None = None
-    port: int | None = Field(None, ge=1, le=65535)
-    bind: Literal["loopback", "lan", "tailnet", "auto", "custom"] | None = None
-    custom_bind_host: str | None = None
-    auth: GatewayAuth = _section()
-    control_ui: ControlUi = _section()
-    trusted_proxies: list[str] = Field(default_factory=list)
-    allow_real_ip_fallback: bool = False
-    reload: Reload = _section()
-    public_origin: Later = None
-    tls: Later = None
-    tailscale: Later = None
-    remote: Later = None
-    nodes: Later = None
-    http: GatewayHttp = _section()
-    roles: Later = None
-    terminal: Later = None
-    push: Later = None
-    tools: Later = None
-    cli_agents: Later = None
-    portals: Later = None
-    channel_health_check_minutes: Later = None
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _trusted_proxies(cls, value: list[str]) -> list[str]:
-        # An address ("10.0.0.2") or a CIDR range ("10.0.0.0/8", "fd00::/8").
-        for entry in value:
-            try:
-                ipaddress.ip_network(entry.strip(), strict=False)
-            except ValueError:
-                raise ValueError(
-                    f'"{entry}" is not an IP address or CIDR range (like "10.0.0.0/8")'
-                ) from None
-        return value
-
-
 # --- HTTP APIs (gateway.http.endpoints.*, hooks.*) ----------------------------------------
-
-
-class HttpEndpoint(Strict):
-    enabled: bool = False
-    # clawgate: turns from this endpoint get the owner's tools only when set (default: a
-    # stranger's, tools.md §2.8); the reference treats every bearer caller as the owner.
-    sender_is_owner: bool = False
-    images: Later = None
-    max_body_bytes: int | None = Field(None, ge=1024)
-
-
-class HttpEndpoints(Strict):
-    chat_completions: HttpEndpoint = _section()
-    responses: HttpEndpoint = _section()
-    embeddings: Later = None
-
-
-class GatewayHttp(Strict):
-    endpoints: HttpEndpoints = _section()
-    security_headers: Later = None
 
 
 class HookMatch(Strict):
@@ -181,7 +78,7 @@ class HookMatch(Strict):
 
 class HookMapping(Strict):
     id: str | None = None
-    match: HookMatch = _section()
+    match: HookMatch = section_default()
     action: Literal["agent", "wake"] = "agent"
     wake_mode: Literal["now", "next-heartbeat"] = "now"
     name: str | None = None
@@ -369,17 +266,17 @@ class MediaToolsConfig(BaseModel):
     )
 
     models: list[MediaModelEntry] = Field(default_factory=list)
-    image: MediaCapabilityConfig = _section()
-    audio: MediaCapabilityConfig = _section()
-    video: MediaCapabilityConfig = _section()
+    image: MediaCapabilityConfig = section_default()
+    audio: MediaCapabilityConfig = section_default()
+    video: MediaCapabilityConfig = section_default()
 
 
 class ToolsConfig(AgentToolsConfig):
     """Root `tools`: the global layers, exec and fs defaults; reference-only keys accepted."""
 
     # Defined with the web tools' models below; a lambda because the class comes later.
-    web: WebToolsConfig = _section()
-    media: MediaToolsConfig = _section()
+    web: WebToolsConfig = section_default()
+    media: MediaToolsConfig = section_default()
     links: Later = None
     sessions: Later = None
     tool_search: Later = None
@@ -460,14 +357,14 @@ class CompactionConfig(Strict):
     keep_recent_tokens: int = Field(20_000, gt=0)
     recent_turns_preserve: int = Field(3, ge=0, le=12)
     identifier_policy: Literal["strict", "off"] = "strict"
-    quality_guard: CompactionQualityGuard = _section()
+    quality_guard: CompactionQualityGuard = section_default()
     model: str | None = None
     thinking_level: Later = None
     timeout_seconds: int = Field(180, gt=0)
     notify_user: bool = False
     max_active_transcript_bytes: int | str | None = None
-    mid_turn_precheck: CompactionMidTurnPrecheck = _section()
-    memory_flush: CompactionMemoryFlush = _section()
+    mid_turn_precheck: CompactionMidTurnPrecheck = section_default()
+    memory_flush: CompactionMemoryFlush = section_default()
     provider: Later = None
     post_compaction_sections: Later = None
     post_index_sync: Later = None
@@ -602,7 +499,7 @@ class AgentDefaults(Strict):
     block_streaming_coalesce: Later = None
     human_delay: Later = None
     thinking_default: Later = None
-    compaction: CompactionConfig = _section()
+    compaction: CompactionConfig = section_default()
     heartbeat: HeartbeatConfig | None = None
     context_pruning: Later = None
     context_tokens: int | None = Field(None, gt=0)  # legacy global cap (A.1 row 5)
@@ -646,7 +543,7 @@ class AgentEntry(Strict):
 
 
 class AgentsConfig(Strict):
-    defaults: AgentDefaults = _section()
+    defaults: AgentDefaults = section_default()
     entries: dict[str, AgentEntry] = Field(default_factory=dict)
     list_: list[AgentEntry] | None = Field(None, alias="list")
     ownership: Literal["explicit"] | None = None
@@ -753,7 +650,7 @@ class StreamingChunk(Strict):
 
 
 class StreamingPreview(Strict):
-    chunk: StreamingChunk = _section()
+    chunk: StreamingChunk = section_default()
     tool_progress: bool = True  # tool lines in `partial`/`block` previews
     command_text: CommandText = "status"
 
@@ -777,9 +674,9 @@ class StreamingConfig(Strict):
 
     mode: StreamingMode | None = None  # None: the channel's default (Telegram progress)
     chunk_mode: Literal["length", "newline"] = "length"
-    preview: StreamingPreview = _section()
-    progress: StreamingProgress = _section()
-    block: StreamingBlock = _section()
+    preview: StreamingPreview = section_default()
+    progress: StreamingProgress = section_default()
+    block: StreamingBlock = section_default()
     native_transport: Later = None
 
     @model_validator(mode="before")
@@ -889,13 +786,13 @@ class DiscordConfig(Strict):
     allow_from: IdList = Field(default_factory=list)
     group_policy: GroupPolicy | None = None
     guilds: dict[str, DiscordGuild] = Field(default_factory=dict)
-    dm: DiscordDm = _section()
+    dm: DiscordDm = section_default()
     dms: dict[str, PerDm] = Field(default_factory=dict)
     history_limit: int = Field(20, ge=0)
     dm_history_limit: int | None = Field(None, ge=0)
     text_chunk_limit: int = Field(2000, ge=1, le=2000)
     max_lines_per_message: int = Field(17, ge=1)
-    streaming: StreamingConfig = _section()
+    streaming: StreamingConfig = section_default()
     reply_to_mode: ReplyToMode = "off"
     allow_bots: bool | Literal["mentions"] = False
     ack_reaction: str | None = None
@@ -916,8 +813,8 @@ class DiscordConfig(Strict):
     dangerously_allow_name_matching: Later = None
     config_writes: Later = None
     markdown: Later = None
-    commands: ChannelCommands = _section()
-    slash_command: DiscordSlashCommand = _section()
+    commands: ChannelCommands = section_default()
+    slash_command: DiscordSlashCommand = section_default()
 
     @model_validator(mode="after")
     def _accounts_merge(self) -> DiscordConfig:
@@ -957,7 +854,7 @@ class TelegramConfig(Strict):
     dm_history_limit: int | None = Field(None, ge=0)
     dms: dict[str, PerDm] = Field(default_factory=dict)
     text_chunk_limit: int = Field(4000, ge=1, le=4096)
-    streaming: StreamingConfig = _section()
+    streaming: StreamingConfig = section_default()
     reply_to_mode: ReplyToMode = "off"
     api_root: str | None = None
     link_preview: Later = None
@@ -980,7 +877,7 @@ class TelegramConfig(Strict):
     capabilities: Later = None
     config_writes: Later = None
     markdown: Later = None
-    commands: ChannelCommands = _section()
+    commands: ChannelCommands = section_default()
     retry: Later = None
     timeout_seconds: Later = None
     join_intro: Later = None
@@ -1071,7 +968,7 @@ class ChannelsConfig(BaseModel):
         extra="allow", alias_generator=to_camel, populate_by_name=True, defer_build=True
     )
 
-    defaults: ChannelDefaults = _section()
+    defaults: ChannelDefaults = section_default()
     discord: DiscordConfig | None = None
     telegram: TelegramConfig | None = None
 
@@ -1098,8 +995,8 @@ class SessionConfig(Strict):
     dm_scope: DmScope = "main"
     group_scope: Literal["per-group", "main"] = "per-group"
     identity_links: dict[str, list[str]] = Field(default_factory=dict)
-    reset: ResetPolicy = _section()
-    reset_by_type: ResetByType = _section()
+    reset: ResetPolicy = section_default()
+    reset_by_type: ResetByType = section_default()
     reset_by_channel: dict[str, ResetPolicy] = Field(default_factory=dict)
     reset_triggers: list[str] = Field(default_factory=lambda: ["/new", "/reset"])
     main_key: str | None = None
@@ -1168,7 +1065,7 @@ class TtsConfig(Strict):
     personas: Later = None
     summary_model: Later = None
     model_overrides: Later = None
-    providers: TtsProviders = _section()
+    providers: TtsProviders = section_default()
     max_text_length: int = Field(4096, ge=1)
     timeout_ms: int = Field(30_000, ge=1)
     prefs_path: Later = None
@@ -1186,15 +1083,15 @@ class TtsConfig(Strict):
 
 
 class MessagesConfig(Strict):
-    queue: QueueConfig = _section()
+    queue: QueueConfig = section_default()
     inbound: Later = None
-    group_chat: MessagesGroupChat = _section()
+    group_chat: MessagesGroupChat = section_default()
     ack_reaction: str | None = None  # None: the agent's identity emoji, else 👀; "" disables
     ack_reaction_scope: ReactionScope = "group-mentions"
     remove_ack_after_reply: bool = False
     response_prefix: Later = None
     visible_replies: Later = None
-    status_reactions: StatusReactions = _section()
+    status_reactions: StatusReactions = section_default()
     tts: TtsConfig | None = None  # legacy place of the top-level `tts`
     suppress_tool_errors: Later = None
 
@@ -1246,10 +1143,10 @@ class MemorySearchConfig(Strict):
     provider: str | None = None
     model: str | None = None
     fallback: Later = None
-    remote: MemorySearchRemote = _section()
+    remote: MemorySearchRemote = section_default()
     extra_paths: list[str | MemoryExtraPath] = Field(default_factory=list)
-    query: MemorySearchQuery = _section()
-    chunking: MemorySearchChunking = _section()
+    query: MemorySearchQuery = section_default()
+    chunking: MemorySearchChunking = section_default()
     sources: Later = None
     remember_across_conversations: Later = None
     multimodal: Later = None
@@ -1267,7 +1164,7 @@ class MemoryConfig(BaseModel):
         extra="allow", alias_generator=to_camel, populate_by_name=True, defer_build=True
     )
 
-    search: MemorySearchConfig = _section()
+    search: MemorySearchConfig = section_default()
 
 
 class SsrfPolicy(Strict):
@@ -1289,7 +1186,7 @@ class WebFetchConfig(Strict):
     max_redirects: int = Field(3, ge=0, le=20)
     readability: bool = True
     user_agent: str | None = None
-    ssrf_policy: SsrfPolicy = _section()
+    ssrf_policy: SsrfPolicy = section_default()
     provider: Later = None
     headers: Later = None
     use_trusted_env_proxy: Later = None
@@ -1311,62 +1208,29 @@ class WebSearchConfig(Strict):
 
 
 class WebToolsConfig(Strict):
-    fetch: WebFetchConfig = _section()
-    search: WebSearchConfig = _section()
+    fetch: WebFetchConfig = section_default()
+    search: WebSearchConfig = section_default()
     x_search: Later = None
 
 
 # --- root ----------------------------------------------------------------------------------
 
-# Top-level sections the reference accepts that we do not model: accepted, warned once.
-UNMODELLED_SECTIONS = frozenset(
-    {
-        "accessGroups",
-        "acp",
-        "approvals",
-        "attachments",
-        "broadcast",
-        "browser",
-        "cloudWorkers",
-        "desktop",
-        "diagnostics",
-        "discovery",
-        "logging",
-        "mcp",
-        "nodeHost",
-        "plugins",
-        "proxy",
-        "secrets",
-        "security",
-        "skills",
-        "surfaces",
-        "talk",
-        "telemetry",
-        "transcripts",
-        "ui",
-        "update",
-        "wizard",
-        "worktreeAcceleration",
-        "worktreeRoot",
-    }
-)
-
 
 class OpenClawConfig(Strict):
     schema_: str | None = Field(None, alias="$schema")
-    gateway: GatewayConfig = _section()
-    agents: AgentsConfig = _section()
-    auth: AuthConfig = _section()
-    models: ModelsConfig = _section()
+    gateway: GatewayConfig = section_default()
+    agents: AgentsConfig = section_default()
+    auth: AuthConfig = section_default()
+    models: ModelsConfig = section_default()
     bindings: list[Binding] = Field(default_factory=list)
-    channels: ChannelsConfig = _section()
-    session: SessionConfig = _section()
-    messages: MessagesConfig = _section()
+    channels: ChannelsConfig = section_default()
+    session: SessionConfig = section_default()
+    messages: MessagesConfig = section_default()
     tts: TtsConfig | None = None  # spoken replies; `messages.tts` is its legacy place
-    env: EnvConfig = _section()
-    commands: CommandsConfig = _section()
-    cron: CronConfig = _section()
-    hooks: HooksConfig = _section()
-    tools: ToolsConfig = _section()
+    env: EnvConfig = section_default()
+    commands: CommandsConfig = section_default()
+    cron: CronConfig = section_default()
+    hooks: HooksConfig = section_default()
+    tools: ToolsConfig = section_default()
     meta: dict[str, Any] = Field(default_factory=dict)
-    memory: MemoryConfig = _section()
+    memory: MemoryConfig = section_default()

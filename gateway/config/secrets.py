@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.config.models import SecretInput, SecretRef
+from gateway.config.gateway_section import SecretInput, SecretRef
 
 _ENV_ID = re.compile(r"^[A-Z][A-Z0-9_]{0,127}$")
 REDACTED = "__OPENCLAW_REDACTED__"

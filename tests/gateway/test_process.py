@@ -42,6 +42,13 @@ def lock_file(state: Path) -> Path:
         ({"gateway": {"mode": "remote"}}, [], "current: remote"),
         ("{ broken", ["--allow-unconfigured"], "openclaw.json:1:9 — JSON5 parse failed"),
         ({"gateway": {"mode": "local", "bogus": 1}}, [], 'gateway: Unrecognized key: "bogus"'),
+        # Sections past `gateway` are validated after the socket listens: same exit, same text.
+        (
+            {"gateway": {"mode": "local"}, "agents": {"defaults": {"bogus": 1}}},
+            [],
+            'agents.defaults: Unrecognized key: "bogus"',
+        ),
+        ({"gateway": {"mode": "local"}, "nope": 1}, [], 'Unrecognized key: "nope"'),
         # Syntax errors come first, with or without the flag, and never as "clobbered".
         (
             '{\n  "gateway": {"mode": "local"}\n  "agents": {}\n}',
@@ -68,6 +75,9 @@ def test_config_guards_exit_78(
     )
     assert result.returncode == 78, result.stderr
     assert needle in result.stderr
+    assert "Traceback" not in result.stderr
+    if "Unrecognized" in needle:
+        assert "Fix the lines above" in result.stderr
     if "JSON5" in needle:
         assert "clobbered" not in result.stderr and "<string>" not in result.stderr
     # Never writes or repairs the config.
