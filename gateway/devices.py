@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.auth import CLOSE_POLICY
@@ -122,6 +120,11 @@ def verify_proof(
         raise _refuse("DEVICE_AUTH_NONCE_REQUIRED", "device signature must include the nonce")
     if not hmac.compare_digest(proof.nonce.encode(), nonce.encode()):
         raise _refuse("DEVICE_AUTH_NONCE_MISMATCH", "device signature nonce mismatch")
+    # Here, not at the top: `cryptography` costs ~9 MB of RSS (its Rust extension) and only a
+    # connect with a signed device (the Control UI, the TUI) needs it.
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         key = Ed25519PublicKey.from_public_bytes(raw_key)
         signature = _b64url_decode(proof.signature)
