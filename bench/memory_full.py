@@ -18,8 +18,9 @@ then, once after the rounds (Anthropic cools down after it):
 
 The 100 cron jobs of bench/soak.py --full are added first. RSS is printed after start, after
 each step of the first round, after each round (the per-call clients made again) and after the
-fallback. Every step is checked to have reached its fake, so a figure
-never comes from a client that was not used.
+fallback. Every step is checked to have reached its fake, so a figure never comes from a client
+that was not used. bench/import_floor.py runs the same scenario to split the RSS into the
+libraries' share and ours.
 
     .venv/bin/python bench/memory_full.py [rounds, default 2]
 """
