@@ -120,8 +120,8 @@ def verify_proof(
         raise _refuse("DEVICE_AUTH_NONCE_REQUIRED", "device signature must include the nonce")
     if not hmac.compare_digest(proof.nonce.encode(), nonce.encode()):
         raise _refuse("DEVICE_AUTH_NONCE_MISMATCH", "device signature nonce mismatch")
-    # Imported here: cryptography maps ~8 MB, and a gateway whose clients never sign (a
-    # Telegram-only bot, token-only clients) should not carry it.
+    # Here, not at the top: `cryptography` costs ~9 MB of RSS (its Rust extension) and only a
+    # connect with a signed device (the Control UI, the TUI) needs it.
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 

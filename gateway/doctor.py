@@ -547,6 +547,7 @@ async def _probe_providers(settings: Sequence[object]) -> list[BaseException | s
 
 
 async def _probe_provider(settings: object) -> str:
+    from gateway.tls import client_context
     from providers.types import ProviderSettings
 
     assert isinstance(settings, ProviderSettings)
@@ -559,6 +560,9 @@ async def _probe_provider(settings: object) -> str:
             base_url=settings.base_url,
             max_retries=0,
             timeout=PROBE_TIMEOUT_S,
+            http_client=anthropic.DefaultAsyncHttpxClient(
+                timeout=PROBE_TIMEOUT_S, verify=client_context()
+            ),
         )
         async with client:
             page = await client.models.list(limit=1)
@@ -570,6 +574,9 @@ async def _probe_provider(settings: object) -> str:
         base_url=settings.base_url,
         max_retries=0,
         timeout=PROBE_TIMEOUT_S,
+        http_client=openai.DefaultAsyncHttpxClient(
+            timeout=PROBE_TIMEOUT_S, verify=client_context()
+        ),
     )
     async with oclient:
         listed = await oclient.models.list()

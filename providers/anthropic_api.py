@@ -19,6 +19,7 @@ import anthropic
 from anthropic.types import Message as ApiMessage
 from anthropic.types import RawMessageStreamEvent
 
+from gateway.tls import client_context
 from providers.caching import add_cache_breakpoints
 from providers.classify import ContentFiltered
 from providers.types import (
@@ -115,13 +116,17 @@ class _ToolUse:
 class AnthropicProvider:
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings
+        timeout = settings.timeout_s or DEFAULT_TIMEOUT_S
         # max_retries=0: the failover policy owns every retry (agents.md §9.3).
         self._client = anthropic.AsyncAnthropic(
             api_key=settings.api_key,
             auth_token=settings.bearer_token,
             base_url=settings.base_url,
             max_retries=0,
-            timeout=settings.timeout_s or DEFAULT_TIMEOUT_S,
+            timeout=timeout,
+            # The SDK's own client class (its limits, keep-alive, redirects), with the
+            # process's one TLS context instead of a CA bundle loaded for this client.
+            http_client=anthropic.DefaultAsyncHttpxClient(timeout=timeout, verify=client_context()),
         )
 
     async def stream(self, request: TurnRequest) -> AsyncIterator[StreamEvent]:

@@ -18,6 +18,7 @@ from typing import Any
 from google import genai
 from google.genai import types
 
+from gateway.tls import client_context
 from providers.classify import ContentFiltered
 from providers.types import (
     Block,
@@ -63,7 +64,14 @@ class GoogleProvider:
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings
         timeout_ms = int((settings.timeout_s or DEFAULT_TIMEOUT_S) * 1000)
-        options = types.HttpOptions(timeout=timeout_ms)
+        # The process's one TLS context for the SDK's httpx clients (`verify`) and its aiohttp
+        # session and websockets (`ssl`): without it the client loads three CA bundles.
+        tls = client_context()
+        options = types.HttpOptions(
+            timeout=timeout_ms,
+            client_args={"verify": tls},
+            async_client_args={"verify": tls, "ssl": tls},
+        )
         if settings.base_url:
             # `https://host/v1beta` (the reference's form): host for the SDK, version apart.
             base, _, last = settings.base_url.rstrip("/").rpartition("/")

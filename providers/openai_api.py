@@ -19,6 +19,7 @@ import openai
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response, ResponseStreamEvent
 
+from gateway.tls import client_context
 from providers.classify import ContentFiltered
 from providers.types import (
     Block,
@@ -164,12 +165,16 @@ class _Fragments:
 class OpenAIProvider:
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings
+        timeout = settings.timeout_s or DEFAULT_TIMEOUT_S
         # max_retries=0: the failover policy owns every retry (agents.md §9.3).
         self._client = openai.AsyncOpenAI(
             api_key=settings.api_key,
             base_url=settings.base_url,
             max_retries=0,
-            timeout=settings.timeout_s or DEFAULT_TIMEOUT_S,
+            timeout=timeout,
+            # The SDK's own client class (its limits, keep-alive, redirects), with the
+            # process's one TLS context instead of a CA bundle loaded for this client.
+            http_client=openai.DefaultAsyncHttpxClient(timeout=timeout, verify=client_context()),
         )
 
     def stream(self, request: TurnRequest) -> AsyncIterator[StreamEvent]:

@@ -36,7 +36,13 @@ from channels.base import (
 )
 from channels.base import Transport as Transport
 from channels.discord.inbound import interaction_to_inbound, to_inbound
-from channels.discord.library import API_URL_ENV, ApiUrlError, apply_api_url, guard_parsers
+from channels.discord.library import (
+    API_URL_ENV,
+    ApiUrlError,
+    apply_api_url,
+    connector,
+    guard_parsers,
+)
 from channels.discord.native import (
     FALLBACK_REPLIES,
     UNAVAILABLE_REPLY,
@@ -441,6 +447,7 @@ class DiscordChannel:
             # A rate limit longer than this raises instead of stalling a reply for minutes.
             max_ratelimit_timeout=self.max_ratelimit_timeout_s,
             chunk_guilds_at_startup=False,
+            connector=connector(),
         )
         guard_parsers(client)
         if self._on_command is not None:

@@ -25,6 +25,8 @@ import discord.gateway
 import discord.http
 import yarl
 
+from gateway.tls import client_context
+
 log = logging.getLogger("channels.discord")
 
 API_URL_ENV = "DISCORD_API_URL"
@@ -61,11 +63,19 @@ def validate_api_url(url: str) -> yarl.URL:
     return parsed
 
 
+def connector() -> aiohttp.TCPConnector:
+    """discord.py's default connector (no connection limit) with the process's TLS context.
+
+    aiohttp's own default context is built at its import anyway, so this saves no memory; it
+    gives Discord the same trust store and verification as every other outbound client."""
+    return aiohttp.TCPConnector(limit=0, ssl=client_context())
+
+
 async def discover_gateway(api_base: yarl.URL) -> yarl.URL:
     """`GET <api>/gateway` (unauthenticated) → the websocket URL served by that host."""
     timeout = aiohttp.ClientTimeout(total=GATEWAY_DISCOVERY_TIMEOUT_S)
     async with (
-        aiohttp.ClientSession(timeout=timeout) as session,
+        aiohttp.ClientSession(timeout=timeout, connector=connector()) as session,
         session.get(str(api_base / "gateway")) as resp,
     ):
         resp.raise_for_status()

@@ -66,6 +66,7 @@ from channels.telegram_html import html_to_plain, markdown_to_html
 from gateway.agents.commands import NATIVE_COMMANDS as CORE_COMMANDS
 from gateway.config.secrets import SecretError, resolve_secret
 from gateway.logs import scrubber
+from gateway.tls import client_context
 
 if TYPE_CHECKING:
     from gateway.config.models import TelegramConfig
@@ -417,16 +418,22 @@ class TelegramChannel:
 
     def _build_bot(self, token: str) -> Bot:
         root = (self.config.api_root or DEFAULT_API_ROOT).rstrip("/")
+        # Both clients use the process's one TLS context instead of a CA bundle each.
+        tls = {"verify": client_context()}
         request = HTTPXRequest(
             connection_pool_size=32,
             connect_timeout=10,
             read_timeout=60,
             write_timeout=60,
             pool_timeout=10,  # many chats answered at once queue here instead of failing
+            httpx_kwargs=tls,
         )
         # _fetch_updates adds the long-poll timeout to this read timeout (→ 45 s with 30).
         poll_request = HTTPXRequest(
-            connection_pool_size=1, connect_timeout=10, read_timeout=POLL_READ_TIMEOUT_S
+            connection_pool_size=1,
+            connect_timeout=10,
+            read_timeout=POLL_READ_TIMEOUT_S,
+            httpx_kwargs=tls,
         )
         return Bot(
             token,

@@ -25,6 +25,7 @@ from gateway.config.models import OpenClawConfig, TtsConfig, TtsOpenAIConfig
 from gateway.config.secrets import SecretError, resolve_secret
 from gateway.media.outbound import OutgoingFile
 from gateway.media.store import MediaStore
+from gateway.tls import client_context
 from providers.types import MissingCredentials
 
 log = logging.getLogger("media")
@@ -129,7 +130,14 @@ async def synthesize(voice: Voice, text: str, *, voice_note: bool) -> tuple[byte
 
     fmt = voice.response_format or ("opus" if voice_note else "mp3")
     client = openai.AsyncOpenAI(
-        api_key=voice.api_key, base_url=voice.base_url, timeout=voice.timeout_s, max_retries=0
+        api_key=voice.api_key,
+        base_url=voice.base_url,
+        timeout=voice.timeout_s,
+        max_retries=0,
+        # A client per call, but the process's one TLS context: no CA bundle loaded per call.
+        http_client=openai.DefaultAsyncHttpxClient(
+            timeout=voice.timeout_s, verify=client_context()
+        ),
     )
     try:
         response = await client.audio.speech.create(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.config.models import OpenClawConfig
+from gateway.tls import client_context
 from providers.types import MissingCredentials, ProviderSettings
 
 log = logging.getLogger("media")
@@ -129,6 +130,10 @@ async def _call(candidate: Candidate, path: Path, name: str, mime: str) -> str:
         base_url=candidate.settings.base_url,
         timeout=candidate.timeout_s,
         max_retries=0,
+        # A client per call, but the process's one TLS context: no CA bundle loaded per call.
+        http_client=openai.DefaultAsyncHttpxClient(
+            timeout=candidate.timeout_s, verify=client_context()
+        ),
     )
     try:
         with path.open("rb") as fh:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,8 @@ class LoopbackServer:
         self.port: int = 0
         self.requests: list[dict[str, Any]] = []
         self._changed = asyncio.Condition()
+        # Set before start() to serve HTTPS (tests/fakes/tls.py makes certificates).
+        self.tls: ssl.SSLContext | None = None
 
     async def start(self) -> LoopbackServer:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -29,12 +32,12 @@ class LoopbackServer:
         # shutdown_timeout bounds teardown while a handler still sleeps (timeouts, long polls).
         self.runner = web.AppRunner(self.app, shutdown_timeout=0.5)
         await self.runner.setup()
-        await web.SockSite(self.runner, sock).start()
+        await web.SockSite(self.runner, sock, ssl_context=self.tls).start()
         return self
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     async def stop(self) -> None:
         if self.runner is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gateway.agents.memory.settings import Embeddings
+from gateway.tls import client_context
 
 MAX_INPUT_CHARS = 8_000  # ~2k tokens, well inside every embedding model's input limit
 BATCH = 64
@@ -25,6 +26,7 @@ class Embedder:
             default_headers=dict(settings.headers) or None,
             timeout=timeout_s,
             max_retries=1,
+            http_client=openai.DefaultAsyncHttpxClient(timeout=timeout_s, verify=client_context()),
         )
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:

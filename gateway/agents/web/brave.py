@@ -17,6 +17,7 @@ import httpx
 
 from gateway.config.models import OpenClawConfig
 from gateway.config.secrets import SecretError, resolve_secret
+from gateway.tls import client_context
 
 DEFAULT_BASE_URL = "https://api.search.brave.com"
 BASE_URL_ENV = "BRAVE_SEARCH_BASE_URL"
@@ -76,7 +77,7 @@ async def search(
     query_params: dict[str, str] = {"q": query, "count": str(count)}
     query_params.update({k: v for k, v in params.items() if v})
     try:
-        async with httpx.AsyncClient(timeout=timeout_s) as client:
+        async with httpx.AsyncClient(timeout=timeout_s, verify=client_context()) as client:
             resp = await client.get(
                 f"{base_url(env)}/res/v1/web/search",
                 params=query_params,

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from gateway.tls import client_context
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
@@ -165,8 +167,12 @@ class PinnedTransport(httpx.AsyncBaseTransport):
     def __init__(self, guard: SsrfGuard) -> None:
         self.guard = guard
         # No keep-alive: a pooled connection (keyed by IP) must never serve another host.
+        # The process's shared verifying context; the certificate is checked against the
+        # requested host name, sent as SNI (see handle_async_request).
         self._inner = httpx.AsyncHTTPTransport(
-            retries=0, limits=httpx.Limits(max_keepalive_connections=0)
+            retries=0,
+            limits=httpx.Limits(max_keepalive_connections=0),
+            verify=client_context(),
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
