@@ -8,7 +8,8 @@ Layout under `<stateDir>/agents/<agentId>/sessions/`:
   (`{"k": key, "v": row}`, `"v": null` for a deleted row), appended and fsynced. A turn's
   disk work is one line whatever the number of sessions; once the journal outgrows the
   snapshot it is folded in (amortised O(1) per change). Each line is a whole row, so
-  replaying a line twice is harmless and a torn last line (a crash mid-append) is skipped.
+  replaying a line twice is harmless and a torn last line (a crash mid-append) is skipped; the
+  next append starts on a fresh line, so it is not glued to the torn one.
   Both files are written under a `filelock` so a CLI process and the gateway never interleave,
   and re-read when another writer changed them.
 * `<sessionId>.jsonl` — the append-only transcript of each session (see `transcript.py`).
@@ -333,7 +334,7 @@ class AgentSessionStore:
         # page on each change costs the page, not the number of sessions.
         self._order: list[tuple[int, str]] = []
         # Each row's line in the snapshot, once serialized: a fold re-serializes only the rows
-        # changed since, not all of them (44 ms at 5,000 rows, on the event loop).
+        # changed since, not all of them (~60 ms at 5,000 rows, on the event loop).
         self._lines: dict[str, str] = {}
         self._stamp: tuple[object, ...] | None = None
         self._journal_lines = 0
