@@ -231,9 +231,9 @@ class Gateway:
 
     async def open(self, lister: bool) -> None:
         await self.fake.start()
-        state = write_config(self.fake)
-        prefill_sessions(state, self.size - ACTIVE)
-        self.proc, port = start(state)
+        self.state = write_config(self.fake)
+        prefill_sessions(self.state, self.size - ACTIVE)
+        self.proc, port = start(self.state)
         await asyncio.to_thread(wait_healthy, port)
         url = f"ws://127.0.0.1:{port}/"
         self.ws = await open_client(url, connect_params(["operator.write"]))
@@ -262,6 +262,7 @@ class Gateway:
             self.page.task.cancel()
         stop(self.proc)
         await self.fake.stop()
+        shutil.rmtree(self.state, ignore_errors=True)  # 5,000 transcripts a run
 
 
 async def interleaved(sizes: tuple[int, ...], lister: bool, chunks: int, turns: int) -> None:
