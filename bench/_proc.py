@@ -144,3 +144,51 @@ def last_user_text(body: dict[str, Any]) -> str:
             str(b.get("text", "")) for b in content or [] if b.get("type") in ("text", "input_text")
         ]
     return "\n".join(reversed(texts))
+
+
+def prefill_sessions(state_dir: str, count: int, agent_id: str = "main") -> None:
+    """`count` idle Telegram DM sessions in an agent's index, each with a transcript, as a
+    gateway that has served that many people would have them: written in one go (creating
+    them through the store would fsync each one, 20 s for 5,000), in the store's own format
+    (rows through `SessionRow`, transcripts through `Transcript.create`'s header)."""
+    from gateway.agents.store import SessionRow
+    from gateway.agents.transcript import TRANSCRIPT_VERSION, iso_timestamp
+
+    sessions = Path(state_dir) / "agents" / agent_id / "sessions"
+    sessions.mkdir(parents=True, exist_ok=True)
+    now = int(time.time() * 1000)
+    rows: dict[str, Any] = {}
+    for n in range(count):
+        key = f"agent:{agent_id}:telegram:direct:{100000 + n}"
+        session_id = f"00000000-0000-4000-8000-{n:012d}"
+        row = SessionRow(
+            key=key,
+            session_id=session_id,
+            session_started_at=now - 86_400_000 - n,
+            updated_at=now - 3_600_000 - n,
+            last_interaction_at=now - 3_600_000 - n,
+            chat_type="direct",
+            channel="telegram",
+            account_id="default",
+            display_name=f"User {n}",
+            last_route={"channel": "telegram", "to": str(100000 + n), "accountId": "default"},
+            input_tokens=1200,
+            output_tokens=80,
+            total_tokens=1280,
+            context_tokens=200_000,
+            model="gpt-bench",
+            model_provider="openai",
+            message_count=12,
+            extra={"cacheRead": 0, "cacheWrite": 0, "totalTokensFresh": True},
+        )
+        rows[key] = row.to_json()
+        header = {
+            "type": "session",
+            "version": TRANSCRIPT_VERSION,
+            "id": session_id,
+            "timestamp": iso_timestamp(),
+            "cwd": state_dir,
+        }
+        (sessions / f"{session_id}.jsonl").write_text(json.dumps(header) + "\n")
+    if rows:
+        (sessions / "sessions.json").write_text(json.dumps(rows, separators=(",", ":")))

@@ -14,7 +14,8 @@ with text. Per call:
         transcript write of the result, next request.
 
 PREFILL idle sessions are added to the agent's index before the plain turns, to show that a
-turn's cost does not grow with the number of sessions an agent has.
+turn's cost does not grow with the number of sessions an agent has (`bench/sessions.py` makes
+that comparison with the gateways' turns interleaved, which the machine's load cannot skew).
 
     .venv/bin/python bench/pipeline.py [turns, default 500] [sessions, default 50] \
         [tool turns, default 300] [prefill, default 0]
@@ -32,7 +33,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _proc import ROOT, connect_params, cpu_s, open_client, pct, rss_mb, start, stop, wait_healthy
+from _proc import (
+    ROOT,
+    connect_params,
+    cpu_s,
+    open_client,
+    pct,
+    prefill_sessions,
+    rss_mb,
+    start,
+    stop,
+    wait_healthy,
+)
 
 sys.path.insert(0, str(ROOT))
 from tests.fakes.llm import FakeLLM, tool_results
@@ -82,20 +94,11 @@ async def send_and_wait(ws: Any, run_id: str, session: str, text: str) -> float:
                 return time.monotonic()
 
 
-def prefill(state: str, count: int) -> None:
-    from gateway.agents.store import SessionStore
-
-    store = SessionStore(Path(state))
-    for n in range(count):
-        store.ensure(f"agent:main:idle-{n}")
-    store.compact()
-
-
 async def plain_turns(turns: int, sessions: int, idle: int) -> None:
     fake = FakeLLM(default_text="pong")
     await fake.start()
     state = write_config(fake)
-    prefill(state, idle)
+    prefill_sessions(state, idle)
     proc, port = start(state)
     try:
         await asyncio.to_thread(wait_healthy, port)

@@ -491,3 +491,77 @@ def test_compact_folds_every_agent_journal(tmp_path: Path, store: SessionStore) 
     index = json.loads((tmp_path / "agents" / "main" / "sessions" / "sessions.json").read_text())
     assert index[MAIN]["messageCount"] == 2
     assert SessionStore(tmp_path).get(MAIN) is not None
+
+
+def _by_recency(rows: list[SessionRow]) -> list[str]:
+    return [r.key for r in sorted(rows, key=lambda r: (r.updated_at, r.key), reverse=True)]
+
+
+def test_listing_order_follows_every_change(
+    tmp_path: Path, store: SessionStore, clock: Clock
+) -> None:
+    """Listings page through an order kept up to date per change (not a sort of every row):
+    it must match a full sort after turns, a clock going back, /new, deletes, other agents and
+    another process's writes."""
+    rng = __import__("random").Random(7)
+    keys = [f"agent:{a}:discord:channel:{i}" for a in ("main", "work") for i in range(12)]
+    other = SessionStore(tmp_path, clock=clock)  # a second writer (the CLI)
+    for step in range(300):
+        key = rng.choice(keys)
+        clock.advance(rng.choice((-5_000, 0, 1, 7, 1_000)))  # NTP may step the clock back
+        action = rng.random()
+        if action < 0.5:
+            turn(store, key, "q", "a")
+        elif action < 0.6:
+            store.reset(key)
+        elif action < 0.7:
+            store.delete(key)
+        elif action < 0.8:
+            other.ensure(key, display_name=f"renamed {step}")
+        else:
+            store.for_key(key).update_row(key, lambda row: setattr(row, "context_tokens", 9))
+        if step % 10 == 0:
+            expected = _by_recency(store.for_agent("main").rows() + store.for_agent("work").rows())
+            page = store.list_sessions(limit=5, offset=3)
+            assert [r.key for r in page.rows] == expected[3:8]
+            assert page.total_count == len(expected)
+            assert [r.key for r in store.list_sessions().rows] == expected
+            main_only = store.list_sessions(agent_id="main", limit=4)
+            assert [r.key for r in main_only.rows] == [k for k in expected if ":main:" in k][:4]
+    # Rows handed out are copies: changing one leaves the store's order and rows alone.
+    first = store.list_sessions(limit=1).rows[0]
+    first.updated_at = 0
+    assert store.list_sessions(limit=1).rows[0].updated_at != 0
+
+
+def test_a_fold_writes_rows_changed_since_the_last_one(tmp_path: Path, store: SessionStore) -> None:
+    """Folds reuse each row's serialized line until the row changes: the snapshot must still
+    hold every row's current fields."""
+    keys = [f"agent:main:discord:channel:{i}" for i in range(80)]
+    for key in keys:
+        store.ensure(key)
+    agent = store.for_agent("main")
+    agent.compact()
+    for round_ in range(3):
+        for key in keys[round_ * 10 : round_ * 10 + 5]:
+            turn(store, key, "q", "a")
+        agent.compact()
+        on_disk = json.loads(agent.index_path.read_text())
+        assert on_disk == {row.key: row.to_json() for row in agent.rows()}
+    assert on_disk[keys[20]]["messageCount"] == 2 and on_disk[keys[5]]["messageCount"] == 0
+    reopened = SessionStore(tmp_path).for_agent("main")
+    assert [r.to_json() for r in reopened.rows()] == [r.to_json() for r in agent.rows()]
+
+
+def test_a_temp_file_left_by_a_killed_fold_is_removed_by_the_next(
+    tmp_path: Path, store: SessionStore
+) -> None:
+    store.ensure(MAIN)
+    sessions = tmp_path / "agents" / "main" / "sessions"
+    stale = sessions / ".sessions.json.999999.deadbeef.tmp"
+    stale.write_text('{"half')
+    turn(store, MAIN, "q", "a")  # a journal line: no fold, the temp file stays
+    assert stale.exists()
+    store.compact()
+    assert not stale.exists()
+    assert list(sessions.glob("*.tmp")) == []
