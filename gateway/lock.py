@@ -7,16 +7,16 @@ JSON payload in the file is for humans and error messages only; PID liveness is 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
 import os
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-
-from filelock import Timeout, UnixFileLock
 
 from gateway.paths import lock_dir
 from gateway.settings import EX_CONFIG, StartupError
@@ -44,6 +44,54 @@ def read_payload(path: Path) -> dict[str, object]:
     return obj if isinstance(obj, dict) else {}
 
 
+class _Timeout(Exception):
+    pass
+
+
+class _Flock:
+    """An exclusive flock on `path`, held through one open descriptor.
+
+    The `filelock` package does the same (the session store uses it), but importing it costs
+    ~15 ms, and this lock is taken before the socket listens (`bench/startup.py`).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self, timeout: float, poll_s: float = 0.1) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                if time.monotonic() >= deadline:
+                    raise _Timeout(str(self.path)) from None
+                time.sleep(poll_s)
+                continue
+            except BaseException:
+                os.close(fd)
+                raise
+            # A holder unlinks the file before it unlocks (`StateLock.release`): a lock won
+            # on that old inode guards nothing, so take it again on the file now at the path.
+            try:
+                current = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                current = False
+            if current:
+                self._fd = fd
+                return
+            os.close(fd)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
 class StateLock:
     """Holds `gateway.state.lock` and the per-config lock for the life of the process."""
 
@@ -57,7 +105,7 @@ class StateLock:
         self.timeout = timeout
         digest = hashlib.sha256(str(config_path).encode()).hexdigest()[:8]
         self.paths = [self.dir / "gateway.state.lock", self.dir / f"gateway.{digest}.lock"]
-        self._locks: list[UnixFileLock] = []
+        self._locks: list[_Flock] = []
 
     def acquire(self) -> None:
         try:
@@ -68,10 +116,10 @@ class StateLock:
             ) from exc
         payload = self._payload()
         for path in self.paths:
-            lock = UnixFileLock(str(path), mode=0o600, timeout=self.timeout)
+            lock = _Flock(path)
             try:
-                lock.acquire(poll_interval=0.1)
-            except Timeout as exc:
+                lock.acquire(self.timeout)
+            except _Timeout as exc:
                 self.release()
                 owner = read_payload(path).get("pid", "unknown")
                 raise StartupError(
@@ -90,7 +138,7 @@ class StateLock:
     def release(self) -> None:
         """Remove the payload and drop the locks (clean shutdown)."""
         for lock in reversed(self._locks):
-            path = Path(lock.lock_file)
+            path = lock.path
             try:
                 # Unlink while still holding: a waiter on the old inode sees it gone and retries.
                 path.unlink(missing_ok=True)
