@@ -7,19 +7,19 @@ started, and the full app (HTTP APIs, UI, WebSocket) is only imported and built 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
-
 from gateway.runtime import Gateway
 
 if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
     from starlette.routing import BaseRoute
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger("gateway")
 
@@ -64,13 +64,17 @@ FULL_APP_MODULES = (
 
 
 # --- probes (live from the first moment) -------------------------------------------------------
+# A probe gives a status and a JSON body. Before the start they are answered in plain ASGI
+# (`_send`): Starlette is imported with the full app, after the socket listens.
+
+ProbeResult = tuple[int, dict[str, Any]]
 
 
-def healthz(gateway: Gateway) -> Response:
-    return JSONResponse({"ok": True, "status": "live"})
+def healthz(gateway: Gateway) -> ProbeResult:
+    return 200, {"ok": True, "status": "live"}
 
 
-def startupz(gateway: Gateway) -> Response:
+def startupz(gateway: Gateway) -> ProbeResult:
     body: dict[str, Any] = {
         "ok": gateway.phase == "started",
         "status": gateway.phase,
@@ -79,19 +83,19 @@ def startupz(gateway: Gateway) -> Response:
     }
     if gateway.phase == "starting":
         body["pendingReason"] = "startup-sidecars"
-    return JSONResponse(body, status_code=200 if gateway.phase == "started" else 503)
+    return (200 if gateway.phase == "started" else 503), body
 
 
-def readyz(gateway: Gateway) -> Response:
+def readyz(gateway: Gateway) -> ProbeResult:
     failing_fn = gateway.extensions.get("channels.failing")
     failing: list[str] = list(failing_fn()) if failing_fn else []
     if gateway.phase != "started":
         failing.insert(0, f"gateway:{gateway.phase}")
     body = {"ready": not failing, "failing": failing, "uptimeMs": gateway.uptime_ms}
-    return JSONResponse(body, status_code=200 if not failing else 503)
+    return (200 if not failing else 503), body
 
 
-PROBES: dict[str, Callable[[Gateway], Response]] = {
+PROBES: dict[str, Callable[[Gateway], ProbeResult]] = {
     "/healthz": healthz,
     "/health": healthz,
     "/readyz": readyz,
@@ -122,7 +126,8 @@ class GatewayApp:
         if gateway.deferred:
             probe = PROBES.get(scope["path"]) if scope["type"] == "http" else None
             if probe is not None and scope["method"] in ("GET", "HEAD"):
-                await probe(gateway)(scope, receive, send)
+                status, body = probe(gateway)
+                await _send(send, status, _json(body), "application/json")
                 return
             if not await gateway.wait_started():
                 await _refuse(scope, receive, send)
@@ -156,12 +161,25 @@ async def _refuse(scope: Scope, receive: Receive, send: Send) -> None:
         await receive()  # websocket.connect
         await send({"type": "websocket.close", "code": CLOSE_SERVICE_RESTART})
     elif scope["type"] == "http":
-        await PlainTextResponse("gateway is stopping", status_code=503)(scope, receive, send)
+        await _send(send, 503, "gateway is stopping", "text/plain; charset=utf-8")
+
+
+def _json(body: dict[str, Any]) -> str:
+    # As Starlette's JSONResponse renders it, so a probe reads the same before and after.
+    return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+async def _send(send: Send, status: int, text: str, content_type: str) -> None:
+    body = text.encode("utf-8")
+    headers = [(b"content-type", content_type.encode()), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _full_app(gateway: Gateway, static_dir: Path) -> ASGIApp:
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
+    from starlette.responses import JSONResponse
     from starlette.routing import Route, WebSocketRoute
     from starlette.websockets import WebSocket
 
@@ -182,10 +200,11 @@ def _full_app(gateway: Gateway, static_dir: Path) -> ASGIApp:
         await Connection(gateway, ws, address, ws.headers.get("origin"), limits).serve()
 
     def probe_endpoint(
-        probe: Callable[[Gateway], Response],
+        probe: Callable[[Gateway], ProbeResult],
     ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            return probe(gateway)
+            status, body = probe(gateway)
+            return JSONResponse(body, status_code=status)
 
         return endpoint
 
@@ -202,7 +221,7 @@ def _full_app(gateway: Gateway, static_dir: Path) -> ASGIApp:
 
 
 def _ui_routes(gateway: Gateway, static_dir: Path) -> list[BaseRoute]:
-    from starlette.responses import FileResponse, RedirectResponse
+    from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
     from starlette.routing import Route
 
     ui = gateway.loaded.config.gateway.control_ui
