@@ -87,7 +87,7 @@ async def test_a_long_dm_stays_bounded_and_status_usage_tell_the_truth(
                 assert found, status
                 percents.append(int(found.group(1)))
         compactions = int(re.search(r"Compactions: (\d+)", status).group(1))  # type: ignore[union-attr]
-        usage_text = await say("/usage")
+        usage_text = await say("/usage cost")
         async with connected(live) as client:
             cost = await client.call("usage.cost", {"days": 1})
     assert replies == ["noted"] * TURNS  # every turn answered
