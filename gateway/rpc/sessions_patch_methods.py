@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.agents import roster as rv
 from gateway.agents import usage_footer
-from gateway.protocol.errors import INVALID_REQUEST, RpcError
+from gateway.protocol.errors import CONFLICT, INVALID_REQUEST, NOT_FOUND, RpcError
 from gateway.protocol.scopes import ADMIN
 from gateway.rpc.agents_methods import service
 from gateway.rpc.registry import CallContext, method
@@ -58,20 +58,21 @@ async def sessions_patch(ctx: CallContext, params: SessionsPatchParams) -> dict[
     svc = service(ctx)
     key = svc.session_key(params.key, params.agent_id)
     row = svc.store.get(key)
-    if (
-        params.expected_session_id is not None
-        and row is not None
-        and row.session_id != params.expected_session_id
-    ):
-        raise RpcError(
-            INVALID_REQUEST,
-            f"session {key} changed: its sessionId is no longer {params.expected_session_id}",
-        )
-    if "response_usage" in params.model_fields_set:  # null clears the session's choice
+    expected = params.expected_session_id
+    if expected is not None and row is not None and row.session_id != expected:
+        raise RpcError(CONFLICT, f"session {key} changed: its sessionId is no longer {expected}")
+    if "response_usage" not in params.model_fields_set:
+        if row is None:
+            raise RpcError(NOT_FOUND, f"no session {key}")
+    else:  # null clears the session's choice
         raw = params.response_usage
         mode = usage_footer.normalize_mode(raw) if raw is not None else None
         if raw is not None and mode is None:
-            raise RpcError(INVALID_REQUEST, 'invalid responseUsage (use "off"|"tokens"|"full")')
+            raise RpcError(
+                INVALID_REQUEST,
+                "invalid sessions.patch params: responseUsage: use off, tokens or full "
+                f"(got {raw!r})",
+            )
         usage_footer.set_choice(svc.store, key, mode)
         svc.sessions_changed(key, "patch")
     current = svc.store.ensure(key)

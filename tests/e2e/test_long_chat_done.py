@@ -1,6 +1,6 @@
 """Issue 14, done means: a long Telegram DM against a small context window keeps answering
 with a bounded request per turn; /status shows the context filling and emptying (compactions);
-/usage shows totals that match the per-turn records in the transcripts."""
+/usage cost shows totals that match the per-turn records in the transcripts."""
 
 from __future__ import annotations
 
