@@ -61,6 +61,7 @@ from gateway.agents.routing import NoOwner, Route, RouteInput, resolve_route
 from gateway.agents.runner import QueueFull, RunHandle, RunResult, SubmitRequest
 from gateway.agents.session_keys import build_session_key, may_update_last_route
 from gateway.agents.tools.registry import Requester
+from gateway.agents.usage_footer import turn_footer, with_footer
 from gateway.config.models import DiscordConfig, OpenClawConfig, TelegramConfig
 from gateway.media.outbound import split_media
 
@@ -747,8 +748,13 @@ class Pipeline:
         if result.state == "final":
             if answer:
                 text, files = split_media(result.text)  # `MEDIA:` lines: files to send back
+                footer = self._usage_footer(result, agent_id)
                 if text.strip():
-                    await self._deliver_answer(transport, target, text, msg, preview)
+                    # The footer joins the final text only: previews never showed it.
+                    await self._deliver_answer(
+                        transport, target, with_footer(text, footer), msg, preview
+                    )
+                    footer = None
                 elif preview is not None:
                     await preview.discard()
                 if files and agent_id is not None:
@@ -759,6 +765,8 @@ class Pipeline:
                         await self.deliver(transport, target, "\n".join(problems))
                 elif text.strip() and self.media.wants_speech(msg):
                     await self.media.send_speech(transport, target, text)  # `tts`
+                if footer:  # a files-only answer: the footer follows on its own
+                    await self.deliver(transport, target, footer)
             elif preview is not None:
                 await preview.discard()
         elif result.state == "error":
@@ -770,6 +778,23 @@ class Pipeline:
                 await self.deliver(transport, target, result.text, reply_to=msg.message_id)
         if marks is not None:
             await marks.finish("done" if result.state == "final" else "error")
+
+    def _usage_footer(self, result: RunResult, agent_id: str | None) -> str | None:
+        """`/usage tokens|full`: the turn's usage line for this session, if it wants one."""
+        svc: AgentService | None = self.gateway.extensions.get("agents")
+        if svc is None or agent_id is None:
+            return None
+        try:
+            return turn_footer(
+                self.config,
+                svc.store.get(result.session_key),
+                result.outcome,
+                agent_id=agent_id,
+                channel=self.channel,
+            )
+        except Exception:  # a footer is never worth losing the answer over
+            self.log.exception("usage footer failed for %s", result.session_key)
+            return None
 
     async def _deliver_answer(
         self,

@@ -236,7 +236,8 @@ def format_help(reset_triggers: Sequence[str] = DEFAULT_RESET_TRIGGERS) -> str:
             "/status — session, model and queue facts",
             "/model — show the model in use",
             "/compact [focus] — summarise older messages now to free context",
-            "/usage — tokens and cost of this session, today and the last 30 days",
+            "/usage off|tokens|full|reset — a usage line under each answer",
+            "/usage cost — tokens and cost of this session, today and the last 30 days",
             "/help — this list",
         ]
     )
@@ -306,7 +307,8 @@ def apply(
     if command.name == "usage":
         from gateway.agents.usage_report import usage_command
 
-        return CommandResult(usage_command(svc, config, session_key, command.args))
+        reply = usage_command(svc, config, session_key, command.args, channel)
+        return CommandResult(reply)
     chain = rv.model_chain(config, agent_id)
     if command.name == "status":
         row = svc.store.get(session_key)

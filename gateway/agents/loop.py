@@ -20,7 +20,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from gateway.agents.tools.registry import Tool, ToolContext, ToolOutput, invoke
@@ -39,6 +39,7 @@ from providers.types import (
     ToolSpec,
     TurnRequest,
 )
+from providers.types import Usage as CallUsage
 
 log = logging.getLogger("agent/tools")
 
@@ -91,6 +92,8 @@ class LoopResult:
     failed_candidate: str | None = None
     after_side_effects: bool = False  # failure came after a side-effecting tool ran
     tool_calls: int = 0
+    # (candidate, usage) of each tool-step call before the final one: the turn's other costs.
+    steps: list[tuple[str, CallUsage]] = field(default_factory=list)
 
 
 # --- transcript shapes (tools.md §5.3–5.4) ------------------------------------------------------
@@ -203,6 +206,7 @@ class ToolLoop:
         side_effects = False
         rounds = 0
         calls_made = 0
+        steps: list[tuple[str, CallUsage]] = []
         while True:
             last_call = rounds >= self.toolset.max_iterations
             request = TurnRequest(
@@ -226,6 +230,7 @@ class ToolLoop:
                     failed_candidate=last,
                     after_side_effects=side_effects,
                     tool_calls=calls_made,
+                    steps=steps,
                 )
             # The model that answered leads from now on (no flapping back to a failed one).
             chain = chain[chain.index(ref) :] if ref in chain else [ref]
@@ -237,7 +242,8 @@ class ToolLoop:
                     final = replace(done, content=(Text(text),), stop_reason="stop")
                 elif calls:
                     final = replace(done, content=(Text(done.text),))
-                return LoopResult(final, ref, turn.api, tool_calls=calls_made)
+                return LoopResult(final, ref, turn.api, tool_calls=calls_made, steps=steps)
+            steps.append((ref, done.usage))
             provider, _, model = ref.partition("/")
             self.sink.record(
                 [assistant_entry(done, provider, model, turn.api, self.usage_json(done))]

@@ -21,6 +21,7 @@ from gateway.agents.loop import LoopResult, ToolLoop, Toolset, to_messages, tool
 from gateway.agents.memory.flush import MEMORY_FLUSH_SYSTEM
 from gateway.agents.roster import ModelChain
 from gateway.agents.runner import DeltaSink, RunFailure, RunOutcome, RunRequest, Usage
+from gateway.agents.usage_footer import sum_usage
 from gateway.config.models import OpenClawConfig
 from gateway.config.secrets import SecretError, resolve_secret
 from gateway.logs import scrubber
@@ -199,9 +200,11 @@ class ModelTurns:
         if result.completion is not None and result.candidate is not None:
             provider, _, model = result.candidate.partition("/")
             done = result.completion
+            final = self.context.usage(result.candidate, done.usage)
             return RunOutcome(
                 text=f"{notice}\n\n{done.text}" if notice else done.text,
-                usage=self.context.usage(result.candidate, done.usage),
+                usage=final,
+                turn_usage=self._turn_usage(result, final),
                 provider=provider,
                 model=model,
                 api=result.api,
@@ -230,6 +233,20 @@ class ModelTurns:
                 _ERROR_KIND.get(failure.reason, "unknown"),
                 {k: v for k, v in detail.items() if v is not None},
             ),
+        )
+
+    def _turn_usage(self, result: LoopResult, final: Usage) -> Usage:
+        """Every call of the turn (tool steps, then the answer), each priced on its own."""
+        if not result.steps:
+            return final
+        calls = [self.context.usage(ref, used) for ref, used in result.steps] + [final]
+        inp, out, read, write, cost = sum_usage(calls)
+        return Usage(
+            input=inp,
+            output=out,
+            cache_read=read,
+            cache_write=write,
+            cost={"total": round(cost, 9)} if cost is not None else None,
         )
 
     async def _complete(self, candidates: Sequence[str], request: TurnRequest) -> TurnResult:

@@ -137,13 +137,16 @@ class RunOutcome:
     """What a `ReplyFn` returns: the final answer, or `failure`."""
 
     text: str = ""
-    usage: Usage | None = None
+    usage: Usage | None = None  # the final model call (what the transcript entry records)
     provider: str | None = None
     model: str | None = None
     api: str | None = None
     stop_reason: str = "stop"
     response_id: str | None = None
     failure: RunFailure | None = None
+    # Every model call of the turn summed (tool steps + the final call); cost None when a
+    # call had no price. The usage footer reports it (gateway/agents/usage_footer.py).
+    turn_usage: Usage | None = None
 
 
 @dataclass(frozen=True)
@@ -199,6 +202,7 @@ class RunEvent:
     payload: dict[str, Any]
     text: str = ""  # current/final text, or the failure text for `error`
     silent: bool = False  # final answer was NO_REPLY: deliver nothing
+    outcome: RunOutcome | None = None  # `final`: what the model layer returned
 
 
 RunListener = Callable[[RunEvent], None]
@@ -794,7 +798,7 @@ class Runner:
             payload["message"] = _assistant_display(text, timestamp)
         if outcome.usage:
             payload["usage"] = outcome.usage.to_json()
-        self._emit(run, "final", payload, text=text, silent=silent)
+        self._emit(run, "final", payload, text=text, silent=silent, outcome=outcome)
         self._resolve(run, "final", text, silent=silent, stop=outcome.stop_reason, outcome=outcome)
 
     def _finish_failure(
@@ -921,6 +925,7 @@ class Runner:
         *,
         text: str = "",
         silent: bool = False,
+        outcome: RunOutcome | None = None,
     ) -> None:
         run.seq += 1
         payload: dict[str, Any] = {
@@ -931,7 +936,9 @@ class Runner:
             "state": state,
             **extra,
         }
-        event = RunEvent(state, run.run_id, run.request.session_key, run.seq, payload, text, silent)
+        event = RunEvent(
+            state, run.run_id, run.request.session_key, run.seq, payload, text, silent, outcome
+        )
         if self._listener is None:
             return
         try:

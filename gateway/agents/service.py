@@ -31,6 +31,7 @@ from gateway.agents.session_keys import canonical_session_key, parse_session_key
 from gateway.agents.store import SessionStore
 from gateway.agents.tools.policy import allowed_tools
 from gateway.agents.tools.registry import Tool, ToolContext
+from gateway.agents.usage_footer import turn_footer, with_footer
 from gateway.agents.workspace import (
     BOOTSTRAP_FILES,
     BootstrapFile,
@@ -55,6 +56,7 @@ log = logging.getLogger("gateway.agents")
 # tools the turn may use.
 ModelTurn = Callable[[RunRequest, DeltaSink, rv.ModelChain, str, Toolset], Awaitable[RunOutcome]]
 IDEMPOTENCY_MEMORY = 1000
+WEBCHAT = "webchat"  # the channel of chat.send turns
 
 
 class AgentService:
@@ -79,6 +81,9 @@ class AgentService:
         self._run_listeners: dict[str, Callable[[RunEvent], None]] = {}
         self._agent_run_listeners: dict[str, Callable[[dict[str, Any]], None]] = {}
         self._idempotent: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        # Runs asked for by chat.send: their `final` carries the usage footer (the channels
+        # add theirs on delivery).
+        self._webchat_runs: OrderedDict[str, None] = OrderedDict()
         self._bootstrap_cache: dict[Path, tuple[Any, list[BootstrapFile]]] = {}
         # Client feed hook (gateway/ws/feed.py): when set it receives every run event and
         # delivers `chat` itself (to every operator connection, with `agent` events around
@@ -121,6 +126,10 @@ class AgentService:
             limit = dm_history_limit(self.config, request.session_key, request.channel)
             request = replace(request, max_user_turns=limit)
         handle = self.runner.submit(request)
+        if request.channel == WEBCHAT:
+            self._webchat_runs[handle.run_id] = None
+            while len(self._webchat_runs) > IDEMPOTENCY_MEMORY:
+                self._webchat_runs.popitem(last=False)
         if on_event is not None:
             self._run_listeners[handle.run_id] = on_event
         if on_agent_event is not None:  # tool progress for a channel's preview (issue 20)
@@ -223,6 +232,10 @@ class AgentService:
     # --- events ---------------------------------------------------------------------------------
 
     def _on_event(self, event: RunEvent) -> None:
+        if event.state in ("final", "error", "aborted") and event.run_id in self._webchat_runs:
+            self._webchat_runs.pop(event.run_id, None)
+            if event.state == "final":
+                event = self._with_usage_footer(event)
         if self.feed is not None:
             try:
                 self.feed(event)
@@ -241,6 +254,30 @@ class AgentService:
                 self._run_listeners.pop(event.run_id, None)
         if event.state in ("final", "error", "aborted"):
             self._agent_run_listeners.pop(event.run_id, None)
+
+    def _with_usage_footer(self, event: RunEvent) -> RunEvent:
+        """`/usage tokens|full` for a chat.send answer: the final message gains the footer
+        (the transcript keeps the model's own text)."""
+        message = event.payload.get("message")
+        if event.silent or event.outcome is None or not isinstance(message, dict):
+            return event
+        try:
+            agent_id = str(event.payload.get("agentId") or rv.default_agent_id(self.config))
+            line = turn_footer(
+                self.config,
+                self.store.get(event.session_key),
+                event.outcome,
+                agent_id=agent_id,
+                channel=WEBCHAT,
+            )
+        except Exception:  # a footer is never worth losing the answer over
+            log.exception("usage footer failed for %s", event.session_key)
+            return event
+        if not line:
+            return event
+        text = with_footer(event.text, line)
+        shown = {**message, "content": [{"type": "text", "text": text}]}
+        return replace(event, payload={**event.payload, "message": shown}, text=text)
 
     def _on_agent_event(self, session_key: str, payload: dict[str, Any]) -> None:
         run_listener = self._agent_run_listeners.get(str(payload.get("runId")))

@@ -382,14 +382,23 @@ def _money(value: float) -> str:
     return f"${value:.4f}" if value < 1 else f"${value:.2f}"
 
 
-def usage_command(svc: AgentService, config: OpenClawConfig, session_key: str, args: str) -> str:
-    """`/usage` (and `/usage cost`): session, today and last-30-days totals with cost."""
-    wanted = args.strip().lower()
-    if wanted in ("off", "on", "tokens", "full", "reset", "default", "inherit", "clear"):
-        return (
-            "Per-reply usage footers are not available yet; /usage shows this session's, "
-            "today's and the last 30 days' tokens and cost."
-        )
+def usage_command(
+    svc: AgentService,
+    config: OpenClawConfig,
+    session_key: str,
+    args: str,
+    channel: str | None = None,
+) -> str:
+    """`/usage cost`: the cost summary; any other form sets the footer (usage_footer.py)."""
+    if args.strip().lower().startswith("cost"):
+        return cost_summary(svc, session_key)
+    from gateway.agents.usage_footer import mode_command
+
+    return mode_command(svc.store, config, session_key, args, channel)
+
+
+def cost_summary(svc: AgentService, session_key: str) -> str:
+    """Session, today and last-30-days totals with cost."""
     index = index_for(svc.gateway)
     index.refresh()
     ids = set(index.session_ids_for_key(session_key))

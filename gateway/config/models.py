@@ -1082,6 +1082,9 @@ class TtsConfig(Strict):
         return "always" if self.enabled else "off"
 
 
+ResponseUsageMode = Literal["on", "off", "tokens", "full"]  # `on` = `tokens` (legacy)
+
+
 class MessagesConfig(Strict):
     queue: QueueConfig = section_default()
     inbound: Later = None
@@ -1094,6 +1097,10 @@ class MessagesConfig(Strict):
     status_reactions: StatusReactions = section_default()
     tts: TtsConfig | None = None  # legacy place of the top-level `tts`
     suppress_tool_errors: Later = None
+    # Per-reply usage footer default: one mode, or per channel with a `default` entry
+    # (context-and-cron.md B.5); a session's own `/usage` choice wins.
+    response_usage: ResponseUsageMode | dict[str, ResponseUsageMode] | None = None
+    usage_template: Later = None
 
 
 class EnvConfig(BaseModel):

@@ -16,6 +16,7 @@ from gateway.agents.runner import QueueFull, SubmitRequest
 from gateway.agents.session_keys import agent_id_from_session_key
 from gateway.agents.store import SessionListPage
 from gateway.agents.tools.registry import Requester
+from gateway.agents.usage_footer import wire_fields as usage_wire_fields
 from gateway.media.chat import AttachmentError, ChatAttachment, store_attachments
 from gateway.media.memory import after_big_file
 from gateway.media.serve import client_message
@@ -198,6 +199,8 @@ async def sessions_list(ctx: CallContext, params: SessionsListParams) -> dict[st
         path=str(ctx.gateway.settings.state_dir / "agents"),
         defaults={"modelProvider": provider, "model": model, "contextTokens": None},
     )
+    for session, wire in zip(page.rows, result["sessions"], strict=True):
+        wire.update(usage_wire_fields(session, ctx.gateway.loaded.config))  # `/usage` mode
     feed = ctx.gateway.extensions.get("clients.feed")
     if feed is not None:
         for row in result["sessions"]:

@@ -45,6 +45,9 @@ class MethodSpec:
     scope: str
     params: type[BaseModel]
     handler: Handler
+    # Listed in hello-ok `features.methods`. A method only partly implemented stays unlisted:
+    # the Control UI calls such methods only when listed, other clients call them anyway.
+    listed: bool = True
 
     def parse(self, raw: Any) -> BaseModel:
         try:
@@ -79,7 +82,7 @@ class Registry:
                     raise
 
     def method(
-        self, name: str, *, scope: str, params: type[P] | None = None
+        self, name: str, *, scope: str, params: type[P] | None = None, listed: bool = True
     ) -> Callable[
         [Callable[[CallContext, P], Awaitable[Any]]], Callable[[CallContext, P], Awaitable[Any]]
     ]:
@@ -88,7 +91,7 @@ class Registry:
         ) -> Callable[[CallContext, P], Awaitable[Any]]:
             if name in self._methods:
                 raise ValueError(f"method {name!r} registered twice")
-            self._methods[name] = MethodSpec(name, scope, params or EmptyParams, fn)
+            self._methods[name] = MethodSpec(name, scope, params or EmptyParams, fn, listed)
             return fn
 
         return register
@@ -100,6 +103,10 @@ class Registry:
     def names(self) -> list[str]:
         self.load()
         return list(self._methods)
+
+    def advertised(self) -> list[str]:
+        """The methods hello-ok lists (`features.methods`)."""
+        return [name for name in self.names() if self._methods[name].listed]
 
 
 registry = Registry()

@@ -164,7 +164,7 @@ def hello_ok(
             "controlUiBuildSource": "configured",
         },
         "features": {
-            "methods": gateway.registry.names(),
+            "methods": gateway.registry.advertised(),
             "events": list(_events()),
             "capabilities": list(CAPABILITIES),
         },

@@ -246,7 +246,7 @@ async def test_usage_totals_cost_and_cache_match_the_per_turn_records(
         sessions = await client.call("sessions.usage", {"agentScope": "all"})
         series = await client.call("sessions.usage.timeseries", {"key": "main"})
         logs = await client.call("sessions.usage.logs", {"key": "main", "limit": 4})
-        usage_text = final_text(await chat(client, "/usage"))
+        usage_text = final_text(await chat(client, "/usage cost"))
         await chat(client, "/new")
         await chat(client, message(7, 800))
         after_new = await client.call("usage.cost", {"days": 7})

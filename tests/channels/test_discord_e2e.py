@@ -274,3 +274,23 @@ async def test_real_process_logs_in_once_and_replies(
     # discord.py's records never show up under another subsystem's tag.
     noise = ("Shard ID", "[client]", "voice will NOT be supported", "Traceback")
     assert not [line for line in out.lines if any(n in line for n in noise)], text
+
+
+async def test_usage_full_footer_arrives_as_discord_subtext(
+    tmp_path: Path, fake: FakeDiscord, llm: FakeLLM
+) -> None:
+    config = fly_guide_config(llm.url)
+    config["commands"] = {"allowFrom": {"discord": ["*"]}}  # /usage is not an open command
+    usage = {"prompt_tokens": 40_000, "completion_tokens": 500}
+    llm.script.append({"text": "counted", "usage": usage})
+    route = f"/channels/{fd.TEXT_CH}/messages"
+    async with live_gateway(tmp_path, config) as live:
+        await discord_runner(live).wait_for_status(lambda s: s.connected)
+        await fake.message_create(fd.message("/usage full", fd.TEXT_CH, guild_id=fd.GUILD_ID))
+        await fake.wait_rest("POST", route, timeout=15)
+        await fake.message_create(fd.message("how big?", fd.TEXT_CH, guild_id=fd.GUILD_ID))
+        await fake.wait_rest("POST", route, count=2, timeout=15)
+    confirm, answer = (p["json"]["content"] for p in posts(fake, fd.TEXT_CH))
+    assert confirm == "⚙️ Usage footer: full."
+    # gpt-test has no price in this config: the bar has no cost; the window is the default 200k.
+    assert answer == "counted\n-# -\n-# openai🤖gpt-test🐌\xa0| 📚[⣿⠐⠐⠐⠐]200k"

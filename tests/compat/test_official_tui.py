@@ -99,3 +99,34 @@ def test_tui_sends_a_message_and_shows_the_reply(
     assert "session event subscribe failed" not in screen, screen
     request = llm.bodies[-1]
     assert "hi from the tui" in str(request) and "ship on tuesday" in str(request), request
+
+
+def test_tui_usage_command_sets_the_footer_through_sessions_patch(
+    reference: Reference,
+    chat_gateway: tuple[GatewayProcess, Any],
+    tmux: Tmux,
+    tmp_path: Path,
+) -> None:
+    """The TUI's own `/usage` sends `sessions.patch {key, responseUsage}`; the next answer
+    then carries the tokens line (the fake reports 3 in / 2 out)."""
+    gw, llm = chat_gateway
+    llm.script.append({"text": "footer check answer"})
+    home, state = tmp_path / "tui-home", tmp_path / "tui-state"
+    home.mkdir()
+    state.mkdir()
+    env = cli_env(home, state, {"TERM": "xterm-256color"})
+    cmd = [str(reference.node), str(reference.openclaw), "tui", "--url", gw.url]
+    cmd += ["--token", gw.token]
+    shell = " ".join(
+        ["env", "-i", *(f"{k}={shlex.quote(v)}" for k, v in env.items()), *map(shlex.quote, cmd)]
+    )
+    tmux.run("new-session", "-d", "-s", "tui", "-x", "160", "-y", "48", shell)
+    tmux.wait_for("gateway connected")
+    tmux.run("send-keys", "-t", "tui", "-l", "/usage tokens")
+    tmux.run("send-keys", "-t", "tui", "Enter")
+    screen = tmux.wait_for("usage footer: tokens")
+    assert "usage failed" not in screen, screen
+    tmux.run("send-keys", "-t", "tui", "-l", "hello footer")
+    tmux.run("send-keys", "-t", "tui", "Enter")
+    screen = tmux.wait_for("Usage: 3 in / 2 out")
+    assert "footer check answer" in screen, screen

@@ -1,6 +1,6 @@
 """Issue 14, done means: a long Telegram DM against a small context window keeps answering
 with a bounded request per turn; /status shows the context filling and emptying (compactions);
-/usage shows totals that match the per-turn records in the transcripts."""
+/usage cost shows totals that match the per-turn records in the transcripts."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ async def test_a_long_dm_stays_bounded_and_status_usage_tell_the_truth(
                 assert found, status
                 percents.append(int(found.group(1)))
         compactions = int(re.search(r"Compactions: (\d+)", status).group(1))  # type: ignore[union-attr]
-        usage_text = await say("/usage")
+        usage_text = await say("/usage cost")
         async with connected(live) as client:
             cost = await client.call("usage.cost", {"days": 1})
     assert replies == ["noted"] * TURNS  # every turn answered

@@ -13,6 +13,8 @@ The real SDKs talk to it. Behaviour is scripted: each request pops the next acti
   tool_calls    [{"name", "arguments" (an object, or a string sent verbatim: bad JSON), "id"?}]
                 streamed the API's way (Anthropic `input_json_delta`, Chat Completions argument
                 fragments, Responses `function_call` items); `text` (default none) comes first
+  usage         Chat Completions: the `usage` object to report (`prompt_tokens`,
+                `completion_tokens`, …) instead of the default 3 in / 2 out
 With the script empty, `responder(api, body)` (when set) picks the action, e.g. "call `write`
 unless the last message already holds its result" (see `tool_results`). A request whose
 `tool_choice` forbids tools gets the action's text (or `default_text`) without its calls.
@@ -423,6 +425,8 @@ class FakeLLM(LoopbackServer):
         if self.realistic_usage:  # prompt tokens ≈ request size / 4, like a real provider
             prompt = max(1, len(json.dumps(body)) // 4)
             usage = {"prompt_tokens": prompt, "completion_tokens": 2, "total_tokens": prompt + 2}
+        if action.get("usage"):
+            usage = dict(action["usage"])
         if not body.get("stream"):
             return web.json_response(
                 {
