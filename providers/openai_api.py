@@ -222,9 +222,14 @@ class OpenAIProvider:
                 response_id = response_id or chunk.id
                 model = chunk.model or model
                 if chunk.usage is not None:
+                    details = chunk.usage.prompt_tokens_details
+                    cached = (details.cached_tokens or 0) if details else 0
                     usage = Usage(
-                        input_tokens=chunk.usage.prompt_tokens,
+                        # OpenAI counts cached prompt tokens inside prompt_tokens; ours (as
+                        # Anthropic's) keep them apart: input + cache_read = the prompt.
+                        input_tokens=chunk.usage.prompt_tokens - cached,
                         output_tokens=chunk.usage.completion_tokens,
+                        cache_read=cached,
                     )
                 for choice in chunk.choices:
                     delta = choice.delta
@@ -330,10 +335,7 @@ class OpenAIProvider:
             raise ContentFiltered()
         yield Completion(
             content=tuple(content),
-            usage=Usage(
-                input_tokens=usage.input_tokens if usage else 0,
-                output_tokens=usage.output_tokens if usage else 0,
-            ),
+            usage=_responses_usage(usage),
             stop_reason=normalise_stop_reason(status or "completed", calls),
             model=final.model if final else request.model,
             response_id=final.id if final else None,
@@ -341,3 +343,16 @@ class OpenAIProvider:
 
     async def close(self) -> None:
         await self._client.close()
+
+
+def _responses_usage(usage: Any) -> Usage:
+    """The Responses API's counts, with cached input apart from the rest as in `Usage`."""
+    if usage is None:
+        return Usage()
+    details = getattr(usage, "input_tokens_details", None)
+    cached = (getattr(details, "cached_tokens", 0) or 0) if details else 0
+    return Usage(
+        input_tokens=usage.input_tokens - cached,
+        output_tokens=usage.output_tokens,
+        cache_read=cached,
+    )

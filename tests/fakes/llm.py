@@ -15,6 +15,7 @@ The real SDKs talk to it. Behaviour is scripted: each request pops the next acti
                 fragments, Responses `function_call` items); `text` (default none) comes first
   usage         Chat Completions: the `usage` object to report (`prompt_tokens`,
                 `completion_tokens`, …) instead of the default 3 in / 2 out
+  responses_usage  the same for the Responses API (`input_tokens`, `input_tokens_details`, …)
 With the script empty, `responder(api, body)` (when set) picks the action, e.g. "call `write`
 unless the last message already holds its result" (see `tool_results`). A request whose
 `tool_choice` forbids tools gets the action's text (or `default_text`) without its calls.
@@ -516,7 +517,8 @@ class FakeLLM(LoopbackServer):
             "parallel_tool_calls": True,
             "tool_choice": "auto",
             "tools": [],
-            "usage": {
+            "usage": action.get("responses_usage")
+            or {
                 "input_tokens": 3,
                 "output_tokens": 2,
                 "total_tokens": 5,

@@ -181,3 +181,36 @@ async def test_tool_choice_none_gets_text(api: Api, fake: FakeLLM) -> None:
     finally:
         await p.close()
     assert done.tool_calls == () and done.text == "done"
+
+
+@pytest.mark.parametrize("api", ["openai-completions", "openai-responses"])
+async def test_cached_prompt_tokens_are_counted_apart(api: Api, fake: FakeLLM) -> None:
+    """OpenAI counts cached tokens inside the prompt; `Usage` keeps them apart (as Anthropic)."""
+    fake.script.append(
+        {
+            "text": "ok",
+            "usage": {
+                "prompt_tokens": 1000,
+                "completion_tokens": 5,
+                "total_tokens": 1005,
+                "prompt_tokens_details": {"cached_tokens": 800},
+            },
+            "responses_usage": {
+                "input_tokens": 1000,
+                "output_tokens": 5,
+                "total_tokens": 1005,
+                "input_tokens_details": {"cached_tokens": 800},
+                "output_tokens_details": {"reasoning_tokens": 0},
+            },
+        }
+    )
+    p = provider(api, fake)
+    try:
+        _, done = await complete(p, TurnRequest("m", (Message.text("user", "go"),)))
+    finally:
+        await p.close()
+    assert (done.usage.input_tokens, done.usage.cache_read, done.usage.output_tokens) == (
+        200,
+        800,
+        5,
+    )
