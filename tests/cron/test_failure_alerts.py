@@ -143,6 +143,20 @@ async def test_alert_after_the_threshold_once_per_incident_and_reset_by_success(
         assert len(alerts_sent(fake_tg)) == 3
         assert alerts_sent(fake_tg)[-1].startswith('Automation "nightly report" failed 2 times')
         assert got["state"]["lastFailureAlertAtMs"] - first_alert_at < 60 * MIN
+        stopped_at = got["state"]["lastFailureAlertAtMs"]
+
+    # The incident survives a restart: two hours later (the cooldown is long over) the missed
+    # slot runs once, fails the same way, and still does not alert again.
+    fake_llm.script.append(failing)
+    later = stopped_at + 120 * MIN
+    async with cron_rig(tmp_path, telegram_config(fake_tg, fake_llm), start_ms=later) as rig:
+        await rig.advance(0)
+        await rig.svc.wait_idle()
+        got = await rig.call("cron.get", {"id": job["id"]})
+        assert got["state"]["consecutiveErrors"] == 3
+        assert got["state"]["lastFailureAlertAtMs"] == stopped_at
+        assert "lastFailureNotificationDeliveryStatus" not in got["state"]
+        assert len(alerts_sent(fake_tg)) == 3
 
 
 async def test_cooldown_holds_back_a_changed_failure(
