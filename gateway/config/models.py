@@ -459,11 +459,13 @@ class CronFailureAlert(Strict):
 class CronConfig(Strict):
     enabled: bool = True
     skip_missed_jobs: bool = False
-    # A duration ("24h") or false; typed str | bool so form editors can render it.
+    # A duration ("24h"; bare number = hours) or false; typed str | bool so form editors can
+    # render it. Unset = 24h; false or a zero duration turns the pruning off.
     session_retention: str | bool | None = None
     failure_alert: CronFailureAlert | None = None
-    webhook_token: Later = None
-    webhook_ssrf_policy: Later = None
+    # Bearer token and SSRF policy of outbound automation webhooks (failure-alert webhooks).
+    webhook_token: SecretInput | None = None
+    webhook_ssrf_policy: SsrfPolicy | None = None
     triggers: Later = None
     # Retired keys the reference's doctor strips: accepted and ignored.
     store: Later = None
@@ -476,6 +478,16 @@ class CronConfig(Strict):
     def _retention(cls, value: str | bool | None) -> str | bool | None:
         if value is True:
             raise ValueError('sessionRetention is a duration such as "24h", or false')
+        if isinstance(value, str) and value.strip():
+            # Imported here: the scheduler's modules load after the config, only when used.
+            from gateway.cron.schedule import ScheduleError, parse_duration_ms
+
+            try:
+                parse_duration_ms(value, bare_unit="h")
+            except ScheduleError as exc:
+                raise ValueError(
+                    f'sessionRetention: {exc}; use a duration such as "24h", "0h" or false'
+                ) from None
         return value
 
 

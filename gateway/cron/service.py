@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from gateway.agents import roster as rv
 from gateway.agents.session_keys import canonical_session_key
+from gateway.cron import alerts, retention
 from gateway.cron import delivery as dlv
 from gateway.cron import heartbeat as hb
 from gateway.cron import schedule as sched
@@ -126,6 +127,8 @@ class CronService:
         self._jobs_dirty = False
         self._states_dirty = False
         self._flush_handle: asyncio.TimerHandle | None = None
+        self._last_sweep_ms: int | None = None
+        self._sweep_task: asyncio.Task[int] | None = None
         self.agent_defer_ms = _env_int(DEFER_ENV, DEFAULT_AGENT_DEFER_MS)
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -169,6 +172,14 @@ class CronService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # Alerts being sent and a session sweep get a short grace; a sweep stopped midway
+        # has deleted whole sessions only (the store's delete is one journaled step).
+        side = self._side()
+        if side:
+            await asyncio.wait(side, timeout=self.gateway.drain_timeout_s * 0.25)
+            for task in side:
+                task.cancel()
+            await asyncio.gather(*side, return_exceptions=True)
         self.flush()
 
     def set_clock(self, clock: Clock) -> None:
@@ -180,10 +191,18 @@ class CronService:
         if self._wake is not None:
             self._wake.set()
 
+    def _side(self) -> list[asyncio.Task[Any]]:
+        """Work started by runs but not part of one: alerts being sent, a session sweep."""
+        side = [t for t in self._side_tasks if not t.done()]
+        if self._sweep_task is not None and not self._sweep_task.done():
+            side.append(self._sweep_task)
+        return side
+
     async def wait_idle(self) -> None:
-        """Until no run is in flight (tests, benchmarks)."""
-        while self._running:
-            await asyncio.gather(*list(self._running.values()), return_exceptions=True)
+        """Until no run, alert or session sweep is in flight (tests, benchmarks)."""
+        while self._running or self._side():
+            pending = [*self._running.values(), *self._side()]
+            await asyncio.gather(*pending, return_exceptions=True)
 
     # --- recovery and catch-up (§C.14) -------------------------------------------------------------
 
@@ -219,6 +238,7 @@ class CronService:
                 run_at=int(entry.get("runAtMs") or st.running_at_ms or now),
                 end=int(entry.get("ts") or now),
                 manual=str(entry.get("runId", "")).startswith("manual:"),
+                replay=True,  # history, not news: no alerts for it
             )
             return
         run_at = st.running_at_ms or now
@@ -416,7 +436,27 @@ class CronService:
         fired = [self._fire(job, now, manual=False) for job in self.due(now)]
         if fired:
             self._save_states()
+        self._maybe_sweep(now)
         return fired
+
+    # --- pruning old run sessions (cron.sessionRetention) ------------------------------------------
+
+    def _maybe_sweep(self, now: int) -> None:
+        keep_ms = retention.retention_ms(self.gateway.loaded.config.cron)
+        if keep_ms is None:
+            return
+        last = self._last_sweep_ms
+        if last is not None and 0 <= now - last < retention.SWEEP_INTERVAL_MS:
+            return
+        if self._sweep_task is not None and not self._sweep_task.done():
+            return
+        agents = self.gateway.extensions.get("agents")
+        if agents is None:
+            return
+        self._last_sweep_ms = now
+        self._sweep_task = asyncio.create_task(
+            retention.sweep(agents, now_ms=now, keep_ms=keep_ms), name="cron-session-sweep"
+        )
 
     def _fire(self, job: Job, now: int, *, manual: bool) -> str:
         if manual:
@@ -550,8 +590,34 @@ class CronService:
             entry["delivery"] = d
         return entry
 
-    def _settle(self, job: Job, result: Execution, *, run_at: int, end: int, manual: bool) -> None:
-        """State after a run: streaks, next slot, retries, deletion of finished one-shots."""
+    def _settle(
+        self,
+        job: Job,
+        result: Execution,
+        *,
+        run_at: int,
+        end: int,
+        manual: bool,
+        replay: bool = False,
+    ) -> None:
+        """State after a run: streaks, next slot, retries, deletion of finished one-shots,
+        then the failure alerts the outcome calls for (none when replaying the log)."""
+        disabled_before = job.state.auto_disabled is not None
+        self._settle_schedule(job, result, run_at=run_at, end=end, manual=manual)
+        completion = self._completion(job, result)
+        if replay:
+            if result.status == "ok" and completion == "succeeded":
+                job.state.failure_incident = job.state.last_failure_alert_at_ms = None
+            return
+        disabled_now = not disabled_before and job.state.auto_disabled is not None
+        try:
+            self._alerts_after(job, result, completion, run_at, disabled_now)
+        except Exception:  # an alert problem must never undo the run's bookkeeping
+            log.exception("cron: failure alert for %s could not be prepared", job.id)
+
+    def _settle_schedule(
+        self, job: Job, result: Execution, *, run_at: int, end: int, manual: bool
+    ) -> None:
         st = job.state
         slot = st.running_slot_ms
         st.running_at_ms = st.running_run_id = st.running_slot_ms = None
@@ -567,6 +633,7 @@ class CronService:
             st.last_error = st.last_error_reason = None
         elif result.status == "error":
             st.consecutive_errors += 1
+            st.consecutive_skipped = 0  # an error ends a run of skips
             st.last_error = result.error
             st.last_error_reason = result.error_reason
         else:
@@ -607,6 +674,136 @@ class CronService:
         st.next_run_at_ms = None
         job.spec = job.spec.model_copy(update={"enabled": False, "updated_at_ms": end})
         self._mark(jobs=True)
+
+    # --- failure alerts (failureAlert, cron.failureAlert) -------------------------------------------
+
+    def _alerts_after(
+        self, job: Job, result: Execution, completion: str, run_at: int, disabled_now: bool
+    ) -> None:
+        cfg = self.gateway.loaded.config
+        spec, st = job.spec, job.state
+        tz = cfg.agents.defaults.user_timezone
+        st.last_failure_notification_delivered = None
+        st.last_failure_notification_delivery_status = None
+        st.last_failure_notification_delivery_error = None
+        if disabled_now:
+            # The auto-disable notice replaces the regular alert, whatever failureAlert says.
+            route = alerts.safety_route(cfg.cron, spec)
+            auto = st.auto_disabled or {}
+            text = alerts.disabled_text(
+                spec,
+                reason=str(auto.get("reason") or "consecutive-failures"),
+                count=int(auto.get("consecutiveErrors") or st.consecutive_errors),
+                error=st.last_error,
+                cause=st.last_error_reason,
+            )
+            if route is not None:
+                self._send_alert(job, alerts.Alert("auto-disabled", text, route, run_at))
+            return
+        policy = alerts.resolve_policy(cfg.cron, spec)
+        if result.status == "ok" and completion == "succeeded":
+            alerted = st.failure_incident is not None
+            st.failure_incident = st.last_failure_alert_at_ms = None
+            if alerted and policy is not None and not alerts.quiet_by_best_effort(spec, policy):
+                text = alerts.recovered_text(spec)
+                self._send_alert(job, alerts.Alert("recovered", text, policy.route, run_at))
+            return
+        if policy is None:
+            return
+        if result.status == "error":
+            if st.consecutive_errors < policy.after or alerts.quiet_by_best_effort(spec, policy):
+                return
+            text = alerts.failure_text(
+                spec,
+                status="error",
+                count=st.consecutive_errors,
+                error=result.error,
+                reason=result.error_reason,
+                run_at_ms=run_at,
+                tz_name=tz,
+            )
+            cause = result.error_reason or result.error
+            self._request_alert(job, policy, "error", cause, text, run_at)
+        elif result.status == "skipped":
+            if not policy.include_skipped or st.consecutive_skipped < policy.after:
+                return
+            if alerts.quiet_by_best_effort(spec, policy):
+                return
+            text = alerts.failure_text(
+                spec,
+                status="skipped",
+                count=st.consecutive_skipped,
+                error=result.error,
+                reason=None,
+                run_at_ms=run_at,
+                tz_name=tz,
+            )
+            self._request_alert(job, policy, "skipped", result.error, text, run_at)
+        elif completion == "failed" and st.last_delivery_status == "not-delivered":
+            # The run worked but its chat could not be reached: tell someone elsewhere at
+            # once (no threshold), never through the route that just failed.
+            if not policy.alternate:
+                return
+            text = alerts.delivery_text(spec, st.last_delivery_error, run_at, tz)
+            self._request_alert(job, policy, "delivery", st.last_delivery_error, text, run_at)
+
+    def _request_alert(
+        self,
+        job: Job,
+        policy: alerts.Policy,
+        status: str,
+        cause: str | None,
+        text: str,
+        run_at: int,
+    ) -> None:
+        st = job.state
+        incident = alerts.incident(status, cause, policy.route)
+        if st.failure_incident == incident:
+            return  # already alerted for this very failure
+        now = self.clock.now_ms()
+        last = st.last_failure_alert_at_ms
+        if last is not None and last <= now and now - last < policy.cooldown_ms:
+            log.info("cron: failure alert for %s held back (cooldown)", job.id)
+            return
+        st.last_failure_alert_at_ms = now
+        st.failure_incident = incident
+        kind = "failure" if status == "error" else status
+        self._send_alert(job, alerts.Alert(kind, text, policy.route, run_at))
+
+    def _send_alert(self, job: Job, alert: alerts.Alert) -> None:
+        st = job.state
+        notification = str(uuid.uuid4())
+        st.failure_notification_id = notification
+        st.last_failure_notification_delivery_status = "unknown"
+        task = asyncio.create_task(
+            self._deliver_alert(job, alert, notification), name=f"cron-alert:{job.id}"
+        )
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    async def _deliver_alert(self, job: Job, alert: alerts.Alert, notification: str) -> None:
+        try:
+            sent = await alerts.send(
+                self.gateway,
+                job.spec,
+                self.effective_agent(job),
+                alert,
+                backoff_s=self.executor.send_backoff_s,
+            )
+        except Exception as exc:  # a bug here must not kill the scheduler's side tasks quietly
+            log.exception("cron: failure alert for %s crashed", job.id)
+            sent = alerts.Sent("not-delivered", f"{type(exc).__name__}: {exc}")
+        if sent.status == "delivered":
+            log.info("cron: %s alert for %s sent (%s)", alert.kind, job.id, alert.route.mode)
+        else:
+            log.warning("cron: %s alert for %s not delivered: %s", alert.kind, job.id, sent.error)
+        st = job.state
+        if self.jobs.get(job.id) is not job or st.failure_notification_id != notification:
+            return  # the job is gone, or a newer alert owns the fields
+        st.last_failure_notification_delivered = sent.status == "delivered"
+        st.last_failure_notification_delivery_status = sent.status
+        st.last_failure_notification_delivery_error = sent.error
+        self._mark()
 
     # --- persistence and events --------------------------------------------------------------------
 
@@ -741,7 +938,8 @@ class CronService:
             spec = spec.model_copy(update=updates)
         try:
             dlv.check(self.gateway, spec, agent)
-        except dlv.DeliveryConfigError as exc:
+            alerts.check(self.gateway, spec)
+        except (dlv.DeliveryConfigError, alerts.AlertRouteError) as exc:
             raise CronError(str(exc)) from exc
         return spec
 

@@ -23,6 +23,10 @@ _WIRE = {
     "last_delivery_error": "lastDeliveryError",
     "delivery_suppression_reason": "deliverySuppressionReason",
     "last_diagnostic_summary": "lastDiagnosticSummary",
+    "last_failure_alert_at_ms": "lastFailureAlertAtMs",
+    "last_failure_notification_delivered": "lastFailureNotificationDelivered",
+    "last_failure_notification_delivery_status": "lastFailureNotificationDeliveryStatus",
+    "last_failure_notification_delivery_error": "lastFailureNotificationDeliveryError",
 }
 # Internal bookkeeping, stored but never sent.
 _PRIVATE = {
@@ -30,6 +34,8 @@ _PRIVATE = {
     "running_slot_ms": "runningSlotMs",
     "schedule_errors": "scheduleErrors",
     "retries": "retries",
+    "failure_incident": "failureIncident",
+    "failure_notification_id": "failureNotificationId",
 }
 # Copied to the top level of read views (§C.2 "top-level mirrors").
 _MIRRORS = {
@@ -62,10 +68,18 @@ class JobState:
     last_delivery_error: str | None = None
     delivery_suppression_reason: str | None = None
     last_diagnostic_summary: str | None = None
+    last_failure_alert_at_ms: int | None = None
+    last_failure_notification_delivered: bool | None = None
+    last_failure_notification_delivery_status: str | None = None
+    last_failure_notification_delivery_error: str | None = None
     running_run_id: str | None = None
     running_slot_ms: int | None = None
     schedule_errors: int = 0
     retries: int = 0  # one-shot retries used (transient errors)
+    # The failure an alert was sent for (hash of status, cause and route): the same failure
+    # again is the same incident and is not alerted twice; cleared by a successful run.
+    failure_incident: str | None = None
+    failure_notification_id: str | None = None  # the alert whose outcome may be recorded
 
     def wire(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

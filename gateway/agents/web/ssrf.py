@@ -89,6 +89,8 @@ class SsrfGuard:
     blocked_hostnames: tuple[str, ...] = ()
     allow_private_network: bool = False
     resolver: Resolver = field(default=system_resolve, compare=False)
+    # The config key refusals point at (the guard also serves automation webhooks).
+    policy_key: str = "tools.web.fetch.ssrfPolicy"
 
     @classmethod
     def from_lists(
@@ -98,12 +100,14 @@ class SsrfGuard:
         *,
         allow_private_network: bool = False,
         resolver: Resolver = system_resolve,
+        policy_key: str = "tools.web.fetch.ssrfPolicy",
     ) -> SsrfGuard:
         return cls(
             frozenset(normalize_host(h) for h in allowed),
             tuple(blocked),
             allow_private_network,
             resolver,
+            policy_key,
         )
 
     def check_url(self, url: httpx.URL) -> None:
@@ -116,7 +120,7 @@ class SsrfGuard:
         if not host:
             raise BlockedUrl("the URL has no host")
         if any(_matches(host, p) for p in self.blocked_hostnames):
-            raise BlockedUrl(f"{host} is blocked by tools.web.fetch.ssrfPolicy.blockedHostnames")
+            raise BlockedUrl(f"{host} is blocked by {self.policy_key}.blockedHostnames")
 
     async def pin(self, url: httpx.URL) -> str:
         """The checked IP to connect to for `url`; raises BlockedUrl when refused."""
@@ -153,7 +157,7 @@ class SsrfGuard:
         shown = host if host == str(ip) else f"{host} ({ip})"
         raise BlockedUrl(
             f"{shown} is a private, loopback, link-local or otherwise non-public address; "
-            "refused (tools.web.fetch.ssrfPolicy.allowedHostnames can allow an exact host)"
+            f"refused ({self.policy_key}.allowedHostnames can allow an exact host)"
         )
 
 
