@@ -44,6 +44,7 @@ from gateway.cron.model import (
 )
 from gateway.cron.state import JobState, mirrors
 from gateway.cron.store import CronStore
+from gateway.logs import scrubber
 
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
@@ -569,7 +570,7 @@ class CronService:
             "delivered": result.delivery.delivered,
         }
         optional = {
-            "error": result.error,
+            "error": _scrubbed(result.error),
             "errorReason": result.error_reason if result.status == "error" else None,
             "summary": result.summary,
             "sessionKey": result.session_key,
@@ -577,7 +578,7 @@ class CronService:
             "model": result.model,
             "provider": result.provider,
             "usage": result.usage,
-            "deliveryError": result.delivery.error,
+            "deliveryError": _scrubbed(result.delivery.error),
             "deliverySuppressionReason": result.delivery.suppression,
         }
         entry.update({k: v for k, v in optional.items() if v})
@@ -588,7 +589,7 @@ class CronService:
             d["delivered"] = result.delivery.delivered
             d["fallbackUsed"] = False
             entry["delivery"] = d
-        return entry
+        return _scrubbed_deep(entry)
 
     def _settle(
         self,
@@ -626,7 +627,7 @@ class CronService:
         st.last_duration_ms = max(0, end - run_at)
         st.last_delivery_status = result.delivery.status
         st.last_delivered = result.delivery.delivered
-        st.last_delivery_error = result.delivery.error
+        st.last_delivery_error = _scrubbed(result.delivery.error)
         st.delivery_suppression_reason = result.delivery.suppression
         if result.status == "ok":
             st.consecutive_errors = st.consecutive_skipped = st.retries = 0
@@ -634,11 +635,11 @@ class CronService:
         elif result.status == "error":
             st.consecutive_errors += 1
             st.consecutive_skipped = 0  # an error ends a run of skips
-            st.last_error = result.error
+            st.last_error = _scrubbed(result.error)
             st.last_error_reason = result.error_reason
         else:
             st.consecutive_skipped += 1
-            st.last_error = result.error
+            st.last_error = _scrubbed(result.error)
         completion = self._completion(job, result)
         if job.spec.is_one_shot:
             self._settle_one_shot(job, result, completion, end)
@@ -1159,3 +1160,20 @@ def attach(gateway: Gateway) -> CronService:
     gateway.extensions["cron"] = svc
     gateway.services.append(Service("cron", svc.start, svc.stop))
     return svc
+
+
+def _scrubbed_deep(value: Any) -> Any:
+    """Every string in a run-log entry scrubbed (errors nest in the delivery details too)."""
+    if isinstance(value, str):
+        return scrubber.scrub(value)
+    if isinstance(value, dict):
+        return {k: _scrubbed_deep(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed_deep(v) for v in value]
+    return value
+
+
+def _scrubbed(error: str | None) -> str | None:
+    """An error as the job's state and run log keep it: `cron.get`/`cron.runs` show both, and a
+    channel's or provider's error can echo a token back."""
+    return scrubber.scrub(error) if error else error

@@ -5,6 +5,7 @@ the auto-disable notice, and routes refused at creation."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -215,6 +216,10 @@ async def test_failed_delivery_alerts_at_once_elsewhere_with_secrets_masked(
         assert "chat not found" in lines[1].lower() and "***" in lines[1]
         assert SECRET not in alert
         assert alerts_sent(fake_tg, CHAT) == []  # never through the chat that failed
+        # Nor in what the RPCs show of the job and its runs.
+        assert "chat not found" in got["state"]["lastDeliveryError"].lower()
+        runs = await rig.call("cron.runs", {"id": job["id"]})
+        assert SECRET not in json.dumps(got) and SECRET not in json.dumps(runs)
 
         # A route that is the job's own chat is not an alternate: no delivery alert.
         await rig.call("cron.update", {"id": job["id"], "patch": {"failureAlert": {}}})
