@@ -589,7 +589,8 @@ class CronService:
             d["delivered"] = result.delivery.delivered
             d["fallbackUsed"] = False
             entry["delivery"] = d
-        return _scrubbed_deep(entry)
+        scrubbed: dict[str, Any] = _scrubbed_deep(entry)
+        return scrubbed
 
     def _settle(
         self,
