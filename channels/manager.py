@@ -19,6 +19,7 @@ from channels.accounts import account_ids, default_account_id
 from channels.approvals import ChatApprovals
 from channels.base import (
     AccountStatus,
+    ButtonTransport,
     ChannelRunner,
     DeliveryError,
     OutboundTarget,
@@ -28,6 +29,7 @@ from channels.base import (
 from channels.command_auth import native_enabled
 from channels.pairing import PairingStore
 from channels.pipeline import Pipeline
+from channels.targets import TargetError, check_message_id, parse_target
 from gateway.agents.tools.approvals import broker
 from gateway.runtime import Service
 
@@ -62,6 +64,15 @@ class AccountRuntime:
         """Gave up (bad/missing token, refused intent): enabled but not running, with an error."""
         s = self.status
         return s.enabled and not s.running and s.last_error is not None
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """What `ChannelManager.send_text` did: the account, the resolved target, the messages."""
+
+    account: AccountRuntime
+    target: OutboundTarget
+    sent: list[SentMessage]
 
 
 class ChannelManager:
@@ -219,20 +230,33 @@ class ChannelManager:
         account_id: str | None = None,
         thread_id: str | None = None,
         reply_to_id: str | None = None,
-    ) -> tuple[AccountRuntime, list[SentMessage]]:
-        """Format, chunk and send `text` to `to` on a running channel account.
+    ) -> Delivered:
+        """Format, chunk and send `text` to the target `to` (channels.targets forms) on a
+        running channel account.
 
         The one outbound path for everything that is not a reply to an inbound message (the
-        `send` RPC, hooks, scheduled jobs). `channel` None picks the only running channel.
-        Raises DeliveryError naming what is missing; transport errors propagate.
+        `send` and `message.action` RPCs, hooks). `channel` None picks the only running
+        channel. Raises DeliveryError naming what is missing or malformed; transport errors
+        propagate.
         """
         if channel is None:
             running = self.channel_order()
             if len(running) != 1:
                 raise DeliveryError("channel is required", missing=True)
             channel = running[0]
+        try:
+            dest = parse_target(channel, to) if channel in CHANNEL_LABELS else None
+            thread = check_message_id(thread_id, "threadId") if thread_id else None
+            reply_to = check_message_id(reply_to_id, "replyToId") if reply_to_id else None
+        except TargetError as exc:
+            raise DeliveryError(str(exc), missing=True) from exc
+        if dest is not None and dest.thread_id and thread and dest.thread_id != thread:
+            raise DeliveryError(
+                f"target {to!r} names topic {dest.thread_id} but threadId is {thread}",
+                missing=True,
+            )
         rt = self.get(channel, account_id)
-        if rt is None:
+        if rt is None or dest is None:
             raise DeliveryError(
                 f"channel {channel} account {account_id or self.default_account(channel)} "
                 "is not configured",
@@ -243,8 +267,15 @@ class ChannelManager:
             raise DeliveryError(f"{channel} is not running")
         if not text.strip():
             raise DeliveryError("message must not be empty", missing=True)
-        sent = await rt.pipeline.send(transport, OutboundTarget(to, thread_id, reply_to_id), text)
-        return rt, sent
+        target = OutboundTarget(dest.chat_id, thread or dest.thread_id, reply_to)
+        if dest.dm:
+            # A Discord user: messages go to the DM channel, opened (or found) first.
+            if not isinstance(transport, ButtonTransport):
+                raise DeliveryError(f"{channel} cannot open a direct message")
+            opened = await transport.dm_target(dest.chat_id)
+            target = OutboundTarget(opened.chat_id, None, reply_to)
+        sent = await rt.pipeline.send(transport, target, text)
+        return Delivered(rt, target, sent)
 
     # --- reporting ------------------------------------------------------------------------------
 
