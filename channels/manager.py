@@ -22,7 +22,10 @@ from channels.base import (
     ButtonTransport,
     ChannelRunner,
     DeliveryError,
+    EditingTransport,
+    EditRejected,
     OutboundTarget,
+    ReactingTransport,
     SentMessage,
     Transport,
 )
@@ -239,6 +242,85 @@ class ChannelManager:
         channel. Raises DeliveryError naming what is missing or malformed; transport errors
         propagate.
         """
+        if not text.strip():
+            raise DeliveryError("message must not be empty", missing=True)
+        rt, transport, target = await self.resolve(
+            channel, to, account_id=account_id, thread_id=thread_id, reply_to_id=reply_to_id
+        )
+        sent = await rt.pipeline.send(transport, target, text)
+        return Delivered(rt, target, sent)
+
+    async def edit_text(
+        self, channel: str, to: str, message_id: str, text: str, *, account_id: str | None = None
+    ) -> Delivered:
+        """Replace the text of one of the bot's messages, formatted as a send would be (it
+        must fit one message: an edit cannot split). A refusal by the platform (not ours,
+        too old, gone) is a DeliveryError naming it."""
+        if not text.strip():
+            raise DeliveryError("message must not be empty", missing=True)
+        mid = _message_id(message_id)
+        rt, transport, target = await self.resolve(channel, to, account_id=account_id)
+        if not isinstance(transport, EditingTransport):
+            raise DeliveryError(f"{rt.channel} cannot edit messages", missing=True)
+        pieces = rt.pipeline.format(text)
+        if len(pieces) != 1:
+            raise DeliveryError(
+                f"the new text needs {len(pieces)} messages after formatting; an edit must fit one",
+                missing=True,
+            )
+        try:
+            await transport.edit_text(target, mid, pieces[0])
+        except EditRejected as exc:
+            raise DeliveryError(f"{rt.channel} refused the edit: {exc}", missing=True) from exc
+        return Delivered(rt, target, [SentMessage(mid)])
+
+    async def delete_message(
+        self, channel: str, to: str, message_id: str, *, account_id: str | None = None
+    ) -> Delivered:
+        """Delete a message in the chat `to` names (the platform decides whose it may)."""
+        mid = _message_id(message_id)
+        rt, transport, target = await self.resolve(channel, to, account_id=account_id)
+        if not isinstance(transport, EditingTransport):
+            raise DeliveryError(f"{rt.channel} cannot delete messages", missing=True)
+        await transport.delete_text(target, mid)
+        return Delivered(rt, target, [SentMessage(mid)])
+
+    async def react(
+        self,
+        channel: str,
+        to: str,
+        message_id: str,
+        emoji: str,
+        *,
+        remove: bool = False,
+        account_id: str | None = None,
+    ) -> Delivered:
+        """Put the bot's `emoji` on a message, or take it off (`remove`; on Telegram, where a
+        bot has one reaction per message, an empty `emoji` clears it)."""
+        mid = _message_id(message_id)
+        if not emoji.strip() and not (remove and channel == "telegram"):
+            raise DeliveryError("emoji is required", missing=True)
+        rt, transport, target = await self.resolve(channel, to, account_id=account_id)
+        if not isinstance(transport, ReactingTransport):
+            raise DeliveryError(f"{rt.channel} cannot react to messages", missing=True)
+        if remove:
+            await transport.unreact(target, mid, emoji.strip())
+        else:
+            await transport.react(target, mid, emoji.strip())
+        return Delivered(rt, target, [SentMessage(mid)])
+
+    async def resolve(
+        self,
+        channel: str | None,
+        to: str,
+        *,
+        account_id: str | None = None,
+        thread_id: str | None = None,
+        reply_to_id: str | None = None,
+    ) -> tuple[AccountRuntime, Transport, OutboundTarget]:
+        """The running account and the platform target `to` names (a Discord user's DM is
+        opened here). DeliveryError(missing=True) for a malformed target or an account that
+        is not configured, DeliveryError for one that is not running."""
         if channel is None:
             running = self.channel_order()
             if len(running) != 1:
@@ -265,17 +347,13 @@ class ChannelManager:
         transport = rt.transport
         if transport is None or not rt.status.running:
             raise DeliveryError(f"{channel} is not running")
-        if not text.strip():
-            raise DeliveryError("message must not be empty", missing=True)
-        target = OutboundTarget(dest.chat_id, thread or dest.thread_id, reply_to)
-        if dest.dm:
-            # A Discord user: messages go to the DM channel, opened (or found) first.
-            if not isinstance(transport, ButtonTransport):
-                raise DeliveryError(f"{channel} cannot open a direct message")
-            opened = await transport.dm_target(dest.chat_id)
-            target = OutboundTarget(opened.chat_id, None, reply_to)
-        sent = await rt.pipeline.send(transport, target, text)
-        return Delivered(rt, target, sent)
+        if not dest.dm:
+            return rt, transport, OutboundTarget(dest.chat_id, thread or dest.thread_id, reply_to)
+        # A Discord user: messages go to the DM channel, opened (or found) first.
+        if not isinstance(transport, ButtonTransport):
+            raise DeliveryError(f"{channel} cannot open a direct message", missing=True)
+        opened = await transport.dm_target(dest.chat_id)
+        return rt, transport, OutboundTarget(opened.chat_id, None, reply_to)
 
     # --- reporting ------------------------------------------------------------------------------
 
@@ -374,6 +452,13 @@ class ChannelManager:
             for aid, rt in self.accounts[channel].items()
             if rt.failed
         ]
+
+
+def _message_id(value: str) -> str:
+    try:
+        return check_message_id(value, "messageId")
+    except TargetError as exc:
+        raise DeliveryError(str(exc), missing=True) from exc
 
 
 def attach(gateway: Gateway) -> ChannelManager | None:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +19,7 @@ from gateway.rpc import idempotency
 from gateway.rpc.registry import CallContext, method
 
 if TYPE_CHECKING:
-    from channels.manager import ChannelManager, Delivered
+    from channels.manager import ChannelManager
 
 LABELS = {"discord": "Discord", "telegram": "Telegram"}
 
@@ -88,16 +90,15 @@ async def send(ctx: CallContext, params: SendParams) -> dict[str, Any]:
         manager = _manager(ctx)
         if manager is None or not manager.accounts:
             raise RpcError(UNAVAILABLE, "no chat channels are running")
-        delivered = await deliver_text(
-            manager,
-            "send",
-            params.channel,
-            params.to,
-            params.message or "",
-            account_id=params.account_id,
-            thread_id=params.thread_id,
-            reply_to_id=params.reply_to_id,
-        )
+        with delivery_errors("send", params.channel):
+            delivered = await manager.send_text(
+                params.channel,
+                params.to,
+                params.message or "",
+                account_id=params.account_id,
+                thread_id=params.thread_id,
+                reply_to_id=params.reply_to_id,
+            )
         sent = delivered.sent
         return {
             "ok": True,
@@ -111,22 +112,11 @@ async def send(ctx: CallContext, params: SendParams) -> dict[str, Any]:
     return await idempotency.results(ctx.gateway).run("send:" + params.idempotency_key, deliver)
 
 
-async def deliver_text(
-    manager: ChannelManager,
-    method: str,
-    channel: str | None,
-    to: str,
-    text: str,
-    *,
-    account_id: str | None = None,
-    thread_id: str | None = None,
-    reply_to_id: str | None = None,
-) -> Delivered:
-    """`ChannelManager.send_text` with its failures as the RPC errors `method` answers."""
+@contextlib.contextmanager
+def delivery_errors(method: str, channel: str | None, what: str = "send") -> Iterator[None]:
+    """ChannelManager failures inside the block as the RPC errors `method` answers with."""
     try:
-        return await manager.send_text(
-            channel, to, text, account_id=account_id, thread_id=thread_id, reply_to_id=reply_to_id
-        )
+        yield
     except DeliveryError as exc:
         if not exc.missing:
             # Nothing was sent (the channel is down): `details.method` tells the reference
@@ -141,11 +131,12 @@ async def deliver_text(
         code = NOT_FOUND if "not configured" in str(exc) else INVALID_REQUEST
         prefix = "" if code == NOT_FOUND else f"invalid {method} params: "
         raise RpcError(code, prefix + str(exc)) from exc
+    except RpcError:
+        raise
     except Exception as exc:
+        # The platform's own answer (a 4xx names what it refused); a send may be retried.
         raise RpcError(
-            UNAVAILABLE,
-            f"{channel or 'channel'} send failed: {exc}",
-            retryable=True,
+            UNAVAILABLE, f"{channel or 'channel'} {what} failed: {exc}", retryable=what == "send"
         ) from exc
 
 

@@ -1,13 +1,13 @@
 """`message.action`: a channel action asked for by an operator client, as the reference's
 `openclaw message <action>` sends it (the CLI hands Telegram actions to the gateway).
 
-Only what our channel adapters can really do is carried out: `send` of text to a Telegram
-chat or a Discord channel / user. Any other action, and any part of a send we cannot deliver
-(media, buttons, polls, pins, silent sends), is refused with INVALID_REQUEST naming it: an
-operator must never be told a message went out when it did not, or went out without its
-attachment. Sending puts text on a platform as the bot, so the method needs operator.write
-(the reference's scope) and every target is checked (channels.targets) before a request
-leaves.
+Only what our channel adapters can really do is carried out, on Telegram and Discord: `send`
+(text, to a chat / topic / channel / user), `edit` and `delete` of a message, and `react`.
+Any other action, and any part of a request we cannot carry out (media, buttons, polls, pins,
+silent sends), is refused with INVALID_REQUEST naming it: an operator must never be told a
+message went out when it did not, or went out without its attachment. This acts as the bot
+on any chat it can reach, so the method needs operator.write (the reference's scope) and every
+target and message id is checked (channels.targets) before a request leaves.
 """
 
 from __future__ import annotations
@@ -21,19 +21,19 @@ from channels.targets import TargetError, parse_target
 from gateway.protocol.errors import INVALID_REQUEST, UNAVAILABLE, RpcError
 from gateway.protocol.scopes import WRITE
 from gateway.rpc import idempotency
-from gateway.rpc.channels_methods import deliver_text
+from gateway.rpc.channels_methods import delivery_errors
 from gateway.rpc.registry import CallContext, method
 
 if TYPE_CHECKING:
-    from channels.manager import ChannelManager
+    from channels.manager import ChannelManager, Delivered
 
 log = logging.getLogger("gateway.rpc.message")
 
-SUPPORTED_ACTIONS = ("send",)
+SUPPORTED_ACTIONS = ("send", "edit", "delete", "react")
 CHANNELS = ("telegram", "discord")
 MAX_TEXT = 200_000  # as `send`: far above both platforms' limits, chunked by the pipeline
 
-# Send parameters whose meaning we cannot carry out; a truthy value is refused by name.
+# Parameters whose meaning we cannot carry out; a truthy value is refused by name.
 _UNDELIVERABLE = {
     "media": "media attachments",
     "mediaUrl": "media attachments",
@@ -85,16 +85,44 @@ class MessageActionParams(_Open):
     # send needs none of them, and none of them widens what this method may do.
 
 
-class SendAction(_Open):
-    """`params` of a `send` action (the reference's message-tool names)."""
-
+class _Targeted(_Open):
+    # The reference CLI sends the target twice (`target`, and `to` as its plugins read it).
     to: str | None = Field(None, min_length=1, max_length=256)
     target: str | None = Field(None, min_length=1, max_length=256)
+    account_id: str | None = Field(None, alias="accountId", max_length=128)
+
+
+class SendAction(_Targeted):
+    """`params` of `send` (the reference's message-tool names)."""
+
     message: str | None = Field(None, max_length=MAX_TEXT)
     content: str | None = Field(None, max_length=MAX_TEXT)
-    account_id: str | None = Field(None, alias="accountId", max_length=128)
     thread_id: str | int | None = Field(None, alias="threadId")
     reply_to: str | int | None = Field(None, alias="replyTo")
+
+
+class MessageRef(_Targeted):
+    """`params` of `delete`: the chat (`to`) and the message in it."""
+
+    message_id: str | int = Field(alias="messageId")
+
+
+class EditAction(MessageRef):
+    message: str | None = Field(None, max_length=MAX_TEXT)
+    content: str | None = Field(None, max_length=MAX_TEXT)
+
+
+class ReactAction(MessageRef):
+    emoji: str = Field("", max_length=64)
+    remove: bool = False
+
+
+_PARAMS: dict[str, type[_Targeted]] = {
+    "send": SendAction,
+    "edit": EditAction,
+    "delete": MessageRef,
+    "react": ReactAction,
+}
 
 
 def _manager(ctx: CallContext) -> ChannelManager | None:
@@ -106,9 +134,9 @@ def _invalid(text: str) -> RpcError:
     return RpcError(INVALID_REQUEST, f"invalid message.action params: {text}")
 
 
-def _send_params(params: MessageActionParams) -> SendAction:
+def _action_params(action: str, params: MessageActionParams) -> _Targeted:
     try:
-        send = SendAction.model_validate(params.params)
+        parsed = _PARAMS[action].model_validate(params.params)
     except ValidationError as exc:
         where = [
             f"params.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
@@ -119,10 +147,10 @@ def _send_params(params: MessageActionParams) -> SendAction:
     if refused:
         raise RpcError(
             INVALID_REQUEST,
-            f"message.action send: clawgate sends text only; {', '.join(refused)} "
+            f"message.action {action}: clawgate carries text only; {', '.join(refused)} "
             "are not supported",
         )
-    return send
+    return parsed
 
 
 def _differ(channel: str, to: str, target: str) -> bool:
@@ -132,11 +160,55 @@ def _differ(channel: str, to: str, target: str) -> bool:
         return to.strip() != target.strip()  # the send names the malformed one
 
 
-def _account(params: MessageActionParams, send: SendAction) -> str | None:
-    outer, inner = params.account_id or None, send.account_id or None
+def _account(params: MessageActionParams, inner_params: _Targeted) -> str | None:
+    outer, inner = params.account_id or None, inner_params.account_id or None
     if outer and inner and outer != inner:
         raise _invalid(f"accountId {outer!r} does not match params.accountId {inner!r}")
     return outer or inner
+
+
+def _text(p: SendAction | EditAction) -> str:
+    return p.message if p.message is not None else (p.content or "")
+
+
+async def _perform(
+    manager: ChannelManager,
+    action: str,
+    channel: str,
+    to: str,
+    p: _Targeted,
+    params: MessageActionParams,
+    account_id: str | None,
+) -> tuple[Delivered, dict[str, Any]]:
+    """Carry out one supported action; returns what happened and the action's own fields."""
+    with delivery_errors("message.action", channel, action):
+        if isinstance(p, SendAction):
+            reply_to = params.reply.reply_to_id if params.reply is not None else None
+            if reply_to is None and p.reply_to is not None:
+                reply_to = str(p.reply_to)
+            delivered = await manager.send_text(
+                channel,
+                to,
+                _text(p),
+                account_id=account_id,
+                thread_id=str(p.thread_id) if p.thread_id is not None else None,
+                reply_to_id=reply_to,
+            )
+            ids = [s.message_id for s in delivered.sent]
+            return delivered, {"messageId": ids[0] if ids else None, "messageIds": ids}
+        assert isinstance(p, MessageRef)
+        mid = str(p.message_id)
+        if isinstance(p, EditAction):
+            delivered = await manager.edit_text(channel, to, mid, _text(p), account_id=account_id)
+            return delivered, {"messageId": mid}
+        if isinstance(p, ReactAction):
+            delivered = await manager.react(
+                channel, to, mid, p.emoji, remove=p.remove, account_id=account_id
+            )
+            outcome: dict[str, Any] = {"removed": True} if p.remove else {"added": p.emoji}
+            return delivered, {"messageId": mid, **outcome}
+        delivered = await manager.delete_message(channel, to, mid, account_id=account_id)
+        return delivered, {"messageId": mid, "deleted": True}
 
 
 @method("message.action", scope=WRITE, params=MessageActionParams)
@@ -151,20 +223,15 @@ async def message_action(ctx: CallContext, params: MessageActionParams) -> dict[
             f"message action {params.action!r} is not supported by clawgate on {channel} "
             f"(supported: {', '.join(SUPPORTED_ACTIONS)})",
         )
-    send = _send_params(params)
-    # The reference CLI sends the target twice (`target`, and `to` as its plugins read it).
-    to = send.to or send.target
+    p = _action_params(action, params)
+    to = p.to or p.target
     if to is None:
         raise _invalid("params.to (the target) is required")
-    if send.to and send.target and _differ(channel, send.to, send.target):
-        raise _invalid(f"params.to {send.to!r} and params.target {send.target!r} differ")
-    text = send.message if send.message is not None else (send.content or "")
-    account_id = _account(params, send)
-    reply_to = params.reply.reply_to_id if params.reply is not None else None
-    reply_to = reply_to or (str(send.reply_to) if send.reply_to is not None else None)
-    thread_id = str(send.thread_id) if send.thread_id is not None else None
+    if p.to and p.target and _differ(channel, p.to, p.target):
+        raise _invalid(f"params.to {p.to!r} and params.target {p.target!r} differ")
+    account_id = _account(params, p)
 
-    async def deliver() -> dict[str, Any]:
+    async def run() -> dict[str, Any]:
         manager = _manager(ctx)
         if manager is None or not manager.accounts:
             raise RpcError(
@@ -172,37 +239,28 @@ async def message_action(ctx: CallContext, params: MessageActionParams) -> dict[
                 "no chat channels are running",
                 details={"method": "message.action"},
             )
-        delivered = await deliver_text(
-            manager,
-            "message.action",
-            channel,
-            to,
-            text,
-            account_id=account_id,
-            thread_id=thread_id,
-            reply_to_id=reply_to,
-        )
-        ids = [s.message_id for s in delivered.sent]
+        delivered, fields = await _perform(manager, action, channel, to, p, params, account_id)
         who = ctx.conn.address if ctx.conn is not None else "local"
-        # Who made the bot speak where (never the text: it may be private).
+        # Who made the bot act where (never the text: it may be private).
         log.info(
-            "message.action send: %s account %s -> %s (%d message(s)) for %s",
+            "message.action %s: %s account %s -> %s (message %s) for %s",
+            action,
             channel,
             delivered.account.account_id,
             delivered.target.chat_id,
-            len(ids),
+            fields.get("messageId"),
             who,
         )
+        thread = delivered.target.thread_id
         return {
             "ok": True,
             "channel": channel,
             "accountId": delivered.account.account_id,
             "to": to,
             "chatId": delivered.target.chat_id,
-            **({"threadId": delivered.target.thread_id} if delivered.target.thread_id else {}),
-            "messageId": ids[0] if ids else None,
-            "messageIds": ids,
+            **({"threadId": thread} if thread and action == "send" else {}),
+            **fields,
         }
 
     key = f"message.action:{action}:{params.idempotency_key}"
-    return await idempotency.results(ctx.gateway).run(key, deliver)
+    return await idempotency.results(ctx.gateway).run(key, run)

@@ -92,7 +92,18 @@ async def test_bad_requests_are_refused_by_name_and_nothing_is_sent(
         (action("#general"), "INVALID_REQUEST", "Telegram target '#general'"),
         (action("42; rm -rf"), "INVALID_REQUEST", "is not a chat id"),
         (action("42", verb="poll"), "INVALID_REQUEST", "message action 'poll' is not supported"),
-        (action("42", verb="delete"), "INVALID_REQUEST", "'delete'"),
+        (action("42", verb="pin"), "INVALID_REQUEST", "(supported: send, edit, delete, react)"),
+        (action("42", verb="edit"), "INVALID_REQUEST", "params.messageId: Field required"),
+        (
+            action("42", verb="react", params={"messageId": "1x"}),
+            "INVALID_REQUEST",
+            "messageId must be a numeric id",
+        ),
+        (
+            action("42", verb="react", params={"messageId": "5"}),
+            "INVALID_REQUEST",
+            "emoji is required",
+        ),
         (
             action("42", params={"media": "./cat.png"}),
             "INVALID_REQUEST",
@@ -125,6 +136,58 @@ async def test_bad_requests_are_refused_by_name_and_nothing_is_sent(
         assert res["error"]["code"] == code, res
         assert text.lower() in res["error"]["message"].lower(), (text, res)
     assert fake_tg.calls("sendMessage") == []
+
+
+async def test_edit_react_and_delete_a_sent_message(
+    tmp_path: Path, fake_tg: FakeTelegram, fake_llm: FakeLLM
+) -> None:
+    async with (
+        telegram_gateway(tmp_path, gateway_config(fake_tg, fake_llm)) as live,
+        connected(live, scopes=["operator.write"]) as client,
+    ):
+        sent = await client.call("message.action", action("42", "draft"))
+        mid = sent["messageId"]
+        ref = {"messageId": mid}
+        edited = await client.call(
+            "message.action", action("42", "**final**", "e1", verb="edit", params=ref)
+        )
+        too_long = await client.request(
+            "message.action", action("42", "word " * 2000, "e2", verb="edit", params=ref)
+        )
+        reacted = await client.call(
+            "message.action",
+            action("42", "", "r1", verb="react", params={**ref, "emoji": "👍"}),
+        )
+        reaction = list(fake_tg.reactions[("42", int(mid))])
+        cleared = await client.call(
+            "message.action",
+            action("42", "", "r2", verb="react", params={**ref, "remove": True}),
+        )
+        deleted = await client.call(
+            "message.action", action("42", "", "d1", verb="delete", params=ref)
+        )
+        gone = await client.request(
+            "message.action", action("42", "", "d2", verb="delete", params=ref)
+        )
+    assert [p["text"] for p in fake_tg.calls("editMessageText")] == ["<b>final</b>"]
+    assert edited == {
+        "ok": True,
+        "channel": "telegram",
+        "accountId": "default",
+        "to": "42",
+        "chatId": "42",
+        "messageId": mid,
+    }
+    assert too_long["error"]["code"] == "INVALID_REQUEST"
+    assert "an edit must fit one" in too_long["error"]["message"]
+    assert reaction == ["👍"] and reacted["added"] == "👍"
+    assert fake_tg.reactions[("42", int(mid))] == [] and cleared["removed"] is True
+    assert deleted["deleted"] is True and ("42", int(mid)) not in fake_tg.messages
+    # The platform's refusal comes back with its own words, not as a success.
+    assert gone["ok"] is False and gone["error"]["code"] == "UNAVAILABLE"
+    assert "message to delete not found" in gone["error"]["message"].lower()
+    assert gone["error"].get("retryable") is False
+    assert len(fake_tg.calls("deleteMessage")) == 2
 
 
 async def test_needs_operator_write(
@@ -215,6 +278,27 @@ async def test_discord_channel_and_user_targets(
         )
         mention = await client.call("message.action", on_discord(f"<@{fd.USER_ID}>", "again", "d3"))
         bad = await client.request("message.action", on_discord("#general", "x", "d4"))
+        # The message just posted in the channel: react, edit, un-react, delete.
+        where, mid = f"channel:{fd.TEXT_CH}", to_channel["messageId"]
+        steps: list[tuple[str, dict[str, Any]]] = [
+            ("react", {"emoji": "👍"}),
+            ("edit", {"message": "edited"}),
+            ("react", {"emoji": "👍", "remove": True}),
+            ("delete", {}),
+        ]
+        for n, (verb, extra) in enumerate(steps):
+            await client.call(
+                "message.action",
+                {
+                    **on_discord(where, "", f"m{n}"),
+                    "action": verb,
+                    "params": {"to": where, "messageId": mid, **extra},
+                },
+            )
+            if verb == "react" and not extra.get("remove"):
+                reactions = list(fake.reactions[(str(fd.TEXT_CH), mid)])
+            if verb == "edit":
+                edited = fake.messages[(str(fd.TEXT_CH), mid)]
     posted = fake.rest_calls("POST", f"/channels/{fd.TEXT_CH}/messages")
     assert [p["json"]["content"] for p in posted] == ["to general"]
     dms = fake.rest_calls("POST", "/users/@me/channels")
@@ -226,3 +310,5 @@ async def test_discord_channel_and_user_targets(
     assert to_user["to"] == f"user:{fd.USER_ID}"
     assert bad["ok"] is False and bad["error"]["code"] == "INVALID_REQUEST"
     assert "names are not looked up" in bad["error"]["message"]
+    assert reactions == ["👍"] and fake.reactions[(str(fd.TEXT_CH), mid)] == []
+    assert edited == "edited" and (str(fd.TEXT_CH), mid) not in fake.messages

@@ -1,5 +1,6 @@
-"""The reference `openclaw message send` (openclaw@2026.9.6) against our gateway, with Telegram
-connected to the fake Bot API: the CLI hands the send to the gateway as `message.action`."""
+"""The reference `openclaw message send|react|poll` (openclaw@2026.9.6) against our gateway, with
+Telegram connected to the fake Bot API: the CLI hands each action to the gateway as
+`message.action`."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ async def message(live: LiveGateway, *args: str) -> Any:
     return await asyncio.to_thread(run_openclaw, ["message", *args], CLI_TIMEOUT_S, env=env)
 
 
-async def test_openclaw_message_send_reaches_telegram(
+async def test_openclaw_message_send_and_react_reach_telegram(
     reference: Reference, tmp_path: Path, fake_tg: FakeTelegram, fake_llm: FakeLLM
 ) -> None:
     async with telegram_gateway(tmp_path, gateway_config(fake_tg, fake_llm)) as live:
@@ -41,17 +42,21 @@ async def test_openclaw_message_send_reaches_telegram(
             live, "send", "--channel", "telegram", "--target", "42",
             "--message", "deploy **done**", "--json",
         )  # fmt: skip
+        assert sent.returncode == 0, describe(sent)
+        out = json.loads(sent.stdout[sent.stdout.index("{") :])
         topic = await message(
             live, "send", "--channel", "telegram", "--target", "-1001234:topic:7",
             "--message", "in the topic",
+        )  # fmt: skip
+        reacted = await message(
+            live, "react", "--channel", "telegram", "--target", "42",
+            "--message-id", out["messageId"], "--emoji", "👍", "--json",
         )  # fmt: skip
         # An action our channels cannot carry out is refused by name, never faked.
         refused = await message(
             live, "poll", "--channel", "telegram", "--target", "42",
             "--poll-question", "Lunch?", "--poll-option", "Pizza", "--poll-option", "Sushi",
         )  # fmt: skip
-    assert sent.returncode == 0, describe(sent)
-    out = json.loads(sent.stdout[sent.stdout.index("{") :])
     calls = fake_tg.calls("sendMessage")
     assert calls[0]["chat_id"] == "42" and calls[0]["text"] == "deploy <b>done</b>"
     assert out["action"] == "send" and out["channel"] == "telegram", out
@@ -61,6 +66,10 @@ async def test_openclaw_message_send_reaches_telegram(
     shown = re.search(r"Sent via telegram\. Message ID: (\d+)", topic.stdout)
     assert shown and shown.group(1) != out["messageId"], describe(topic)
     assert (calls[1]["chat_id"], calls[1]["message_thread_id"]) == ("-1001234", "7")
+    assert reacted.returncode == 0, describe(reacted)
+    react_out = json.loads(reacted.stdout[reacted.stdout.index("{") :])
+    assert react_out["payload"]["added"] == "👍" and react_out["payload"]["ok"] is True
+    assert fake_tg.reactions[("42", int(out["messageId"]))] == ["👍"]
     assert refused.returncode != 0, describe(refused)
     assert "message action 'poll' is not supported by clawgate" in refused.stderr, describe(refused)
     assert len(calls) == 2
