@@ -19,15 +19,20 @@ from channels.accounts import account_ids, default_account_id
 from channels.approvals import ChatApprovals
 from channels.base import (
     AccountStatus,
+    ButtonTransport,
     ChannelRunner,
     DeliveryError,
+    EditingTransport,
+    EditRejected,
     OutboundTarget,
+    ReactingTransport,
     SentMessage,
     Transport,
 )
 from channels.command_auth import native_enabled
 from channels.pairing import PairingStore
 from channels.pipeline import Pipeline
+from channels.targets import TargetError, check_message_id, parse_target
 from gateway.agents.tools.approvals import broker
 from gateway.runtime import Service
 
@@ -62,6 +67,15 @@ class AccountRuntime:
         """Gave up (bad/missing token, refused intent): enabled but not running, with an error."""
         s = self.status
         return s.enabled and not s.running and s.last_error is not None
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """What `ChannelManager.send_text` did: the account, the resolved target, the messages."""
+
+    account: AccountRuntime
+    target: OutboundTarget
+    sent: list[SentMessage]
 
 
 class ChannelManager:
@@ -219,20 +233,112 @@ class ChannelManager:
         account_id: str | None = None,
         thread_id: str | None = None,
         reply_to_id: str | None = None,
-    ) -> tuple[AccountRuntime, list[SentMessage]]:
-        """Format, chunk and send `text` to `to` on a running channel account.
+    ) -> Delivered:
+        """Format, chunk and send `text` to the target `to` (channels.targets forms) on a
+        running channel account.
 
         The one outbound path for everything that is not a reply to an inbound message (the
-        `send` RPC, hooks, scheduled jobs). `channel` None picks the only running channel.
-        Raises DeliveryError naming what is missing; transport errors propagate.
+        `send` and `message.action` RPCs, hooks). `channel` None picks the only running
+        channel. Raises DeliveryError naming what is missing or malformed; transport errors
+        propagate.
         """
+        if not text.strip():
+            raise DeliveryError("message must not be empty", missing=True)
+        rt, transport, target = await self.resolve(
+            channel, to, account_id=account_id, thread_id=thread_id, reply_to_id=reply_to_id
+        )
+        sent = await rt.pipeline.send(transport, target, text)
+        return Delivered(rt, target, sent)
+
+    async def edit_text(
+        self, channel: str, to: str, message_id: str, text: str, *, account_id: str | None = None
+    ) -> Delivered:
+        """Replace the text of one of the bot's messages, formatted as a send would be (it
+        must fit one message: an edit cannot split). A refusal by the platform (not ours,
+        too old, gone) is a DeliveryError naming it."""
+        if not text.strip():
+            raise DeliveryError("message must not be empty", missing=True)
+        mid = _message_id(message_id)
+        rt, transport, target = await self.resolve(channel, to, account_id=account_id)
+        if not isinstance(transport, EditingTransport):
+            raise DeliveryError(f"{rt.channel} cannot edit messages", missing=True)
+        pieces = rt.pipeline.format(text)
+        if len(pieces) != 1:
+            raise DeliveryError(
+                f"the new text needs {len(pieces)} messages after formatting; an edit must fit one",
+                missing=True,
+            )
+        try:
+            await transport.edit_text(target, mid, pieces[0])
+        except EditRejected as exc:
+            raise DeliveryError(f"{rt.channel} refused the edit: {exc}", missing=True) from exc
+        return Delivered(rt, target, [SentMessage(mid)])
+
+    async def delete_message(
+        self, channel: str, to: str, message_id: str, *, account_id: str | None = None
+    ) -> Delivered:
+        """Delete a message in the chat `to` names (the platform decides whose it may)."""
+        mid = _message_id(message_id)
+        rt, transport, target = await self.resolve(channel, to, account_id=account_id)
+        if not isinstance(transport, EditingTransport):
+            raise DeliveryError(f"{rt.channel} cannot delete messages", missing=True)
+        await transport.delete_text(target, mid)
+        return Delivered(rt, target, [SentMessage(mid)])
+
+    async def react(
+        self,
+        channel: str,
+        to: str,
+        message_id: str,
+        emoji: str,
+        *,
+        remove: bool = False,
+        account_id: str | None = None,
+    ) -> Delivered:
+        """Put the bot's `emoji` on a message, or take it off (`remove`; on Telegram, where a
+        bot has one reaction per message, an empty `emoji` clears it)."""
+        mid = _message_id(message_id)
+        if not emoji.strip() and not (remove and channel == "telegram"):
+            raise DeliveryError("emoji is required", missing=True)
+        rt, transport, target = await self.resolve(channel, to, account_id=account_id)
+        if not isinstance(transport, ReactingTransport):
+            raise DeliveryError(f"{rt.channel} cannot react to messages", missing=True)
+        if remove:
+            await transport.unreact(target, mid, emoji.strip())
+        else:
+            await transport.react(target, mid, emoji.strip())
+        return Delivered(rt, target, [SentMessage(mid)])
+
+    async def resolve(
+        self,
+        channel: str | None,
+        to: str,
+        *,
+        account_id: str | None = None,
+        thread_id: str | None = None,
+        reply_to_id: str | None = None,
+    ) -> tuple[AccountRuntime, Transport, OutboundTarget]:
+        """The running account and the platform target `to` names (a Discord user's DM is
+        opened here). DeliveryError(missing=True) for a malformed target or an account that
+        is not configured, DeliveryError for one that is not running."""
         if channel is None:
             running = self.channel_order()
             if len(running) != 1:
                 raise DeliveryError("channel is required", missing=True)
             channel = running[0]
+        try:
+            dest = parse_target(channel, to) if channel in CHANNEL_LABELS else None
+            thread = check_message_id(thread_id, "threadId") if thread_id else None
+            reply_to = check_message_id(reply_to_id, "replyToId") if reply_to_id else None
+        except TargetError as exc:
+            raise DeliveryError(str(exc), missing=True) from exc
+        if dest is not None and dest.thread_id and thread and dest.thread_id != thread:
+            raise DeliveryError(
+                f"target {to!r} names topic {dest.thread_id} but threadId is {thread}",
+                missing=True,
+            )
         rt = self.get(channel, account_id)
-        if rt is None:
+        if rt is None or dest is None:
             raise DeliveryError(
                 f"channel {channel} account {account_id or self.default_account(channel)} "
                 "is not configured",
@@ -241,10 +347,13 @@ class ChannelManager:
         transport = rt.transport
         if transport is None or not rt.status.running:
             raise DeliveryError(f"{channel} is not running")
-        if not text.strip():
-            raise DeliveryError("message must not be empty", missing=True)
-        sent = await rt.pipeline.send(transport, OutboundTarget(to, thread_id, reply_to_id), text)
-        return rt, sent
+        if not dest.dm:
+            return rt, transport, OutboundTarget(dest.chat_id, thread or dest.thread_id, reply_to)
+        # A Discord user: messages go to the DM channel, opened (or found) first.
+        if not isinstance(transport, ButtonTransport):
+            raise DeliveryError(f"{channel} cannot open a direct message", missing=True)
+        opened = await transport.dm_target(dest.chat_id)
+        return rt, transport, OutboundTarget(opened.chat_id, None, reply_to)
 
     # --- reporting ------------------------------------------------------------------------------
 
@@ -343,6 +452,13 @@ class ChannelManager:
             for aid, rt in self.accounts[channel].items()
             if rt.failed
         ]
+
+
+def _message_id(value: str) -> str:
+    try:
+        return check_message_id(value, "messageId")
+    except TargetError as exc:
+        raise DeliveryError(str(exc), missing=True) from exc
 
 
 def attach(gateway: Gateway) -> ChannelManager | None:

@@ -1,8 +1,10 @@
-"""Channel methods: `channels.status`, `send`, `channels.pairing.list` / `.approve` / `.dismiss`."""
+"""Channel methods: `channels.status`, `send` (and its error mapping, shared with
+`message.action`), `channels.pairing.list` / `.approve` / `.dismiss`."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import contextlib
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -13,13 +15,13 @@ from channels.pairing import MAX_PENDING_PER_ACCOUNT, TTL_MS, PairingStore
 from gateway.auth import FailedAuthLimiter
 from gateway.protocol.errors import INVALID_REQUEST, NOT_FOUND, UNAVAILABLE, RpcError
 from gateway.protocol.scopes import PAIRING, READ, WRITE
+from gateway.rpc import idempotency
 from gateway.rpc.registry import CallContext, method
 
 if TYPE_CHECKING:
     from channels.manager import ChannelManager
 
 LABELS = {"discord": "Discord", "telegram": "Telegram"}
-_SEND_MEMORY = 500
 
 
 class _Params(BaseModel):
@@ -84,47 +86,58 @@ async def channels_status(ctx: CallContext, params: ChannelsStatusParams) -> dic
 @method("send", scope=WRITE, params=SendParams)
 async def send(ctx: CallContext, params: SendParams) -> dict[str, Any]:
     # Per gateway: a retried `send` with the same key is answered, not delivered twice.
-    sent_memory: OrderedDict[str, dict[str, Any]] = ctx.gateway.extensions.setdefault(
-        "channels.sent", OrderedDict()
-    )
-    earlier = sent_memory.get(params.idempotency_key)
-    if earlier is not None:
-        return earlier
-    manager = _manager(ctx)
-    if manager is None or not manager.accounts:
-        raise RpcError(UNAVAILABLE, "no chat channels are running")
+    async def deliver() -> dict[str, Any]:
+        manager = _manager(ctx)
+        if manager is None or not manager.accounts:
+            raise RpcError(UNAVAILABLE, "no chat channels are running")
+        with delivery_errors("send", params.channel):
+            delivered = await manager.send_text(
+                params.channel,
+                params.to,
+                params.message or "",
+                account_id=params.account_id,
+                thread_id=params.thread_id,
+                reply_to_id=params.reply_to_id,
+            )
+        sent = delivered.sent
+        return {
+            "ok": True,
+            "channel": delivered.account.channel,
+            "accountId": delivered.account.account_id,
+            "to": params.to,
+            "messageId": sent[0].message_id if sent else None,
+            "messageIds": [s.message_id for s in sent],
+        }
+
+    return await idempotency.results(ctx.gateway).run("send:" + params.idempotency_key, deliver)
+
+
+@contextlib.contextmanager
+def delivery_errors(method: str, channel: str | None, what: str = "send") -> Iterator[None]:
+    """ChannelManager failures inside the block as the RPC errors `method` answers with."""
     try:
-        rt, sent = await manager.send_text(
-            params.channel,
-            params.to,
-            params.message or "",
-            account_id=params.account_id,
-            thread_id=params.thread_id,
-            reply_to_id=params.reply_to_id,
-        )
+        yield
     except DeliveryError as exc:
         if not exc.missing:
-            raise RpcError(UNAVAILABLE, str(exc), retryable=True, retry_after_ms=5000) from exc
+            # Nothing was sent (the channel is down): `details.method` tells the reference
+            # client the gateway itself refused, so it is safe to try again later.
+            raise RpcError(
+                UNAVAILABLE,
+                str(exc),
+                details={"method": method},
+                retryable=True,
+                retry_after_ms=5000,
+            ) from exc
         code = NOT_FOUND if "not configured" in str(exc) else INVALID_REQUEST
-        prefix = "" if code == NOT_FOUND else "invalid send params: "
+        prefix = "" if code == NOT_FOUND else f"invalid {method} params: "
         raise RpcError(code, prefix + str(exc)) from exc
+    except RpcError:
+        raise
     except Exception as exc:
+        # The platform's own answer (a 4xx names what it refused); a send may be retried.
         raise RpcError(
-            UNAVAILABLE, f"{params.channel or 'channel'} send failed: {exc}", retryable=True
+            UNAVAILABLE, f"{channel or 'channel'} {what} failed: {exc}", retryable=what == "send"
         ) from exc
-    channel = rt.channel
-    result: dict[str, Any] = {
-        "ok": True,
-        "channel": channel,
-        "accountId": rt.account_id,
-        "to": params.to,
-        "messageId": sent[0].message_id if sent else None,
-        "messageIds": [s.message_id for s in sent],
-    }
-    sent_memory[params.idempotency_key] = result
-    while len(sent_memory) > _SEND_MEMORY:
-        sent_memory.popitem(last=False)
-    return result
 
 
 # Codes are 8 characters from 32 (2^40): guessing one over RPC is hopeless at this rate, and
