@@ -5,8 +5,11 @@ with TURNS turns (a user message and an answer with usage; every third turn also
 with a 2 KB result), then MEASURED more turns (the session grows by that much while measured)
 each doing what the runner does with the store:
 `model_history` (the history fed to the model), the user message appended, the answer
-appended. Prints the CPU time of `model_history` and of the whole store part of a turn
-(median, µs) at 10 / 100 / 1,000 turns.
+appended. Prints the CPU time (median, µs) at 10 / 100 / 1,000 turns of: one
+`Transcript.read` after one appended event (the parse), `model_history` (the read plus the
+store's projection of the window), and the whole store part of a turn.
+`CLAWGATE_TRANSCRIPT_CACHE_MB=0` turns the transcript cache off: every read parses the whole
+file, as before issue 22.
 
 Memory: the Python heap the parsed events of one 1,000-turn session take (tracemalloc) next
 to the file's size, and the RSS of a fresh process after reading SESSIONS sessions of 20
@@ -30,8 +33,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from gateway.agents.store import AgentSessionStore
-from gateway.agents.transcript import Transcript
+from gateway.agents.store import AgentSessionStore  # noqa: E402
+from gateway.agents.transcript import PARSED_CACHE, Transcript  # noqa: E402
 
 KEY = "agent:main:main"
 SIZES = (10, 100, 1000)
@@ -73,7 +76,9 @@ def fill(store: AgentSessionStore, turns: int) -> None:
         turn(store, n, sync=False)
 
 
-def per_turn(turns: int, measured: int) -> tuple[float, float, int]:
+def per_turn(turns: int, measured: int) -> tuple[float, float, float, int]:
+    """Medians (µs) of model_history and of the store part of a turn, then of one read of
+    the transcript after one appended event; and the file's size."""
     with tempfile.TemporaryDirectory(prefix="clawgate-bench-transcript-") as state:
         store = AgentSessionStore(Path(state), "main")
         fill(store, turns)
@@ -89,8 +94,20 @@ def per_turn(turns: int, measured: int) -> tuple[float, float, int]:
             turn_us.append((end - start) * 1e6)
         row = store.get(KEY)
         assert row is not None
-        size = store.transcript_path(row.session_id).stat().st_size
-        return statistics.median(history_us), statistics.median(turn_us), size
+        transcript = store.transcript(row.session_id)
+        read_us: list[float] = []
+        for n in range(measured):
+            transcript.append("custom", customType="bench", data={"n": n})
+            start = time.process_time()
+            transcript.read()
+            read_us.append((time.process_time() - start) * 1e6)
+        size = transcript.path.stat().st_size
+        return (
+            statistics.median(history_us),
+            statistics.median(turn_us),
+            statistics.median(read_us),
+            size,
+        )
 
 
 def parsed_heap(turns: int) -> tuple[int, int]:
@@ -138,12 +155,13 @@ def rss_mb() -> float:
 
 
 def main(measured: int, sessions: int) -> None:
-    print(f"store part of a turn (CPU, median of {measured} turns), by turns already in the session")
+    budget = PARSED_CACHE.max_bytes / 1024 / 1024
+    print(f"store part of a turn (CPU, median of {measured}), transcript cache {budget:g} MiB")
     for size in SIZES:
-        history, whole, file_bytes = per_turn(size, measured)
+        history, whole, read, file_bytes = per_turn(size, measured)
         print(
-            f"  {size:>5} turns ({file_bytes / 1e6:5.2f} MB file): model_history {history:8.0f} µs"
-            f"   whole store part {whole:8.0f} µs"
+            f"  {size:>5} turns ({file_bytes / 1e6:4.2f} MB file): read {read:6.0f} µs   "
+            f"model_history {history:6.0f} µs   whole store part {whole:6.0f} µs"
         )
     file_bytes, heap = parsed_heap(1000)
     print(

@@ -146,7 +146,7 @@ def _cache_limit_bytes() -> int:
         return 4 * 1024 * 1024
 
 
-PARSED_CACHE = ParsedCache(max_transcripts=32, max_bytes=_cache_limit_bytes())
+PARSED_CACHE = ParsedCache(max_transcripts=256, max_bytes=_cache_limit_bytes())
 # Check mode (the test suite turns it on): every read served from the cache is compared
 # with a full parse of the file, and a difference raises TranscriptCacheError.
 CHECK_ENV = "CLAWGATE_TRANSCRIPT_CHECK"
