@@ -8,6 +8,9 @@ Crash policy (transcripts are never fixed up in place): a crash mid-write can le
 last line without its `\\n`. Readers skip it (logged, never raised); the next append first
 writes a `\\n` so the new event starts on a fresh line and the file stays line-parseable.
 The torn bytes stay in the file as evidence.
+
+Reading is incremental (issue 22): a `Transcript` keeps the events it parsed and parses only
+the lines appended since its last read; `ParsedCache` bounds how many transcripts keep them.
 """
 
 from __future__ import annotations
@@ -119,7 +122,7 @@ class ParsedCache:
                 self._bytes -= victim_size
                 evicted.append(victim)
         for victim in evicted:
-            victim._forget()
+            victim._clear()
         return True
 
     def drop(self, transcript: Transcript) -> None:
@@ -273,14 +276,21 @@ class Transcript:
         return parsed.offset
 
     def _forget(self) -> None:
-        """Drop the kept events (evicted, or the file is gone): the next read is full."""
+        """Drop the kept events (the file is gone, or too big to keep)."""
         if self._parsed is not None:
-            self._parsed = None
-            self._head = self._tail = b""
+            self._clear()
             PARSED_CACHE.drop(self)
 
+    def _clear(self) -> None:
+        """Drop the kept events (also when evicted): the next read is full."""
+        self._parsed = None
+        self._head = self._tail = b""
+
     def _check(self, result: ReadResult) -> None:
-        data = self.path.read_bytes()
+        assert self._parsed is not None
+        size = self._parsed.offset + len(self._tail)  # the bytes this read saw, no more
+        with open(self.path, "rb") as fh:
+            data = fh.read(size)
         fresh = _Parsed()
         tail = _consume(fresh, data, self.path, quiet=True)
         expected = _result(fresh, tail, self.path, quiet=True)

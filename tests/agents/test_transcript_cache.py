@@ -80,9 +80,7 @@ def test_reads_after_our_appends_parse_nothing_again(tmp_path: Path, decoded: li
     result = t.read()
     assert decoded == []  # nothing new on disk: nothing parsed
     assert result == full(path)
-    assert [e["message"]["content"] for e in result.events[-2:] if "message" in e] == [
-        "message 20"
-    ]
+    assert [e["message"]["content"] for e in result.events[-2:] if "message" in e] == ["message 20"]
 
 
 def test_appends_by_another_writer_are_parsed_incrementally(
@@ -408,3 +406,19 @@ async def test_turns_never_change_the_kept_events(
         isinstance(u["content"], list) and any(b.get("type") == "image" for b in u["content"])
         for u in users
     )
+
+
+def test_cache_budget_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("CLAWGATE_TRANSCRIPT_CACHE_MB", "0.5")
+    assert tm._cache_limit_bytes() == 512 * 1024
+    monkeypatch.setenv("CLAWGATE_TRANSCRIPT_CACHE_MB", "lots")
+    assert tm._cache_limit_bytes() == 4 * 1024 * 1024
+    assert "CLAWGATE_TRANSCRIPT_CACHE_MB='lots' is not a number" in caplog.text
+    monkeypatch.setenv("CLAWGATE_TRANSCRIPT_CACHE_MB", "0")  # off: every read is full
+    monkeypatch.setattr(tm, "PARSED_CACHE", ParsedCache(256, tm._cache_limit_bytes()))
+    t = Transcript.create(tmp_path / "s.jsonl", "s", "/w")
+    t.append("reset")
+    assert len(t.read().events) == 1
+    assert t._parsed is None and tm.PARSED_CACHE.stats() == (0, 0)
