@@ -11,11 +11,14 @@ import base64
 import json
 import logging
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import gateway.agents.transcript as tm
 import tests.agents.loop_tools as lt
@@ -30,16 +33,17 @@ MAIN = "agent:main:main"
 
 @pytest.fixture
 def decoded(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
-    """The lines the transcript module parses, in order (check mode off: it parses again)."""
+    """The complete lines the transcript module parses, in order (check mode off: it parses
+    the file again)."""
     monkeypatch.setenv(tm.CHECK_ENV, "0")
     seen: list[bytes] = []
-    real = tm._decode
+    real = tm._consume
 
-    def counting(raw: bytes) -> dict[str, Any] | None:
-        seen.append(raw)
-        return real(raw)
+    def counting(parsed: Any, chunk: bytes, path: Path, *, quiet: bool = False) -> bytes:
+        seen.extend(raw for raw in chunk.split(b"\n")[:-1] if raw.strip())
+        return real(parsed, chunk, path, quiet=quiet)
 
-    monkeypatch.setattr(tm, "_decode", counting)
+    monkeypatch.setattr(tm, "_consume", counting)
     return seen
 
 
@@ -329,6 +333,82 @@ def test_each_read_returns_its_own_list(tmp_path: Path) -> None:
     events = t.read().events
     events.clear()  # a caller trimming its list leaves the kept events alone
     assert len(t.read().events) == 1
+
+
+def reference_read(data: bytes) -> ReadResult:
+    """The documented read semantics, one `json.loads` per line, as before the cache."""
+    result = ReadResult()
+    lines = data.split(b"\n")
+    complete = data.endswith(b"\n") or not data
+    for index, raw in enumerate(lines):
+        if not raw.strip():
+            continue
+        try:
+            event = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            event = None
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            result.skipped_lines += 1
+            result.torn_tail = index == len(lines) - 1 and not complete
+            continue
+        if event["type"] == "session" and result.header is None and not result.events:
+            result.header = event
+        else:
+            result.events.append(event)
+    return result
+
+
+GARBAGE = [
+    b"not json\n",
+    b"[1,2,3]\n",
+    b'{"no_type":1}\n',
+    b"\xff\xfe\x00\n",
+    b'{"type":5}\n',
+    b"\n",
+    b"   \n",
+    b"1, 2\n",
+    b'{"type":"a"}, {"type":"b"}\n',  # two objects on one line: one garbage line
+    b'{"type":"a"}}\n',
+    b'"\\ud800"\n',
+]
+OPS = st.one_of(
+    st.just(("ours", 0)),
+    st.just(("other", 0)),
+    st.just(("read", 0)),
+    st.tuples(st.just("garbage"), st.integers(0, len(GARBAGE) - 1)),
+    st.tuples(st.just("torn"), st.integers(1, 60)),
+    st.just(("complete", 0)),
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(OPS, max_size=25))
+def test_any_mix_of_writes_reads_like_the_reference(ops: list[tuple[str, int]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "s.jsonl"
+        t = Transcript.create(path, "s", "/w")
+        pending = b""  # the rest of a torn line, when one is open
+        for n, (op, arg) in enumerate(ops):
+            if op == "ours":
+                t.append_message(message(n))
+                pending = b""  # our append started a fresh line after the torn one
+            elif op == "other":
+                Transcript(path).append("custom", data={"n": n})
+                pending = b""
+            elif op == "garbage" and not pending:
+                raw_append(path, GARBAGE[arg])
+            elif op == "torn" and not pending:
+                whole = line({"type": "message", "id": f"t{n}", "message": message(n)})
+                cut = min(arg, len(whole) - 2)
+                raw_append(path, whole[:cut])
+                pending = whole[cut:]
+            elif op == "complete" and pending:
+                raw_append(path, pending)
+                pending = b""
+            else:
+                assert t.read() == reference_read(path.read_bytes())
+        assert t.read() == reference_read(path.read_bytes())
+        assert Transcript(path).read() == reference_read(path.read_bytes())
 
 
 # --- a real gateway: turns with images, long tool results, history, compaction -----------------
