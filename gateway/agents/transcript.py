@@ -22,8 +22,9 @@ import os
 import threading
 import time
 import uuid
+import weakref
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,48 +97,75 @@ class ParsedCache:
     """Which transcripts keep their parsed events between reads (process-wide LRU).
 
     A gateway may hold thousands of sessions: only the `max_transcripts` most recently read
-    keep theirs, within `max_bytes` of transcript file (the parsed events take about 3.6
+    keep theirs, within `max_bytes` of transcript file (the parsed events take about 2.6
     times the file on the heap, `bench/transcript.py`). A transcript larger than `max_bytes`
     is never kept: it is parsed in full on every read, as before this cache existed.
+
+    Entries are weak: a `Transcript` nobody holds any more (a deleted session, a one-off
+    reader's instance) frees its events at once instead of at eviction.
     """
 
     def __init__(self, max_transcripts: int, max_bytes: int) -> None:
         self.max_transcripts = max_transcripts
         self.max_bytes = max_bytes
-        self._kept: OrderedDict[int, tuple[Transcript, int]] = OrderedDict()
+        self._kept: OrderedDict[int, tuple[weakref.ref[Transcript], int]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()  # the store is loop-only; this costs nothing there
+        # Keys of transcripts that died, removed at the next call: the weakref callback can
+        # run inside any allocation (a collection), even with the lock held.
+        self._dead: list[int] = []
 
     def keep(self, transcript: Transcript, size: int) -> bool:
         """Record a use of `transcript` (now `size` file bytes); False: do not keep it."""
         evicted: list[Transcript] = []
+        key = id(transcript)
         with self._lock:
-            self._remove(id(transcript))
+            self._purge()
+            self._remove(key)
             if size > self.max_bytes or self.max_transcripts <= 0:
                 return False
-            self._kept[id(transcript)] = (transcript, size)
+            self._kept[key] = (weakref.ref(transcript, self._died(key)), size)
             self._bytes += size
             while len(self._kept) > self.max_transcripts or self._bytes > self.max_bytes:
-                _, (victim, victim_size) = self._kept.popitem(last=False)
+                _, (ref, victim_size) = self._kept.popitem(last=False)
                 self._bytes -= victim_size
-                evicted.append(victim)
+                victim = ref()
+                if victim is not None:
+                    evicted.append(victim)
         for victim in evicted:
             victim._clear()
         return True
 
     def drop(self, transcript: Transcript) -> None:
         with self._lock:
+            self._purge()
             self._remove(id(transcript))
+
+    def stats(self) -> tuple[int, int]:
+        """(transcripts kept, their file bytes)."""
+        with self._lock:
+            self._purge()
+            return len(self._kept), self._bytes
+
+    def _died(self, key: int) -> Callable[[weakref.ref[Transcript]], None]:
+        def note(_ref: weakref.ref[Transcript]) -> None:
+            self._dead.append(key)
+
+        return note
+
+    def _purge(self) -> None:
+        # A dead key is removed before any later use of the same id() can be recorded, and
+        # only while its entry still holds the dead reference.
+        while self._dead:
+            key = self._dead.pop()
+            found = self._kept.get(key)
+            if found is not None and found[0]() is None:
+                self._remove(key)
 
     def _remove(self, key: int) -> None:
         found = self._kept.pop(key, None)
         if found is not None:
             self._bytes -= found[1]
-
-    def stats(self) -> tuple[int, int]:
-        """(transcripts kept, their file bytes)."""
-        with self._lock:
-            return len(self._kept), self._bytes
 
 
 def _cache_limit_bytes() -> int:

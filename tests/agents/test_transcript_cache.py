@@ -8,6 +8,7 @@ read after an append parses only the new lines (and a changed file all of them).
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import logging
 import os
@@ -307,6 +308,24 @@ def test_byte_budget_bounds_the_cache_and_a_huge_transcript_is_never_kept(
     assert big.read().events[0]["message"]["content"] == "x" * (3 * one)
     assert len(decoded) == 2  # parsed in full every time, as before the cache
     assert cache.stats() == (2, 2 * one)  # and it evicted nobody
+
+
+def test_a_transcript_nobody_holds_frees_its_entry(tmp_path: Path) -> None:
+    store = AgentSessionStore(tmp_path, "main")
+    store.append_messages(MAIN, [message(1)])
+    store.model_history(MAIN)
+    row = store.get(MAIN)
+    assert row is not None
+    size = store.transcript_path(row.session_id).stat().st_size
+    assert tm.PARSED_CACHE.stats() == (1, size)
+    store.delete(MAIN)  # the store lets go of the session's Transcript
+    assert tm.PARSED_CACHE.stats() == (0, 0)  # and its events went with it, not at eviction
+    t = Transcript.create(tmp_path / "x.jsonl", "x", "/w")
+    t.read()
+    assert tm.PARSED_CACHE.stats()[0] == 1
+    del t
+    gc.collect()
+    assert tm.PARSED_CACHE.stats() == (0, 0)
 
 
 def test_check_mode_catches_a_reader_changing_a_shared_event(
