@@ -121,15 +121,21 @@ class ParsedCache:
         key = id(transcript)
         with self._lock:
             self._purge()
-            self._remove(key)
+            found = self._kept.get(key)
+            if found is not None and found[0]() is not transcript:
+                self._remove(key)  # a dead transcript's id, reused
+                found = None
             if size > self.max_bytes or self.max_transcripts <= 0:
+                self._remove(key)
                 return False
-            self._kept[key] = (weakref.ref(transcript, self._died(key)), size)
-            self._bytes += size
+            ref = found[0] if found is not None else weakref.ref(transcript, self._died(key))
+            self._bytes += size - (found[1] if found is not None else 0)
+            self._kept[key] = (ref, size)
+            self._kept.move_to_end(key)
             while len(self._kept) > self.max_transcripts or self._bytes > self.max_bytes:
-                _, (ref, victim_size) = self._kept.popitem(last=False)
+                _, (victim_ref, victim_size) = self._kept.popitem(last=False)
                 self._bytes -= victim_size
-                victim = ref()
+                victim = victim_ref()
                 if victim is not None:
                     evicted.append(victim)
         for victim in evicted:
