@@ -512,8 +512,12 @@ def test_cache_budget_from_the_environment(
 ) -> None:
     monkeypatch.setenv("CLAWGATE_TRANSCRIPT_CACHE_MB", "0.5")
     assert tm._cache_limit_bytes() == 512 * 1024
+    monkeypatch.setenv("CLAWGATE_TRANSCRIPT_CACHE_MB", " ")
+    assert tm._cache_limit_bytes() == tm.DEFAULT_CACHE_MB * 1024 * 1024
+    monkeypatch.setenv("CLAWGATE_TRANSCRIPT_CACHE_MB", "inf")
+    assert tm._cache_limit_bytes() == tm.DEFAULT_CACHE_MB * 1024 * 1024
     monkeypatch.setenv("CLAWGATE_TRANSCRIPT_CACHE_MB", "lots")
-    assert tm._cache_limit_bytes() == 4 * 1024 * 1024
+    assert tm._cache_limit_bytes() == tm.DEFAULT_CACHE_MB * 1024 * 1024
     assert "CLAWGATE_TRANSCRIPT_CACHE_MB='lots' is not a number" in caplog.text
     monkeypatch.setenv("CLAWGATE_TRANSCRIPT_CACHE_MB", "0")  # off: every read is full
     monkeypatch.setattr(tm, "PARSED_CACHE", ParsedCache(256, tm._cache_limit_bytes()))
