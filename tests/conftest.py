@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import pytest
 
 from tests.fakes.llm import FakeLLM
 from tests.fakes.telegram import FakeTelegram
+
+# Transcript check mode (gateway/agents/transcript.py): every cached transcript read is compared
+# with the file, so a reader changing a shared event in place fails the test that runs it. Set
+# here, the gateway processes the tests start inherit it.
+os.environ["CLAWGATE_TRANSCRIPT_CHECK"] = "1"
 
 _LEAKY_ENV = (
     "ANTHROPIC_API_KEY",
