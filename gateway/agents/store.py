@@ -703,6 +703,8 @@ class AgentSessionStore:
         return self._mutate(key, change)
 
     def _rotate(self, row: SessionRow, now: int) -> None:
+        # The old transcript is done with: let its parsed events leave the read cache now.
+        self._transcripts.pop(row.session_id, None)
         row.previous_session_id = row.session_id
         row.session_id = str(uuid.uuid4())
         row.session_started_at = now
