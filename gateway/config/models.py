@@ -6,7 +6,7 @@ accepts but we do not act on yet are declared as `Later` so a reference config s
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -14,6 +14,7 @@ from pydantic import (
     Field,
     StrictBool,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -1111,7 +1112,19 @@ class MessagesConfig(Strict):
     suppress_tool_errors: Later = None
     # Per-reply usage footer default: one mode, or per channel with a `default` entry
     # (context-and-cron.md B.5); a session's own `/usage` choice wins.
-    response_usage: ResponseUsageMode | dict[str, ResponseUsageMode] | None = None
+    response_usage: Annotated[
+        ResponseUsageMode | dict[str, ResponseUsageMode] | None,
+        # The form editor of the official Control UI renders an enum, not a union with a map:
+        # the schema shows the common case, validation still takes the per-channel map.
+        WithJsonSchema(
+            {
+                "type": "string",
+                "enum": ["off", "tokens", "full", "on"],
+                "description": "Usage footer on replies; a {channel: mode, default: mode} map"
+                " is accepted too (raw editor).",
+            }
+        ),
+    ] = None
     usage_template: Later = None
 
 
