@@ -15,12 +15,26 @@ from gateway.cron import delivery
 from gateway.cron import service as cron_service
 from gateway.cron.clock import ManualClock
 from gateway.cron.service import CronService
+from tests.compat.reference import reference
 from tests.fakes.llm import FakeLLM
 from tests.fakes.telegram import TOKEN, FakeTelegram
 from tests.harness import Client, LiveGateway, connected, live_gateway
 
 # 2026-11-27 09:00:00 UTC, a Friday.
 T0 = 1_795_770_000_000
+
+
+@pytest.fixture
+def fast_failover(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Failover waits scaled down and no catch-up deferral (opted into per module)."""
+    monkeypatch.setenv("CLAWGATE_FAILOVER_TIME_SCALE", "0.001")
+    monkeypatch.setenv("CLAWGATE_CRON_CATCHUP_DEFER_MS", "0")
+
+
+@pytest.fixture(scope="module")
+def schema_ready() -> None:
+    """The reference protocol schema installed, for tests that validate against it."""
+    reference()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from gateway.logs import scrubber
-from tests.compat.reference import reference, validate
+from tests.compat.reference import validate
 from tests.cron.conftest import CronRig, cron_rig, telegram_config, wait_telegram
 from tests.cron.test_heartbeat import heartbeat_config, heartbeat_file
 from tests.fakes.base import LoopbackServer
@@ -26,15 +26,7 @@ CHAT = "42"
 SECRET = "sk-alert-secret-0123456789"
 
 
-@pytest.fixture(autouse=True)
-def _fast_failover(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CLAWGATE_FAILOVER_TIME_SCALE", "0.001")
-    monkeypatch.setenv("CLAWGATE_CRON_CATCHUP_DEFER_MS", "0")
-
-
-@pytest.fixture(scope="module")
-def schema_ready() -> None:
-    reference()
+pytestmark = pytest.mark.usefixtures("fast_failover")
 
 
 class HookReceiver(LoopbackServer):

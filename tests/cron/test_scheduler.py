@@ -10,22 +10,14 @@ from typing import Any
 import pytest
 
 from gateway.cron.store import CronStore
-from tests.compat.reference import reference, validate
+from tests.compat.reference import validate
 from tests.cron.conftest import T0, CronRig, base_config, cron_rig
 from tests.fakes.llm import FakeLLM
 
 MIN = 60_000
 
 
-@pytest.fixture(autouse=True)
-def _fast_failover(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CLAWGATE_FAILOVER_TIME_SCALE", "0.001")
-    monkeypatch.setenv("CLAWGATE_CRON_CATCHUP_DEFER_MS", "0")
-
-
-@pytest.fixture(scope="module")
-def schema_ready() -> None:
-    reference()
+pytestmark = pytest.mark.usefixtures("fast_failover")
 
 
 def job(schedule: dict[str, Any], message: str = "ping", **extra: Any) -> dict[str, Any]:
